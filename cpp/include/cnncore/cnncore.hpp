@@ -1,0 +1,6 @@
+// The umbrella header: everything an embedder needs.
+#pragma once
+
+#include "cnncore/ops.hpp"
+#include "cnncore/runtime.hpp"
+#include "cnncore/tensor.hpp"
