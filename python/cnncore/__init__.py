@@ -1,0 +1,39 @@
+"""cnncore: a small, fast convolutional-neural-network engine with a PyTorch-shaped API."""
+
+from . import _core
+from .tensor import (  # noqa: F401
+    Tensor, arange, empty, enable_grad, float32, from_numpy, full, get_rng_state, int64,
+    is_grad_enabled, manual_seed, no_grad, ones, ones_like, rand, randn, randn_like,
+    set_grad_enabled, set_rng_state, tensor, zeros, zeros_like,
+)
+from . import functional  # noqa: F401
+from . import nn  # noqa: F401
+
+__version__ = _core.version()
+
+
+def set_num_threads(n: int) -> None:
+    """Threads every kernel uses (OpenMP). The default is OMP_NUM_THREADS or the core count."""
+    from ._ops._args import check_int
+    _core.set_num_threads(check_int(n, "set_num_threads", "n"))
+
+
+def get_num_threads() -> int:
+    return _core.get_num_threads()
+
+
+def build_info() -> dict:
+    """Facts about this build and machine: version, compiler, ISAs compiled, ISA in use, CPU ISAs,
+    OpenMP, threads, CUDA, and notes on anything missing."""
+    raw = _core.build_info()
+    return {
+        "version": raw["version"],
+        "compiler": raw["compiler"],
+        "isas_compiled": raw["isas_compiled"].split(","),
+        "isa": raw["isa"],
+        "cpu_isas": raw["cpu_isas"].split(","),
+        "openmp": raw["openmp"] == "yes",
+        "num_threads": int(raw["num_threads"]),
+        "cuda": raw["cuda"] == "yes",
+        "notes": raw["notes"],
+    }

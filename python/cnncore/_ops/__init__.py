@@ -1,0 +1,1 @@
+"""The ops, one module per family; ``cnncore.functional`` re-exports their public names."""
