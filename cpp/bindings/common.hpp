@@ -29,5 +29,6 @@ void bind_resample(py::module_& m, py::module_& ref);
 void bind_norm(py::module_& m, py::module_& ref);
 void bind_loss(py::module_& m, py::module_& ref);
 void bind_tensor_ops(py::module_& m, py::module_& ref);
+void bind_optim(py::module_& m, py::module_& ref);
 
 }  // namespace cnncore::bindings

@@ -30,4 +30,5 @@ PYBIND11_MODULE(_core, m) {
   bindings::bind_norm(m, ref);
   bindings::bind_loss(m, ref);
   bindings::bind_tensor_ops(m, ref);
+  bindings::bind_optim(m, ref);
 }

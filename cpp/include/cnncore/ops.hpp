@@ -6,6 +6,7 @@
 #include "cnncore/ops/linalg.hpp"
 #include "cnncore/ops/loss.hpp"
 #include "cnncore/ops/norm.hpp"
+#include "cnncore/ops/optim.hpp"
 #include "cnncore/ops/pool.hpp"
 #include "cnncore/ops/resample.hpp"
 #include "cnncore/ops/tensor_ops.hpp"

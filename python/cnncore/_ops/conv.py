@@ -1,0 +1,3 @@
+"""Filled in by the conv family."""
+
+__all__ = []

@@ -1,0 +1,3 @@
+"""Filled in by the linalg family."""
+
+__all__ = []

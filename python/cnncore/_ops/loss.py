@@ -1,0 +1,3 @@
+"""Filled in by the loss family."""
+
+__all__ = []

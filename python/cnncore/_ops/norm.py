@@ -1,0 +1,3 @@
+"""Filled in by the norm family."""
+
+__all__ = []

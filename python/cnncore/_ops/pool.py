@@ -1,0 +1,3 @@
+"""Filled in by the pool family."""
+
+__all__ = []

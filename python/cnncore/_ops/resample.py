@@ -1,0 +1,3 @@
+"""Filled in by the resample family."""
+
+__all__ = []

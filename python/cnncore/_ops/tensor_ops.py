@@ -1,0 +1,3 @@
+"""Filled in by the tensor_ops family."""
+
+__all__ = []
