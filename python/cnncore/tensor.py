@@ -113,7 +113,7 @@ def _accumulate(a, b):
     """a + b for two same-shape _core tensors (gradient accumulation)."""
     if hasattr(_core, "add"):
         return _core.add(a, b)
-    return _core.from_numpy(np.ascontiguousarray(a.numpy() + b.numpy(), dtype=np.float32))
+    return _core.from_numpy(np.require(a.numpy() + b.numpy(), np.float32, "C"))
 
 
 def _topo_order(root: Node):
@@ -562,7 +562,7 @@ def arange(start, end=None, step=1, dtype=None, requires_grad: bool = False) -> 
     if dtype is None:
         dtype = int64 if all_int else float32
     arr = np.arange(start, end, step).astype(_dtype_arg(dtype, "arange"))
-    t = Tensor._wrap(_core.from_numpy(np.ascontiguousarray(arr)))
+    t = Tensor._wrap(_core.from_numpy(np.require(arr, requirements="C")))
     return t.requires_grad_(True) if requires_grad else t
 
 

@@ -16,7 +16,8 @@ def as_tensor(value, op: str, arg: str) -> Tensor:
     if isinstance(value, Tensor):
         return value
     if isinstance(value, np.ndarray):
-        return Tensor._wrap(_core.from_numpy(np.ascontiguousarray(_to_array(value, op=op, arg=arg))))
+        return Tensor._wrap(_core.from_numpy(
+            np.require(_to_array(value, op=op, arg=arg), requirements="C")))
     raise TypeError(f"{op}: {arg} must be a Tensor, but got {type(value).__name__}")
 
 

@@ -14,6 +14,36 @@ def _pair(v):
     return tuple(v) if isinstance(v, (tuple, list)) else (v, v)
 
 
+def _is_int(v) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _int_pair(name: str, arg: str, v, minimum: int) -> tuple[int, int]:
+    """An int or a pair of ints >= minimum, as torch accepts for kernel_size/stride/dilation."""
+    p = _pair(v)
+    if len(p) != 2 or not all(_is_int(x) and x >= minimum for x in p):
+        what = "positive" if minimum > 0 else "non-negative"
+        raise ValueError(f"{name}: {arg} must be a {what} int or a pair of them, but got {v!r}")
+    return p
+
+
+def _padding(name: str, padding):
+    """'valid', 'same', an int, a pair, or ((top, bottom), (left, right)); all >= 0."""
+    if isinstance(padding, str):
+        if padding not in ("valid", "same"):
+            raise ValueError(f"{name}: padding must be 'valid', 'same', an int, a pair or "
+                             f"((top, bottom), (left, right)), but got '{padding}'")
+        return padding
+    if isinstance(padding, (tuple, list)) and len(padding) == 2 and \
+            all(isinstance(q, (tuple, list)) for q in padding):
+        flat = [x for q in padding for x in q]
+        if len(flat) != 4 or not all(_is_int(x) and x >= 0 for x in flat):
+            raise ValueError(f"{name}: asymmetric padding must be ((top, bottom), (left, right)) "
+                             f"with non-negative ints, but got {padding!r}")
+        return tuple(tuple(q) for q in padding)
+    return _int_pair(name, "padding", padding, 0)
+
+
 class _ConvNd(Module):
     def __init__(self, in_channels, out_channels, kernel_size, stride, padding, dilation, groups,
                  bias, padding_mode, transposed, output_padding=0):
@@ -33,16 +63,14 @@ class _ConvNd(Module):
             raise ValueError(f"{name}: padding_mode must be 'zeros' (others are not supported "
                              f"yet), but got '{padding_mode}'")
         self.in_channels, self.out_channels = in_channels, out_channels
-        self.kernel_size = _pair(kernel_size)
-        self.stride = _pair(stride)
-        self.padding = padding if isinstance(padding, str) else (
-            padding if (isinstance(padding, (tuple, list)) and padding
-                        and isinstance(padding[0], (tuple, list))) else _pair(padding))
-        self.dilation = _pair(dilation)
+        self.kernel_size = _int_pair(name, "kernel_size", kernel_size, 1)
+        self.stride = _int_pair(name, "stride", stride, 1)
+        self.padding = _padding(name, padding)
+        self.dilation = _int_pair(name, "dilation", dilation, 1)
         self.groups = groups
         self.padding_mode = padding_mode
         self.transposed = transposed
-        self.output_padding = _pair(output_padding)
+        self.output_padding = _int_pair(name, "output_padding", output_padding, 0)
         if transposed:
             shape = (in_channels, out_channels // groups, *self.kernel_size)
         else:

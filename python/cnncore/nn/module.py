@@ -334,7 +334,7 @@ class Module:
         # Nothing is written unless every key checked out: a failed load leaves the model intact.
         with no_grad():
             for target, arr in staged:
-                target._c.copy_(_core.from_numpy(np.ascontiguousarray(arr.astype(target.dtype))))
+                target._c.copy_(_core.from_numpy(np.require(arr, target.dtype, "C")))
         return _IncompatibleKeys(missing, unexpected)
 
     # ---- printing ----
