@@ -199,11 +199,23 @@ float rng_uniform(RngState s, uint64_t i) {
   return static_cast<float>(h >> 40) * (1.0f / 16777216.0f);
 }
 
+namespace {
+// Box-Muller over the counter pair (2j, 2j+1) gives two normals: element 2j takes the cosine,
+// 2j+1 the sine. u1 in (0, 1] keeps the log finite.
+inline void normal_pair(RngState s, uint64_t j, float& c, float& d) {
+  const float u1 = 1.0f - rng_uniform(s, 2 * j);
+  const float u2 = rng_uniform(s, 2 * j + 1);
+  const float r = std::sqrt(-2.0f * std::log(u1));
+  const float a = 6.2831853071795864f * u2;
+  c = r * std::cos(a);
+  d = r * std::sin(a);
+}
+}  // namespace
+
 float rng_normal(RngState s, uint64_t i) {
-  // Box-Muller over the counter pair (2i, 2i+1); u1 in (0, 1] keeps the log finite.
-  const float u1 = 1.0f - rng_uniform(s, 2 * i);
-  const float u2 = rng_uniform(s, 2 * i + 1);
-  return std::sqrt(-2.0f * std::log(u1)) * std::cos(6.2831853071795864f * u2);
+  float c, d;
+  normal_pair(s, i / 2, c, d);
+  return (i & 1) ? d : c;
 }
 
 void uniform_(Tensor& t, float low, float high) {
@@ -220,9 +232,17 @@ void normal_(Tensor& t, float mean, float std) {
   CNNCORE_CHECK_VALUE(t.is_contiguous(), "normal_: the tensor must be contiguous");
   float* p = t.data<float>();
   const int64_t n = t.numel();
-  const RngState s = rng_reserve(2 * static_cast<uint64_t>(n));
-  parallel_for(0, n, 16384, [&](int64_t b, int64_t e) {
-    for (int64_t i = b; i < e; ++i) p[i] = mean + std * rng_normal(s, i);
+  const RngState s = rng_reserve(static_cast<uint64_t>(n + (n & 1)));
+  // Chunks are split on pairs so every pair is computed once; the values equal rng_normal(s, i)
+  // whatever the thread count.
+  const int64_t pairs = (n + 1) / 2;
+  parallel_for(0, pairs, 8192, [&](int64_t b, int64_t e) {
+    for (int64_t j = b; j < e; ++j) {
+      float c, d;
+      normal_pair(s, static_cast<uint64_t>(j), c, d);
+      p[2 * j] = mean + std * c;
+      if (2 * j + 1 < n) p[2 * j + 1] = mean + std * d;
+    }
   });
 }
 

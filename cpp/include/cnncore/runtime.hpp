@@ -53,6 +53,8 @@ CNNCORE_API void uniform_(Tensor& t, float low, float high);   // in place
 CNNCORE_API void normal_(Tensor& t, float mean, float std);    // in place
 // The primitive the draws above use: uniform in [0, 1) / standard normal for counter index i.
 CNNCORE_API float rng_uniform(RngState s, uint64_t i);
+// rng_normal: draw i of a stream that consumes one uniform per normal (Box-Muller pairs (2j,
+// 2j+1)), so reserve n rounded up to even for n normals.
 CNNCORE_API float rng_normal(RngState s, uint64_t i);
 
 // ---- facts about the build and the machine ----

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import math
+import threading
 
 from .. import _core
 from ..tensor import Tensor, no_grad
@@ -47,9 +49,26 @@ def _fan(tensor: Tensor, mode: str) -> int:
     return fan_in if mode == "fan_in" else fan_out
 
 
+_skip = threading.local()
+
+
+@contextlib.contextmanager
+def skip_init():
+    """Inside this block the init functions leave tensors as they are (uninitialised memory), so
+    building a large model only to count its parameters or to load weights into it is fast."""
+    prev = getattr(_skip, "on", False)
+    _skip.on = True
+    try:
+        yield
+    finally:
+        _skip.on = prev
+
+
 def _fill(tensor: Tensor, fn) -> Tensor:
     if not isinstance(tensor, Tensor):
         raise TypeError(f"init: expected a Tensor, but got {type(tensor).__name__}")
+    if getattr(_skip, "on", False):
+        return tensor
     with no_grad():
         if tensor._c.is_contiguous():
             fn(tensor._c)
@@ -106,3 +125,27 @@ def kaiming_normal_(tensor: Tensor, a: float = 0, mode: str = "fan_in",
     if fan == 0:
         return tensor
     return normal_(tensor, 0.0, calculate_gain(nonlinearity, a) / math.sqrt(fan))
+
+
+def trunc_normal_(tensor: Tensor, mean: float = 0.0, std: float = 1.0, a: float = -2.0,
+                  b: float = 2.0, generator=None) -> Tensor:
+    """Normal(mean, std) restricted to [a, b] (absolute bounds, as torch): draws outside are
+    redrawn, so the result is exactly the truncated distribution."""
+    if not a < b:
+        raise ValueError(f"trunc_normal_: a must be less than b, but got a={a}, b={b}")
+    if std <= 0 or b < mean - 6 * std or a > mean + 6 * std:
+        # Redrawing would (nearly) never land inside [a, b]: refuse rather than hang.
+        raise ValueError(f"trunc_normal_: [a, b] = [{a}, {b}] must overlap mean +- 6 std "
+                         f"(mean={mean}, std={std})")
+
+    def fill(c):
+        _core.normal_(c, float(mean), float(std))
+        values = c.numpy().reshape(-1)
+        bad = (values < a) | (values > b)
+        while bad.any():
+            redraw = _core.empty([int(bad.sum())])
+            _core.normal_(redraw, float(mean), float(std))
+            values[bad] = redraw.numpy()
+            bad = (values < a) | (values > b)
+
+    return _fill(tensor, fill)
