@@ -8,6 +8,9 @@ from .tensor import (  # noqa: F401
 )
 from . import functional  # noqa: F401
 from . import nn  # noqa: F401
+from . import io, models, train  # noqa: F401,E402
+from .io import load, save  # noqa: F401
+from .summary import conv_output_shape, summary  # noqa: F401
 
 __version__ = _core.version()
 

@@ -1,0 +1,361 @@
+"""Trainer: fit / evaluate / predict with metrics, a progress bar, early stopping, history files
+and exact, atomic checkpoints.
+
+A checkpoint is a directory holding `model.safetensors` (weights and buffers),
+`optimizer.safetensors` (optimizer state tensors) and `state.json` (epoch, history, optimizer
+hyperparameters, scheduler state, cnncore's RNG state, the data loaders' generator states). Each
+file is written atomically and `state.json` last, so a checkpoint is either complete or absent.
+Resuming restores all of it, so an interrupted run continues bit for bit as if uninterrupted
+(same seed and thread count).
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import os
+import sys
+import time
+
+import numpy as np
+
+from . import io as cio
+from .tensor import Tensor, get_rng_state, no_grad, set_rng_state, tensor
+
+__all__ = ["Trainer", "accuracy"]
+
+
+def accuracy(output: Tensor, target: Tensor) -> float:
+    """Fraction of rows whose argmax over dim 1 equals the target class (class-probability
+    targets: their argmax)."""
+    out = output.detach().numpy()
+    tgt = target.detach().numpy() if isinstance(target, Tensor) else np.asarray(target)
+    if tgt.ndim == out.ndim and tgt.dtype.kind == "f":
+        tgt = tgt.argmax(1)
+    return float((out.argmax(1) == tgt).mean()) if out.shape[0] else 0.0
+
+
+_METRICS = {"accuracy": accuracy}
+
+
+def _batch_size(x) -> int:
+    first = x[0] if isinstance(x, (tuple, list)) else x
+    return int(first.shape[0])
+
+
+class _Progress:
+    """tqdm when available and wanted; otherwise silent (the per-epoch line is printed by fit)."""
+
+    def __init__(self, enabled: bool, total, desc: str):
+        self.bar = None
+        if enabled:
+            try:
+                from tqdm.auto import tqdm
+            except ImportError:
+                return
+            self.bar = tqdm(total=total, desc=desc, unit="batch", leave=True, dynamic_ncols=True)
+
+    def update(self, **postfix):
+        if self.bar is not None:
+            self.bar.set_postfix({k: (f"{v:.4g}" if isinstance(v, float) else v)
+                                  for k, v in postfix.items()}, refresh=False)
+            self.bar.update(1)
+
+    def close(self):
+        if self.bar is not None:
+            self.bar.close()
+
+
+class Trainer:
+    """Trainer(model, optimizer, loss, scheduler=None, metrics=("accuracy",)).
+
+    loss: a callable (e.g. nn.CrossEntropyLoss()) taking (output, target). metrics: names
+    ("accuracy") or callables (output, target) -> float, averaged over samples. progress: True,
+    False, or None (= only when stderr is a terminal). Batches are (input, target) pairs where
+    input may be a tuple of tensors for multi-input models.
+    """
+
+    def __init__(self, model, optimizer, loss, scheduler=None, metrics=("accuracy",),
+                 progress=None, checkpoint_dir=None, early_stopping_patience=None,
+                 monitor: str = "val_loss", history_path=None, verbose: bool = True):
+        from .nn import Module
+        if not isinstance(model, Module):
+            raise TypeError(f"Trainer: model must be a cnncore.nn.Module, but got "
+                            f"{type(model).__name__}")
+        if not callable(loss):
+            raise TypeError(f"Trainer: loss must be callable, but got {type(loss).__name__}")
+        self.model, self.optimizer, self.loss_fn, self.scheduler = model, optimizer, loss, scheduler
+        self.metrics = {}
+        for m in metrics or ():
+            if callable(m):
+                self.metrics[getattr(m, "__name__", "metric")] = m
+            elif m in _METRICS:
+                self.metrics[m] = _METRICS[m]
+            else:
+                raise ValueError(f"Trainer: unknown metric {m!r}; available: "
+                                 f"{', '.join(_METRICS)} or a callable")
+        if early_stopping_patience is not None and (
+                isinstance(early_stopping_patience, bool)
+                or not isinstance(early_stopping_patience, int) or early_stopping_patience < 1):
+            raise ValueError(f"Trainer: early_stopping_patience must be a positive int or None, "
+                             f"but got {early_stopping_patience!r}")
+        self.progress = progress
+        self.checkpoint_dir = os.fspath(checkpoint_dir) if checkpoint_dir is not None else None
+        self.patience, self.monitor = early_stopping_patience, monitor
+        self.history_path = history_path
+        self.verbose = verbose
+        self.history: list[dict] = []
+        self.epoch = 0  # epochs completed
+        self._best, self._bad_epochs = math.inf, 0
+
+    # ---- one pass ----
+    def _forward(self, x):
+        return self.model(*x) if isinstance(x, (tuple, list)) else self.model(x)
+
+    def _per_batch_scheduler(self) -> bool:
+        return type(self.scheduler).__name__ == "OneCycleLR"
+
+    def _run(self, loader, train: bool, desc: str) -> dict:
+        self.model.train(train)
+        show = self.progress if self.progress is not None else sys.stderr.isatty()
+        try:
+            total = len(loader)
+        except TypeError:
+            total = None
+        bar = _Progress(bool(show), total, desc)
+        seen, loss_sum = 0, 0.0
+        metric_sums = dict.fromkeys(self.metrics, 0.0)
+        start = time.perf_counter()
+        try:
+            for x, y in loader:
+                n = _batch_size(x)
+                if train:
+                    self.optimizer.zero_grad()
+                    out = self._forward(x)
+                    loss = self.loss_fn(out, y)
+                    loss.backward()
+                    self.optimizer.step()
+                    if self.scheduler is not None and self._per_batch_scheduler():
+                        self.scheduler.step()
+                else:
+                    with no_grad():
+                        out = self._forward(x)
+                        loss = self.loss_fn(out, y)
+                lv = float(loss.item())
+                if not math.isfinite(lv):
+                    raise FloatingPointError(f"Trainer: the loss became {lv} at epoch "
+                                             f"{self.epoch + 1}; lower the learning rate")
+                seen += n
+                loss_sum += lv * n
+                for name, fn in self.metrics.items():
+                    metric_sums[name] += fn(out, y) * n
+                elapsed = time.perf_counter() - start
+                bar.update(loss=loss_sum / seen, **{k: v / seen for k, v in metric_sums.items()},
+                           img_s=f"{seen / max(elapsed, 1e-9):.0f}")
+        finally:
+            bar.close()
+        elapsed = time.perf_counter() - start
+        if seen == 0:
+            raise ValueError(f"Trainer: the {'training' if train else 'evaluation'} loader "
+                             f"yielded no batches")
+        res = {"loss": loss_sum / seen, **{k: v / seen for k, v in metric_sums.items()},
+               "seconds": elapsed, "images_per_second": seen / max(elapsed, 1e-9)}
+        return res
+
+    def evaluate(self, loader) -> dict:
+        """Mean loss and metrics over the loader, in eval mode, without gradients."""
+        res = self._run(loader, train=False, desc="eval")
+        return {k: v for k, v in res.items() if k not in ("seconds",)}
+
+    def predict(self, loader) -> Tensor:
+        """The model's outputs for every batch (eval mode, no grad), concatenated on dim 0.
+        Batches may be (input, target) pairs or bare inputs."""
+        self.model.eval()
+        outs = []
+        with no_grad():
+            for batch in loader:
+                x = batch[0] if isinstance(batch, (tuple, list)) and len(batch) == 2 else batch
+                outs.append(self._forward(x).numpy())
+        if not outs:
+            raise ValueError("Trainer.predict: the loader yielded no batches")
+        return tensor(np.concatenate(outs, 0))
+
+    # ---- the loop ----
+    def fit(self, train_loader, val_loader=None, epochs: int = 1, resume: bool = False) -> list:
+        """Trains until `epochs` epochs are complete in total (a resumed run continues from the
+        checkpoint's epoch). Returns the history: one dict per epoch with train_loss, train_<metric>,
+        val_loss, val_<metric>, lr, seconds, images_per_second."""
+        if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 0:
+            raise ValueError(f"Trainer.fit: epochs must be a non-negative int, but got {epochs!r}")
+        self._loaders = [ld for ld in (train_loader, val_loader) if ld is not None]
+        if resume:
+            if self.checkpoint_dir is None:
+                raise ValueError("Trainer.fit: resume=True needs checkpoint_dir")
+            if os.path.isfile(os.path.join(self.checkpoint_dir, "state.json")):
+                self.load_checkpoint(self.checkpoint_dir)
+        while self.epoch < epochs:
+            tr = self._run(train_loader, True, f"epoch {self.epoch + 1}/{epochs}")
+            row = {"epoch": self.epoch + 1, **{f"train_{k}": v for k, v in tr.items()
+                                                if k not in ("seconds", "images_per_second")},
+                   "lr": self._lr(), "seconds": tr["seconds"],
+                   "images_per_second": tr["images_per_second"]}
+            if val_loader is not None:
+                va = self._run(val_loader, False, "val")
+                row.update({f"val_{k}": v for k, v in va.items()
+                            if k not in ("seconds", "images_per_second")})
+            if self.scheduler is not None and not self._per_batch_scheduler():
+                if type(self.scheduler).__name__ == "ReduceLROnPlateau":
+                    self.scheduler.step(row.get(self.monitor, row["train_loss"]))
+                else:
+                    self.scheduler.step()
+            self.epoch += 1
+            self.history.append(row)
+            if self.verbose:
+                print(" ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}"
+                               for k, v in row.items()), file=sys.stderr)
+            stop = self._early_stop(row)
+            if self.checkpoint_dir is not None:
+                self.save_checkpoint(self.checkpoint_dir)
+            if self.history_path is not None:
+                self.write_history(self.history_path)
+            if stop:
+                break
+        return self.history
+
+    def _lr(self):
+        groups = getattr(self.optimizer, "param_groups", None)
+        return float(groups[0]["lr"]) if groups else None
+
+    def _early_stop(self, row) -> bool:
+        if self.patience is None:
+            return False
+        value = row.get(self.monitor)
+        if value is None:
+            raise ValueError(f"Trainer: early stopping monitors '{self.monitor}', which is not "
+                             f"in the history ({', '.join(row)})")
+        better = value < self._best if "loss" in self.monitor else value > -self._best
+        if better:
+            self._best = value if "loss" in self.monitor else -value
+            self._bad_epochs = 0
+            return False
+        self._bad_epochs += 1
+        return self._bad_epochs >= self.patience
+
+    def write_history(self, path) -> None:
+        """The per-epoch history as JSON (.json) or CSV (anything else), atomically."""
+        path = os.fspath(path)
+        if path.endswith(".json"):
+            with cio.atomic_write(path, "w") as f:
+                json.dump(self.history, f, indent=1)
+            return
+        keys = list(dict.fromkeys(k for row in self.history for k in row))
+        with cio.atomic_write(path, "w") as f:
+            w = csv.DictWriter(f, fieldnames=keys)
+            w.writeheader()
+            w.writerows(self.history)
+
+    # ---- checkpoints ----
+    def _loader_states(self):
+        out = []
+        for ld in getattr(self, "_loaders", []):
+            out.append(ld.state_dict() if hasattr(ld, "state_dict") else None)
+        return out
+
+    def save_checkpoint(self, directory) -> None:
+        directory = os.fspath(directory)
+        os.makedirs(directory, exist_ok=True)
+        cio.save(self.model.state_dict(), os.path.join(directory, "model.safetensors"))
+        opt_state = self.optimizer.state_dict()
+        tensors, plain = _split_tensors(opt_state)
+        if tensors:
+            cio.save(tensors, os.path.join(directory, "optimizer.safetensors"))
+        state = {
+            "format": "cnncore-checkpoint-1",
+            "epoch": self.epoch,
+            "history": self.history,
+            "optimizer": plain,
+            "scheduler": self.scheduler.state_dict() if self.scheduler is not None else None,
+            "rng": list(get_rng_state()),
+            "loaders": self._loader_states(),
+            "early_stopping": {"best": self._best if math.isfinite(self._best) else None,
+                               "bad_epochs": self._bad_epochs},
+        }
+        with cio.atomic_write(os.path.join(directory, "state.json"), "w") as f:
+            json.dump(state, f, default=_json_default)
+
+    def load_checkpoint(self, directory) -> None:
+        directory = os.fspath(directory)
+        path = os.path.join(directory, "state.json")
+        if not os.path.isfile(path):
+            raise FileNotFoundError(f"load_checkpoint: no checkpoint in {directory} (looked for "
+                                    f"state.json, model.safetensors)")
+        with open(path) as f:
+            state = json.load(f)
+        if state.get("format") != "cnncore-checkpoint-1":
+            raise ValueError(f"load_checkpoint: {path} is not a cnncore checkpoint")
+        self.model.load_state_dict(cio.load(os.path.join(directory, "model.safetensors")))
+        opt_path = os.path.join(directory, "optimizer.safetensors")
+        tensors = cio.load(opt_path) if os.path.isfile(opt_path) else {}
+        self.optimizer.load_state_dict(_join_tensors(state["optimizer"], tensors))
+        if self.scheduler is not None and state.get("scheduler") is not None:
+            self.scheduler.load_state_dict(state["scheduler"])
+        set_rng_state(tuple(state["rng"]))
+        for ld, st in zip(getattr(self, "_loaders", []), state.get("loaders") or []):
+            if st is not None and hasattr(ld, "load_state_dict"):
+                ld.load_state_dict(st)
+        self.epoch = int(state["epoch"])
+        self.history = list(state["history"])
+        es = state.get("early_stopping") or {}
+        self._best = es.get("best") if es.get("best") is not None else math.inf
+        self._bad_epochs = int(es.get("bad_epochs", 0))
+
+
+_TENSOR_MARK = "__tensor__"
+
+
+def _split_tensors(obj, prefix: str = ""):
+    """Optimizer state -> ({flat name: array}, JSON-able structure with placeholders)."""
+    tensors = {}
+
+    def walk(o, path):
+        if isinstance(o, Tensor):
+            tensors[path] = o.detach().numpy()
+            return {_TENSOR_MARK: path}
+        if isinstance(o, np.ndarray):
+            tensors[path] = o
+            return {_TENSOR_MARK: path}
+        if isinstance(o, dict):
+            # JSON turns int keys into str: remember them as such.
+            return {"__dict__": [[walk(k, f"{path}.k{i}"), walk(v, f"{path}.{k}")]
+                                 for i, (k, v) in enumerate(o.items())]}
+        if isinstance(o, (list, tuple)):
+            return {"__list__": [walk(v, f"{path}.{i}") for i, v in enumerate(o)],
+                    "tuple": isinstance(o, tuple)}
+        if isinstance(o, (np.floating, np.integer)):
+            return o.item()
+        return o
+
+    return tensors, walk(obj, prefix or "opt")
+
+
+def _join_tensors(obj, tensors):
+    if isinstance(obj, dict):
+        if _TENSOR_MARK in obj:
+            return tensors[obj[_TENSOR_MARK]]
+        if "__dict__" in obj:
+            return {_join_tensors(k, tensors): _join_tensors(v, tensors) for k, v in obj["__dict__"]}
+        if "__list__" in obj:
+            items = [_join_tensors(v, tensors) for v in obj["__list__"]]
+            return tuple(items) if obj.get("tuple") else items
+    return obj
+
+
+def _json_default(o):
+    if isinstance(o, (np.floating, np.integer)):
+        return o.item()
+    if isinstance(o, Tensor):
+        return o.detach().numpy().tolist()
+    if isinstance(o, np.ndarray):
+        return o.tolist()
+    raise TypeError(f"checkpoint: cannot store a {type(o).__name__} in state.json")
