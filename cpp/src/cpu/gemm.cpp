@@ -1,28 +1,53 @@
-// Placeholder SGEMM (correct, unblocked); replaced by the packed, cache-blocked kernels.
-#include <vector>
+// cnncore::sgemm: argument checks and the degenerate cases, then the per-ISA packed driver.
+#include "cpu/gemm.hpp"
+
+#include <algorithm>
 
 #include "cnncore/ops/linalg.hpp"
 #include "parallel.hpp"
 
 namespace cnncore {
 
+GemmBlocking active_gemm_blocking() { CNNCORE_ISA_DISPATCH(gemm_blocking()); }
+
+namespace {
+void check_ld(int64_t ld, int64_t cols, const char* name, const char* what) {
+  CNNCORE_CHECK_VALUE(ld >= std::max<int64_t>(1, cols), "sgemm: ", name, " must be >= ",
+                      std::max<int64_t>(1, cols), " (", what, "), but got ", ld);
+}
+
+// C = beta * C, where beta == 0 overwrites (NaN in C ignored), as BLAS does when K == 0 or
+// alpha == 0.
+void scale_c(int64_t M, int64_t N, float beta, float* C, int64_t ldc) {
+  if (beta == 1.0f) return;
+  parallel_for(0, M, std::max<int64_t>(1, (int64_t{1} << 15) / std::max<int64_t>(N, 1)),
+               [&](int64_t b, int64_t e) {
+                 for (int64_t i = b; i < e; ++i) {
+                   float* c = C + i * ldc;
+                   if (beta == 0.0f)
+                     std::fill(c, c + N, 0.0f);
+                   else
+                     for (int64_t j = 0; j < N; ++j) c[j] *= beta;
+                 }
+               });
+}
+}  // namespace
+
 void sgemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha, const float* A,
            int64_t lda, const float* B, int64_t ldb, float beta, float* C, int64_t ldc) {
-  parallel_for(0, M, 4, [&](int64_t b, int64_t e) {
-    std::vector<float> acc(static_cast<size_t>(N));
-    for (int64_t i = b; i < e; ++i) {
-      std::fill(acc.begin(), acc.end(), 0.0f);
-      for (int64_t k = 0; k < K; ++k) {
-        const float a = trans_a ? A[k * lda + i] : A[i * lda + k];
-        if (trans_b)
-          for (int64_t j = 0; j < N; ++j) acc[j] += a * B[j * ldb + k];
-        else
-          for (int64_t j = 0; j < N; ++j) acc[j] += a * B[k * ldb + j];
-      }
-      for (int64_t j = 0; j < N; ++j)
-        C[i * ldc + j] = alpha * acc[j] + (beta == 0.0f ? 0.0f : beta * C[i * ldc + j]);
-    }
-  });
+  CNNCORE_CHECK_VALUE(M >= 0 && N >= 0 && K >= 0, "sgemm: M, N, K must be >= 0, but got M=", M,
+                      ", N=", N, ", K=", K);
+  check_ld(lda, trans_a ? M : K, "lda", trans_a ? "A is K x M, trans_a=true" : "A is M x K");
+  check_ld(ldb, trans_b ? K : N, "ldb", trans_b ? "B is N x K, trans_b=true" : "B is K x N");
+  check_ld(ldc, N, "ldc", "C is M x N");
+  if (M == 0 || N == 0) return;
+  CNNCORE_CHECK_VALUE(C != nullptr, "sgemm: C must not be null");
+  if (K == 0 || alpha == 0.0f) {
+    scale_c(M, N, beta, C, ldc);
+    return;
+  }
+  CNNCORE_CHECK_VALUE(A != nullptr && B != nullptr, "sgemm: A and B must not be null");
+  CNNCORE_ISA_CALL(sgemm_driver(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc));
 }
 
 }  // namespace cnncore

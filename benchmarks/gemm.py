@@ -1,0 +1,91 @@
+"""SGEMM speed: cnncore vs torch.matmul in one process, interleaved, same thread count.
+
+    PYTHONPATH=python python3 benchmarks/gemm.py --threads 1 2 [--repeats 15] [--peak GFLOPS]
+
+Each shape is first checked against numpy (float64); then cnncore and torch run alternately and
+the median of the repeats gives GFLOP/s (2*M*N*K / time) and the ratio cnncore / torch. With
+--peak (the one-core FMA peak in GFLOP/s) the table also shows the fraction of peak.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+
+import numpy as np
+
+from cnncore import _core
+
+SQUARE = [64, 128, 256, 384, 512, 768, 1024]
+CONV_LIKE = [  # (M, N, K, what)
+    (64, 3136, 576, "resnet 3x3 conv 56x56x64"),
+    (256, 196, 2304, "resnet 3x3 conv 14x14x256"),
+    (64, 3136, 64, "resnet 1x1 conv 56x56x64"),
+    (512, 49, 4608, "resnet 3x3 conv 7x7x512"),
+]
+
+
+def timed(fn, min_time=0.02):
+    """Seconds per call: enough calls to last at least min_time, averaged."""
+    fn()
+    n, t0 = 1, time.perf_counter()
+    fn()
+    dt = time.perf_counter() - t0
+    if dt < min_time:
+        n = max(1, int(min_time / max(dt, 1e-7)))
+        t0 = time.perf_counter()
+        for _ in range(n):
+            fn()
+        dt = (time.perf_counter() - t0)
+    return dt / n
+
+
+def bench(m, n, k, repeats, torch):
+    rng = np.random.default_rng(0)
+    a = rng.uniform(-1, 1, (m, k)).astype(np.float32)
+    b = rng.uniform(-1, 1, (k, n)).astype(np.float32)
+    ca, cb = _core.from_numpy(a), _core.from_numpy(b)
+    got = _core.gemm(ca, cb).numpy()
+    err = np.abs(got - a.astype(np.float64) @ b).max()
+    assert err < 1e-3 * np.sqrt(k), f"cnncore gemm wrong for {m}x{n}x{k}: max error {err}"
+    ta, tb = torch.from_numpy(a), torch.from_numpy(b)
+    ours, theirs = [], []
+    for _ in range(repeats):
+        ours.append(timed(lambda: _core.gemm(ca, cb)))
+        theirs.append(timed(lambda: torch.matmul(ta, tb)))
+    flops = 2.0 * m * n * k
+    return flops / statistics.median(ours) / 1e9, flops / statistics.median(theirs) / 1e9
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--threads", type=int, nargs="+", default=[1, 2])
+    p.add_argument("--repeats", type=int, default=11)
+    p.add_argument("--peak", type=float, default=None, help="one-core FMA peak, GFLOP/s")
+    p.add_argument("--sizes", type=int, nargs="*", default=SQUARE)
+    args = p.parse_args()
+    import torch
+
+    info = _core.build_info()
+    print(f"cnncore {info['version']}  isa={info['isa']}  blocking={_core.gemm_blocking()}  "
+          f"cpu isas={info['cpu_isas']}  torch {torch.__version__}")
+    shapes = [(s, s, s, "square") for s in args.sizes] + CONV_LIKE
+    for threads in args.threads:
+        _core.set_num_threads(threads)
+        torch.set_num_threads(threads)
+        print(f"\nthreads={threads}")
+        head = f"{'M':>5} {'N':>5} {'K':>5}  {'cnncore':>8} {'torch':>8} {'ratio':>6}"
+        if args.peak:
+            head += f" {'%peak':>6}"
+        print(head + "  GFLOP/s  (shape)")
+        for m, n, k, what in shapes:
+            ours, theirs = bench(m, n, k, args.repeats, torch)
+            line = f"{m:>5} {n:>5} {k:>5}  {ours:8.1f} {theirs:8.1f} {ours / theirs:6.2f}"
+            if args.peak:
+                line += f" {100 * ours / (args.peak * threads):5.0f}%"
+            print(line + f"  {what}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,47 @@
+// Internal SGEMM interface: the blocking table and the per-ISA drivers behind cnncore::sgemm.
+//
+// Scheme (Goto / van de Geijn, "Anatomy of High-Performance Matrix Multiplication"):
+//   for jc in N step NC            B block  (KC x NC) lives in L3
+//     for pc in K step KC          packed B: NR-column panels, zero-padded to NR
+//       for ic in M step MC        packed A: MR-row panels (MC x KC) lives in L2
+//         for jr in NC step NR     one B micro-panel (KC x NR) stays in L1
+//           for ir in MC step MR   micro-kernel: MR x NR accumulators in registers
+// Threads split C into a grid of independent blocks (each thread packs what it reads), so no
+// barrier is needed and both cores work even when M is one micro-panel tall.
+#pragma once
+
+#include <cstdint>
+
+#include "cpu/dispatch.hpp"
+
+namespace cnncore {
+
+// Micro-tile MR x NR (registers), cache blocks MC (rows of A in L2), KC (depth, one B micro-panel
+// in L1), NC (columns of B in L3). MC must be a multiple of MR and NC of NR.
+struct GemmBlocking {
+  int mr, nr, mc, kc, nc;
+};
+
+// The one table of blocking constants, indexed by CNNCORE_KERNEL_ISA's path (baseline, avx2,
+// avx512). Sizes for: SSE2 16 xmm registers; AVX2 16 ymm (6x16 = 12 accumulators); AVX-512 32 zmm
+// (14x32 = 28 accumulators). KC * NR * 4 bytes stays under half of a 32 KiB L1.
+inline constexpr GemmBlocking kGemmBlocking[3] = {
+    /* baseline */ {4, 8, 128, 256, 2048},
+    /* avx2     */ {6, 16, 144, 256, 3072},
+    /* avx512   */ {14, 32, 196, 192, 3072},
+};
+
+// Below this many multiply-adds one thread is faster than waking the pool.
+inline constexpr int64_t kGemmMinFlopsPerThread = int64_t{1} << 17;
+
+CNNCORE_DECLARE_ISA_KERNELS(
+    // Same contract as cnncore::sgemm (arguments already validated, M, N, K > 0, alpha != 0).
+    void sgemm_driver(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha,
+                      const float* A, int64_t lda, const float* B, int64_t ldb, float beta,
+                      float* C, int64_t ldc);
+    GemmBlocking gemm_blocking();)
+
+// Blocking of the path active_isa() selects (for tests and benchmarks).
+GemmBlocking active_gemm_blocking();
+
+}  // namespace cnncore

@@ -1,0 +1,95 @@
+// The packed SGEMM against the naive reference without Python: ragged sizes, transposes, alpha and
+// beta (beta = 0 with NaN in C), padded leading dimensions, every ISA path, 1 and 2 threads.
+#include <cmath>
+#include <limits>
+#include <vector>
+
+#include "check.hpp"
+#include "cpu/reference/linalg.hpp"
+
+using namespace cnncore;
+
+namespace {
+
+std::vector<float> random_vec(int64_t n, uint64_t seed) {
+  std::vector<float> v(static_cast<size_t>(n));
+  const RngState s{seed, 0};
+  for (int64_t i = 0; i < n; ++i) v[i] = rng_uniform(s, i) * 2.0f - 1.0f;
+  return v;
+}
+
+// One case: C gets random values (or NaN when beta == 0) and a padded row stride.
+void check_case(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, float beta,
+                const char* isa) {
+  const int64_t pad = 3;
+  const int64_t lda = (ta ? M : K) + pad, ldb = (tb ? K : N) + pad, ldc = N + pad;
+  const std::vector<float> A = random_vec((ta ? K : M) * lda, 1 + M), B = random_vec((tb ? N : K) * ldb, 2 + N);
+  std::vector<float> C = random_vec(M * ldc, 3 + K);
+  if (beta == 0.0f) C.assign(C.size(), std::numeric_limits<float>::quiet_NaN());
+  std::vector<float> R = C;
+  sgemm(ta, tb, M, N, K, alpha, A.data(), lda, B.data(), ldb, beta, C.data(), ldc);
+  reference::sgemm(ta, tb, M, N, K, alpha, A.data(), lda, B.data(), ldb, beta, R.data(), ldc);
+  double worst = 0.0;
+  bool pad_intact = true;
+  for (int64_t i = 0; i < M; ++i) {
+    for (int64_t j = 0; j < N; ++j) {
+      const double d = std::fabs(double(C[i * ldc + j]) - R[i * ldc + j]);
+      worst = std::isnan(d) ? 1e30 : std::fmax(worst, d);
+    }
+    for (int64_t j = N; j < ldc; ++j) {
+      const float c = C[i * ldc + j], r = R[i * ldc + j];
+      pad_intact = pad_intact && (c == r || (std::isnan(c) && std::isnan(r)));
+    }
+  }
+  const double tol = 1e-5 * std::sqrt(double(K) + 1) * 4 + 1e-6;
+  CHECK(worst <= tol, "isa=", isa, " ta=", ta, " tb=", tb, " M=", M, " N=", N, " K=", K,
+        " alpha=", alpha, " beta=", beta, ": max error ", worst, " > ", tol);
+  CHECK(pad_intact, "isa=", isa, " M=", M, " N=", N, " K=", K, ": wrote past N into the row padding");
+}
+
+}  // namespace
+
+int main() {
+  const int64_t sizes[] = {1, 7, 13, 31, 33, 65, 127, 257};
+  for (Isa isa : available_isas()) {
+    set_isa(isa);
+    const char* name = isa_name(isa);
+    for (int threads : {1, 2}) {
+      set_num_threads(threads);
+      for (int64_t M : sizes)
+        for (int64_t N : sizes) {
+          const int64_t K = sizes[(M + N) % 8];
+          check_case(false, false, M, N, K, 1.0f, 0.0f, name);
+          check_case((M + N) % 2 == 1, (M * N) % 3 == 0, M, N, K, 0.5f, 1.0f, name);
+        }
+      for (bool ta : {false, true})
+        for (bool tb : {false, true}) {
+          check_case(ta, tb, 64, 300, 576, 1.0f, 0.0f, name);
+          check_case(ta, tb, 200, 49, 1000, -2.0f, 0.25f, name);
+          check_case(ta, tb, 37, 19, 1, 1.0f, -1.0f, name);
+        }
+    }
+  }
+  set_isa(available_isas().back());
+  set_num_threads(2);
+  // K == 0 and alpha == 0 only scale C (beta == 0 clears NaN).
+  std::vector<float> C(6, std::numeric_limits<float>::quiet_NaN());
+  sgemm(false, false, 2, 3, 0, 1.0f, nullptr, 1, nullptr, 3, 0.0f, C.data(), 3);
+  CHECK(C[0] == 0.0f && C[5] == 0.0f, "K == 0, beta == 0 must zero C");
+  C.assign(6, 2.0f);
+  const std::vector<float> A(6, 1.0f), B(9, 1.0f);
+  sgemm(false, false, 2, 3, 3, 0.0f, A.data(), 3, B.data(), 3, 0.5f, C.data(), 3);
+  CHECK(C[0] == 1.0f && C[5] == 1.0f, "alpha == 0 must give beta * C");
+  CHECK_THROWS(ValueError, sgemm(false, false, 2, 3, 3, 1.0f, A.data(), 2, B.data(), 3, 0.0f, C.data(), 3));
+  CHECK_THROWS(ValueError, sgemm(false, false, -1, 3, 3, 1.0f, A.data(), 3, B.data(), 3, 0.0f, C.data(), 3));
+
+  // Tensor level: matmul with a broadcast batch and linear against their references.
+  manual_seed(5);
+  Tensor a = randn({3, 1, 5, 7}), b = randn({4, 7, 6});
+  CHECK(max_abs_diff(matmul(a, b), reference::matmul(a, b)) < 1e-4, "batched matmul");
+  Tensor x = randn({9, 13}), w = randn({11, 13}), bias = randn({11});
+  CHECK(max_abs_diff(linear_forward(x, w, bias), reference::linear_forward(x, w, bias)) < 1e-4,
+        "linear forward");
+  CHECK_THROWS(ValueError, matmul(randn({2, 3}), randn({4, 5})));
+  return report("test_gemm");
+}
