@@ -76,12 +76,26 @@ struct CNNCORE_API Conv2dParams {
   double flops() const;  // forward multiply-adds x 2
 };
 
+// The algorithms conv2d (and, through it, conv_transpose2d) can take. One selector picks per
+// shape, so new paths (Winograd, direct NCHWc) slot in as new enumerators and new rules.
+enum class ConvAlgo {
+  Im2colGemm,       // per group: columns (C/g*R*S, OH*OW), then one SGEMM per image and group
+  Gemm1x1,          // 1x1, stride 1, unpadded: the input already is the column matrix
+  DepthwiseDirect,  // groups == C: a direct SIMD kernel over output rows, no im2col
+};
+CNNCORE_API const char* conv_algo_name(ConvAlgo a);
+// Deterministic for given params (the choice depends on the shape only).
+CNNCORE_API ConvAlgo select_conv_algo(const Conv2dParams& p);
+
 // Validates shapes and options for conv2d and resolves the padding. `op` names the caller in
 // error messages. Throws ValueError naming the argument, the expected and the given values.
 CNNCORE_API Conv2dParams conv2d_params(const Shape& input, const Shape& weight,
                                        const Conv2dOptions& opt, const char* op = "conv2d");
 // The conv2d whose backward-input is conv_transpose2d(input, weight). weight (C_in, C_out/groups,
-// R, S); output_padding must be smaller than stride or dilation.
+// R, S); output_padding must be smaller than stride or dilation (PyTorch's rule). In the result
+// the roles swap: N, C = C_out, H, W = the transposed output's size; K = C_in; OH, OW = the
+// transposed input's size. When output_padding >= stride (allowed for dilation > stride) the
+// conv over (H, W) would give more than OH rows: OH is the one kernels use, never recomputed.
 CNNCORE_API Conv2dParams conv_transpose2d_params(const Shape& input, const Shape& weight,
                                                  const Conv2dOptions& opt, int64_t output_padding_h,
                                                  int64_t output_padding_w,
@@ -90,30 +104,37 @@ CNNCORE_API Conv2dParams conv_transpose2d_params(const Shape& input, const Shape
 // y = conv2d(x, w) + b.  x (N,C,H,W), w (K,C/g,R,S), b (K) or none -> y (N,K,OH,OW), overwritten.
 CNNCORE_API Tensor conv2d_forward(const Tensor& x, const Tensor& w, const std::optional<Tensor>& b,
                                   const Conv2dOptions& opt);
-// dx from dy.  dy (N,K,OH,OW), w (K,C/g,R,S) -> dx (N,C,H,W), a new tensor.
+// dx from dy.  dy (N,K,OH,OW), w (K,C/g,R,S) -> dx (N,C,H,W), a new tensor (overwritten).
+// x_shape is the forward input's shape (the output size alone cannot tell H and W).
 CNNCORE_API Tensor conv2d_backward_input(const Tensor& dy, const Tensor& w, const Shape& x_shape,
                                          const Conv2dOptions& opt);
-// dw from dy and x.  -> dw (K,C/g,R,S), a new tensor.
+// dw from dy and x.  dy (N,K,OH,OW), x (N,C,H,W) -> dw (K,C/g,R,S), a new tensor, summed over N.
 CNNCORE_API Tensor conv2d_backward_weight(const Tensor& dy, const Tensor& x, const Shape& w_shape,
                                           const Conv2dOptions& opt);
 // db = sum of dy over N, OH, OW.  dy (N,K,OH,OW) -> db (K).
 CNNCORE_API Tensor conv2d_backward_bias(const Tensor& dy);
 
-// Transposed convolution. x (N,C_in,H,W), w (C_in,C_out/g,R,S), b (C_out) -> y (N,C_out,OH,OW).
+// Transposed convolution. x (N,C_in,H,W), w (C_in,C_out/g,R,S), b (C_out) or none
+//   -> y (N,C_out,OH,OW), a new tensor, OH = conv_transpose_output_size(H, R, ...).
+// Padding must be explicit (or 'valid'); 'same' has no transposed meaning and is rejected.
 CNNCORE_API Tensor conv_transpose2d_forward(const Tensor& x, const Tensor& w,
                                             const std::optional<Tensor>& b, const Conv2dOptions& opt,
                                             int64_t output_padding_h, int64_t output_padding_w);
+// dx = conv2d_forward(dy, w) of the equivalent conv.  dy (N,C_out,OH,OW) -> dx (N,C_in,H,W), new.
+// x_shape is the forward input's shape; the bias gradient is conv2d_backward_bias(dy).
 CNNCORE_API Tensor conv_transpose2d_backward_input(const Tensor& dy, const Tensor& w,
                                                    const Shape& x_shape, const Conv2dOptions& opt,
                                                    int64_t output_padding_h,
                                                    int64_t output_padding_w);
+// dw.  dy (N,C_out,OH,OW), x (N,C_in,H,W) -> dw (C_in,C_out/g,R,S), a new tensor, summed over N.
 CNNCORE_API Tensor conv_transpose2d_backward_weight(const Tensor& dy, const Tensor& x,
                                                     const Shape& w_shape, const Conv2dOptions& opt,
                                                     int64_t output_padding_h,
                                                     int64_t output_padding_w);
 
 // Which algorithm conv2d_forward takes for these params on the active ISA, and why
-// (e.g. "im2col+gemm: general case"). Deterministic; tests and explain_conv() read it.
+// (e.g. "im2col+gemm: general case"): "<conv_algo_name>: <reason>". The name before the colon is
+// stable (tests assert it); the reason is prose. Deterministic; tests and explain_conv() read it.
 CNNCORE_API std::string conv2d_algorithm(const Conv2dParams& p);
 
 }  // namespace cnncore

@@ -1,0 +1,22 @@
+// The conv kernels behind the public functions, on already validated params. conv_transpose2d
+// calls them with the params of its equivalent conv (conv_transpose2d_params), so the same code
+// serves both ops and no shape is ever recomputed here.
+#pragma once
+
+#include "cnncore/ops/conv.hpp"
+
+namespace cnncore::conv_impl {
+
+// x (N,C,H,W), w (K,C/g,R,S) contiguous NCHW, bias K floats or null -> y (N,K,OH,OW), new.
+Tensor forward(const Tensor& x, const Tensor& w, const float* bias, const Conv2dParams& p);
+// dy (N,K,OH,OW), w -> dx (N,C,H,W), new.
+Tensor backward_input(const Tensor& dy, const Tensor& w, const Conv2dParams& p);
+// dy (N,K,OH,OW), x (N,C,H,W) -> dw (K,C/g,R,S), new, summed over N.
+Tensor backward_weight(const Tensor& dy, const Tensor& x, const Conv2dParams& p);
+
+// The depthwise-direct path (select_conv_algo == DepthwiseDirect); same contracts as above.
+Tensor depthwise_forward(const Tensor& x, const Tensor& w, const float* bias, const Conv2dParams& p);
+Tensor depthwise_backward_input(const Tensor& dy, const Tensor& w, const Conv2dParams& p);
+Tensor depthwise_backward_weight(const Tensor& dy, const Tensor& x, const Conv2dParams& p);
+
+}  // namespace cnncore::conv_impl

@@ -1,0 +1,90 @@
+#include "cpu/im2col.hpp"
+
+#include <algorithm>
+#include <cstring>
+
+#include "parallel.hpp"
+
+namespace cnncore {
+
+namespace {
+
+// Output columns [lo, hi) whose input column ow*stride + off lies inside [0, W): computed once
+// per (s, row) so the copy loops below carry no bounds checks.
+inline void valid_cols(int64_t off, int64_t stride, int64_t W, int64_t OW, int64_t& lo,
+                       int64_t& hi) {
+  lo = off >= 0 ? 0 : (-off + stride - 1) / stride;
+  hi = (W - 1 - off) < 0 ? 0 : (W - 1 - off) / stride + 1;
+  lo = std::min(lo, OW);
+  hi = std::max(std::min(hi, OW), lo);
+}
+
+constexpr int64_t kGrainElems = 1 << 14;  // below this many floats per chunk one thread is faster
+
+}  // namespace
+
+void im2col(const float* x, const Conv2dParams& p, int64_t channels, float* col) {
+  const int64_t R = p.R, S = p.S, OH = p.OH, OW = p.OW, H = p.H, W = p.W;
+  const int64_t L = OH * OW, rows = channels * R * S;
+  const int64_t grain = std::max<int64_t>(1, kGrainElems / std::max<int64_t>(L, 1));
+  parallel_for(0, rows, grain, [&](int64_t b, int64_t e) {
+    for (int64_t row = b; row < e; ++row) {
+      const int64_t c = row / (R * S), r = (row / S) % R, s = row % S;
+      const float* xc = x + c * H * W;
+      float* dst = col + row * L;
+      const int64_t off = s * p.dil_w - p.pad_l;
+      int64_t lo, hi;
+      valid_cols(off, p.stride_w, W, OW, lo, hi);
+      for (int64_t oh = 0; oh < OH; ++oh, dst += OW) {
+        const int64_t ih = oh * p.stride_h - p.pad_t + r * p.dil_h;
+        if (ih < 0 || ih >= H) {
+          std::memset(dst, 0, sizeof(float) * OW);
+          continue;
+        }
+        // Index from the row start: off may be negative, so no pointer is formed before it.
+        const float* src = xc + ih * W;
+        for (int64_t ow = 0; ow < lo; ++ow) dst[ow] = 0.0f;
+        if (p.stride_w == 1) {
+          if (hi > lo) std::memcpy(dst + lo, src + lo + off, sizeof(float) * (hi - lo));
+        } else {
+          const int64_t sw = p.stride_w;
+          for (int64_t ow = lo; ow < hi; ++ow) dst[ow] = src[ow * sw + off];
+        }
+        for (int64_t ow = hi; ow < OW; ++ow) dst[ow] = 0.0f;
+      }
+    }
+  });
+}
+
+void col2im(const float* col, const Conv2dParams& p, int64_t channels, float* dx) {
+  const int64_t R = p.R, S = p.S, OH = p.OH, OW = p.OW, H = p.H, W = p.W;
+  const int64_t L = OH * OW;
+  const int64_t grain = std::max<int64_t>(1, kGrainElems / std::max<int64_t>(L * R * S, 1));
+  // Threads over channels: every write of channel c lands in dx[c], so chunks never collide.
+  parallel_for(0, channels, grain, [&](int64_t b, int64_t e) {
+    for (int64_t c = b; c < e; ++c) {
+      float* dc = dx + c * H * W;
+      std::memset(dc, 0, sizeof(float) * H * W);
+      for (int64_t r = 0; r < R; ++r)
+        for (int64_t s = 0; s < S; ++s) {
+          const float* src = col + ((c * R + r) * S + s) * L;
+          const int64_t off = s * p.dil_w - p.pad_l;
+          int64_t lo, hi;
+          valid_cols(off, p.stride_w, W, OW, lo, hi);
+          for (int64_t oh = 0; oh < OH; ++oh, src += OW) {
+            const int64_t ih = oh * p.stride_h - p.pad_t + r * p.dil_h;
+            if (ih < 0 || ih >= H) continue;
+            float* d = dc + ih * W;
+            if (p.stride_w == 1) {
+              for (int64_t ow = lo; ow < hi; ++ow) d[ow + off] += src[ow];
+            } else {
+              const int64_t sw = p.stride_w;
+              for (int64_t ow = lo; ow < hi; ++ow) d[ow * sw + off] += src[ow];
+            }
+          }
+        }
+    }
+  });
+}
+
+}  // namespace cnncore

@@ -1,0 +1,296 @@
+"""conv2d: fast paths vs the reference twin on every ISA, vs PyTorch, gradients, bad inputs."""
+
+import numpy as np
+import pytest
+
+import cnncore
+import cnncore.functional as F
+from cnncore import _core
+from helpers import check_close, gradcheck
+
+# (N, C, H, W, K, kernel (R, S), stride, padding, dilation, groups, what)
+SHAPES = [
+    (2, 3, 9, 11, 5, (3, 3), 1, 1, 1, 1, "3x3 pad 1"),
+    (1, 4, 13, 7, 6, (3, 5), (2, 3), (2, 1), 1, 1, "rect kernel, stride 2x3, batch 1"),
+    (3, 5, 10, 10, 4, (2, 2), 3, 0, 1, 1, "stride > kernel"),
+    (2, 4, 9, 9, 6, (3, 3), 1, (2, 3), 2, 2, "dilation, padding > k/2, groups 2"),
+    (2, 8, 7, 12, 8, (1, 1), 1, 0, 1, 1, "1x1"),
+    (2, 6, 7, 9, 12, (1, 1), (2, 1), 0, 1, 3, "1x1 strided, groups 3"),
+    (1, 6, 5, 5, 4, (1, 1), 1, 1, 1, 1, "1x1 padded"),
+    (2, 7, 13, 17, 7, (3, 3), 1, 1, 1, 7, "depthwise"),
+    (3, 5, 12, 11, 10, (3, 3), 2, 1, 1, 5, "depthwise multiplier 2, stride 2"),
+    (1, 3, 19, 23, 3, (5, 3), (3, 2), (2, 0), (2, 1), 3, "depthwise dilated stride 3x2"),
+    (1, 16, 6, 37, 16, (3, 3), 1, 1, 1, 16, "depthwise wide rows"),
+    (5, 3, 8, 8, 4, (3, 3), 1, 0, 1, 1, "batch > threads"),
+    (2, 3, 11, 13, 8, (7, 7), 2, 3, 1, 1, "stem-like 7x7/2"),
+    (2, 6, 8, 8, 6, (3, 3), 1, "same", 1, 6, "depthwise same"),
+    (2, 3, 10, 9, 4, (4, 2), 2, "same", 1, 1, "same, even kernel, stride 2"),
+    (1, 3, 7, 8, 2, (3, 3), 3, "same", 2, 1, "same, dilation 2, stride 3"),
+    (2, 3, 10, 9, 4, (3, 2), 1, "valid", 1, 1, "valid"),
+    (2, 4, 8, 9, 4, (3, 3), (1, 2), ((0, 3), (2, 1)), 1, 2, "asymmetric padding"),
+]
+IDS = [s[-1] for s in SHAPES]
+
+
+def _opts(stride, padding, dilation, groups):
+    return cnncore._ops.conv._options(stride, padding, dilation, groups, "conv2d")
+
+
+def _data(shape, seed):
+    n, c, h, w, k, (r, s), stride, padding, dilation, groups, _ = shape
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((n, c, h, w)).astype(np.float32)
+    wt = rng.standard_normal((k, c // groups, r, s)).astype(np.float32)
+    b = rng.standard_normal(k).astype(np.float32)
+    return x, wt, b
+
+
+def _rel(a, e, what, tol=2e-5):
+    a, e = np.asarray(a, np.float64), np.asarray(e, np.float64)
+    assert a.shape == e.shape, f"{what}: shape {a.shape} != {e.shape}"
+    scale = max(np.abs(e).max(), 1e-6)
+    err = np.abs(a - e).max() / scale
+    assert err < tol, f"{what}: max error {err:.2e} relative to the output's scale"
+
+
+@pytest.mark.parametrize("shape", SHAPES, ids=IDS)
+def test_fast_matches_reference(shape, isa):
+    x, w, b = _data(shape, 1)
+    *_, stride, padding, dilation, groups, what = shape
+    opt = _opts(stride, padding, dilation, groups)
+    X, Wc, B = _core.from_numpy(x), _core.from_numpy(w), _core.from_numpy(b)
+    y = _core.conv2d_forward(X, Wc, B, opt)
+    _rel(y.numpy(), _core.reference.conv2d_forward(X, Wc, B, opt).numpy(), f"forward {what}")
+    dy = _core.from_numpy(np.random.default_rng(2).standard_normal(y.shape).astype(np.float32))
+    _rel(_core.conv2d_backward_input(dy, Wc, list(x.shape), opt).numpy(),
+         _core.reference.conv2d_backward_input(dy, Wc, list(x.shape), opt).numpy(),
+         f"backward input {what}")
+    _rel(_core.conv2d_backward_weight(dy, X, list(w.shape), opt).numpy(),
+         _core.reference.conv2d_backward_weight(dy, X, list(w.shape), opt).numpy(),
+         f"backward weight {what}")
+    _rel(_core.conv2d_backward_bias(dy).numpy(), _core.reference.conv2d_backward_bias(dy).numpy(),
+         f"backward bias {what}")
+
+
+def test_threads_and_batch_split_agree():
+    """Batch-parallel (N >= threads) and GEMM-parallel (N < threads) give the same numbers."""
+    x, w, b = _data((3, 4, 9, 10, 6, (3, 3), 1, 1, 1, 1, ""), 3)
+    opt = _opts(1, 1, 1, 1)
+    prev = cnncore.get_num_threads()
+    outs = []
+    try:
+        for t in (1, 2, 4):
+            cnncore.set_num_threads(t)
+            outs.append(_core.conv2d_backward_weight(
+                _core.from_numpy(np.ones((3, 6, 9, 10), np.float32)), _core.from_numpy(x),
+                list(w.shape), opt).numpy().copy())
+    finally:
+        cnncore.set_num_threads(prev)
+    for o in outs[1:]:
+        check_close(o, outs[0], rtol=1e-5, atol=1e-4, what="backward weight across thread counts")
+
+
+def test_algorithm_choice():
+    def algo(x_shape, w_shape, groups=1, stride=1, padding=0):
+        p = _core.conv2d_params(x_shape, w_shape, _opts(stride, padding, 1, groups))
+        return _core.conv2d_algorithm(p).split(":")[0]
+
+    assert algo([1, 8, 5, 5], [8, 1, 3, 3], groups=8) == "depthwise-direct"
+    assert algo([1, 8, 5, 5], [16, 1, 3, 3], groups=8) == "depthwise-direct"
+    assert algo([1, 8, 5, 5], [4, 8, 1, 1]) == "gemm-1x1"
+    assert algo([1, 8, 5, 5], [4, 8, 1, 1], stride=2) == "im2col+gemm"
+    assert algo([1, 8, 5, 5], [4, 8, 3, 3]) == "im2col+gemm"
+    assert algo([1, 8, 5, 5], [8, 2, 3, 3], groups=4) == "im2col+gemm"
+
+
+def test_params_same_padding_tensorflow_rule():
+    # in 10, k 4, stride 2: out 5, total pad (5-1)*2 + 4 - 10 = 2 -> (1, 1)
+    # in 9, k 2, stride 2: out 5, total (5-1)*2 + 2 - 9 = 1 -> (0, 1): the odd pixel after
+    p = _core.conv2d_params([2, 3, 10, 9], [4, 3, 4, 2], _opts(2, "same", 1, 1))
+    assert (p.OH, p.OW) == (5, 5)
+    assert (p.pad_t, p.pad_b, p.pad_l, p.pad_r) == (1, 1, 0, 1)
+    assert p.output_shape() == (2, 4, 5, 5) or list(p.output_shape()) == [2, 4, 5, 5]
+    # stride 1, even kernel: PyTorch's rule, extra at the bottom/right
+    p = _core.conv2d_params([1, 1, 6, 6], [1, 1, 4, 4], _opts(1, "same", 1, 1))
+    assert (p.pad_t, p.pad_b, p.OH) == (1, 2, 6)
+    assert _core.conv_output_size(10, 3, 2, 2, 1) == 5
+    assert p.flops() == 2 * 6 * 6 * 16
+
+
+# ---- Python API and autograd -------------------------------------------------------------------
+
+def test_functional_forward_and_grads_match_reference():
+    x, w, b = _data((2, 4, 7, 8, 6, (3, 3), 1, 1, 1, 2, ""), 4)
+    X = cnncore.tensor(x, requires_grad=True)
+    Wt = cnncore.tensor(w, requires_grad=True)
+    B = cnncore.tensor(b, requires_grad=True)
+    y = F.conv2d(X, Wt, B, stride=(2, 1), padding=(1, 2), dilation=(1, 2), groups=2)
+    opt = _opts((2, 1), (1, 2), (1, 2), 2)
+    ref = _core.reference.conv2d_forward(_core.from_numpy(x), _core.from_numpy(w),
+                                         _core.from_numpy(b), opt)
+    check_close(y, ref.numpy(), rtol=1e-5, atol=1e-5, what="forward")
+    g = np.random.default_rng(5).standard_normal(y.shape).astype(np.float32)
+    y.backward(cnncore.tensor(g))
+    G = _core.from_numpy(g)
+    check_close(X.grad, _core.reference.conv2d_backward_input(G, _core.from_numpy(w), list(x.shape),
+                                                              opt).numpy(),
+                rtol=1e-4, atol=1e-4, what="grad input")
+    check_close(Wt.grad, _core.reference.conv2d_backward_weight(G, _core.from_numpy(x),
+                                                                list(w.shape), opt).numpy(),
+                rtol=1e-4, atol=1e-4, what="grad weight")
+    check_close(B.grad, g.sum(axis=(0, 2, 3)), rtol=1e-5, atol=1e-4, what="grad bias")
+
+
+@pytest.mark.parametrize("kw", [
+    dict(stride=1, padding=1),
+    dict(stride=2, padding="same"),
+    dict(stride=1, padding=((1, 0), (0, 2)), groups=2),
+    dict(stride=1, padding=0, groups=4),
+], ids=["pad1", "same-s2", "asym-g2", "depthwise"])
+def test_gradcheck(kw):
+    rng = np.random.default_rng(6)
+    groups = kw.get("groups", 1)
+    x = rng.standard_normal((1, 4, 5, 4))
+    w = rng.standard_normal((4, 4 // groups, 3, 2))
+    b = rng.standard_normal(4)
+    gradcheck(lambda a, c, d: F.conv2d(a, c, d, **kw), [x, w, b], eps=1e-2, rtol=2e-2, atol=2e-3)
+
+
+def test_unbatched_input():
+    x, w, b = _data((1, 3, 6, 7, 4, (3, 3), 1, 1, 1, 1, ""), 7)
+    X = cnncore.tensor(x[0], requires_grad=True)
+    y = F.conv2d(X, cnncore.tensor(w), cnncore.tensor(b), padding=1)
+    assert y.shape == (4, 6, 7)
+    check_close(y, F.conv2d(cnncore.tensor(x), cnncore.tensor(w), cnncore.tensor(b),
+                            padding=1).numpy()[0], what="unbatched forward")
+    y.backward(cnncore.tensor(np.ones(y.shape, np.float32)))
+    assert X.grad.shape == (3, 6, 7)
+
+
+def test_no_bias_no_grad_for_weight():
+    x, w, _ = _data((2, 3, 6, 6, 4, (3, 3), 1, 0, 1, 1, ""), 8)
+    X = cnncore.tensor(x, requires_grad=True)
+    Wt = cnncore.tensor(w)
+    y = F.conv2d(X, Wt)
+    y.backward(cnncore.tensor(np.ones(y.shape, np.float32)))
+    assert Wt.grad is None and X.grad.shape == x.shape
+
+
+def test_nn_conv2d_layer_runs():
+    layer = cnncore.nn.Conv2d(3, 8, 3, stride=2, padding="same")
+    y = layer(cnncore.randn(2, 3, 9, 9))
+    assert y.shape == (2, 8, 5, 5)
+
+
+# ---- PyTorch -----------------------------------------------------------------------------------
+
+TORCH_SHAPES = [s for s in SHAPES if not (isinstance(s[7], str) and s[7] == "same"
+                                          and s[6] != 1)]
+
+
+def _torch_padding(padding):
+    """Our padding -> (F.pad amounts or None, torch conv padding)."""
+    if isinstance(padding, tuple) and isinstance(padding[0], tuple):
+        (t, b), (l, r) = padding
+        return (l, r, t, b), 0
+    return None, padding
+
+
+@pytest.mark.parametrize("shape", TORCH_SHAPES, ids=[s[-1] for s in TORCH_SHAPES])
+def test_matches_torch(shape):
+    torch = pytest.importorskip("torch", reason="torch is only needed for the comparison tests")
+    x, w, b = _data(shape, 9)
+    *_, stride, padding, dilation, groups, what = shape
+    pre, tpad = _torch_padding(padding)
+    tx = torch.tensor(x, requires_grad=True)
+    tw = torch.tensor(w, requires_grad=True)
+    tb = torch.tensor(b, requires_grad=True)
+    xin = torch.nn.functional.pad(tx, pre) if pre else tx
+    ty = torch.nn.functional.conv2d(xin, tw, tb, stride, tpad, dilation, groups)
+    X, Wt, B = (cnncore.tensor(a, requires_grad=True) for a in (x, w, b))
+    y = F.conv2d(X, Wt, B, stride, padding, dilation, groups)
+    check_close(y, ty, rtol=1e-4, atol=1e-4, what=f"forward {what}")
+    g = np.random.default_rng(10).standard_normal(y.shape).astype(np.float32)
+    ty.backward(torch.tensor(g))
+    y.backward(cnncore.tensor(g))
+    check_close(X.grad, tx.grad, rtol=1e-4, atol=1e-3, what=f"grad input {what}")
+    check_close(Wt.grad, tw.grad, rtol=1e-4, atol=1e-3, what=f"grad weight {what}")
+    check_close(B.grad, tb.grad, rtol=1e-4, atol=1e-3, what=f"grad bias {what}")
+
+
+@pytest.mark.parametrize("stride,k", [(2, 3), (2, 4), (3, 2)])
+def test_same_stride2_matches_torch_on_padded_input(stride, k):
+    """'same' for stride > 1 (TensorFlow's rule) == torch on an explicitly padded input."""
+    torch = pytest.importorskip("torch", reason="torch is only needed for the comparison tests")
+    rng = np.random.default_rng(11)
+    x = rng.standard_normal((2, 3, 11, 10)).astype(np.float32)
+    w = rng.standard_normal((5, 3, k, k)).astype(np.float32)
+    y = F.conv2d(cnncore.tensor(x), cnncore.tensor(w), stride=stride, padding="same")
+    pads = []
+    for n in (10, 11):  # F.pad order: last dim first
+        out = -(-n // stride)
+        total = max((out - 1) * stride + k - n, 0)
+        pads += [total // 2, total - total // 2]
+    ty = torch.nn.functional.conv2d(torch.nn.functional.pad(torch.tensor(x), pads),
+                                    torch.tensor(w), stride=stride)
+    assert y.shape == (2, 5, -(-11 // stride), -(-10 // stride))
+    check_close(y, ty, rtol=1e-4, atol=1e-4, what="same stride > 1")
+
+
+# ---- bad input ---------------------------------------------------------------------------------
+
+def _x(*shape):
+    return cnncore.tensor(np.ones(shape, np.float32))
+
+
+@pytest.mark.parametrize("args,kw,exc,fragment", [
+    ((_x(1, 3, 5, 5), _x(2, 4, 3, 3)), {}, ValueError,
+     "conv2d: input has 3 channels but weight expects 4 (groups=1)"),
+    ((_x(1, 4, 5, 5), _x(2, 2, 3, 3)), dict(groups=3), ValueError, "input has 4 channels"),
+    ((_x(1, 4, 5, 5), _x(3, 2, 3, 3)), dict(groups=2), ValueError, "divisible by groups (2)"),
+    ((_x(1, 3, 2, 2), _x(2, 3, 3, 3)), {}, ValueError, "larger than the padded input 2x2"),
+    ((_x(1, 3, 4, 4), _x(2, 3, 3, 3)), dict(dilation=2), ValueError, "(dilated)"),
+    ((_x(1, 3, 5, 5), _x(2, 3, 3, 3)), dict(stride=0), ValueError, "stride must be >= 1"),
+    ((_x(1, 3, 5, 5), _x(2, 3, 3, 3)), dict(dilation=(1, 0)), ValueError, "dilation must be >= 1"),
+    ((_x(1, 3, 5, 5), _x(2, 3, 3, 3)), dict(padding=-1), ValueError, "padding must be >= 0"),
+    ((_x(1, 3, 5, 5), _x(2, 3, 3, 3)), dict(groups=0), ValueError, "groups must be >= 1"),
+    ((_x(1, 3, 5, 5), _x(2, 3, 3, 3)), dict(padding="full"), ValueError, "'valid', 'same'"),
+    ((_x(1, 3, 5, 5), _x(2, 3, 3, 3)), dict(stride=1.5), TypeError, "stride must be an int"),
+    ((_x(1, 3, 5, 5), _x(2, 3, 3, 3)), dict(padding=float("nan")), TypeError, "padding"),
+    ((_x(1, 3, 5, 5), _x(2, 3, 3, 3)), dict(groups="1"), TypeError, "groups must be an int"),
+    ((_x(1, 3, 5, 5), _x(2, 3, 3, 3)), dict(stride=(1, 2, 3)), ValueError, "pair of ints"),
+    ((_x(5, 5), _x(2, 3, 3, 3)), {}, ValueError, "input must be 3-D (C, H, W) or 4-D"),
+    ((_x(1, 3, 5, 5), _x(2, 3, 3)), {}, ValueError, "weight must be 4-D"),
+    ((_x(0, 3, 5, 5), _x(2, 3, 3, 3)), {}, ValueError, "input must not be empty"),
+    ((_x(1, 3, 5, 5), _x(2, 3, 3, 3), _x(3)), {}, ValueError, "bias must have shape (2,)"),
+    (("x", _x(2, 3, 3, 3)), {}, TypeError, "conv2d: input must be a Tensor"),
+    ((_x(1, 3, 5, 5), [[1.0]]), {}, TypeError, "conv2d: weight must be a Tensor"),
+], ids=lambda v: v if isinstance(v, str) else None)
+def test_bad_input(args, kw, exc, fragment):
+    with pytest.raises(exc) as info:
+        F.conv2d(*args, **kw)
+    assert fragment in str(info.value)
+
+
+def test_bad_dtype_and_views():
+    x = cnncore.tensor(np.arange(75, dtype=np.int64).reshape(1, 3, 5, 5))
+    with pytest.raises(TypeError, match="conv2d: input must be float32"):
+        F.conv2d(x, _x(2, 3, 3, 3))
+    # float64 and non-contiguous numpy arrays are accepted (converted)
+    a = np.random.default_rng(12).standard_normal((1, 5, 3, 5)).transpose(0, 2, 1, 3)
+    w = np.ones((2, 3, 3, 3))
+    y = F.conv2d(a, w)
+    ref = F.conv2d(cnncore.tensor(np.ascontiguousarray(a, np.float32)),
+                   cnncore.tensor(w.astype(np.float32)))
+    check_close(y, ref, what="non-contiguous float64 input")
+
+
+def test_bad_backward_shapes():
+    opt = _opts(1, 0, 1, 1)
+    w = _core.from_numpy(np.ones((2, 3, 3, 3), np.float32))
+    with pytest.raises(ValueError, match=r"grad_output must have shape \(1, 2, 3, 3\)"):
+        _core.conv2d_backward_input(_core.from_numpy(np.ones((1, 2, 4, 4), np.float32)), w,
+                                    [1, 3, 5, 5], opt)
+    with pytest.raises(ValueError, match="input_shape must have 4 sizes"):
+        _core.conv2d_backward_input(_core.from_numpy(np.ones((1, 2, 3, 3), np.float32)), w,
+                                    [3, 5, 5], opt)
