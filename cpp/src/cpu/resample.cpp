@@ -1,0 +1,306 @@
+// interpolate and pad: validation, the source-index tables (computed once per call in torch's
+// float arithmetic so results match it bit for bit where it matters: which pixel nearest picks),
+// and the threaded plane loops.
+#include "cnncore/ops/resample.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+
+#include "parallel.hpp"
+
+namespace cnncore {
+
+namespace {
+constexpr int64_t kGrain = 1 << 14;  // output elements per thread chunk
+
+void check_interp(const Shape& x, int64_t out_h, int64_t out_w, double sh, double sw,
+                  const char* op) {
+  CNNCORE_CHECK_VALUE(x.size() == 4, op, ": input must be 4-D (N, C, H, W), but got ", x.size(),
+                      "-D with shape ", shape_str(x));
+  for (int64_t d : x)
+    CNNCORE_CHECK_VALUE(d > 0, op, ": input must not be empty, but got shape ", shape_str(x));
+  CNNCORE_CHECK_VALUE(out_h >= 1 && out_w >= 1, op,
+                      ": output size must be at least (1, 1), but got (", out_h, ", ", out_w, ")");
+  CNNCORE_CHECK_VALUE(std::isfinite(sh) && std::isfinite(sw) && sh >= 0 && sw >= 0, op,
+                      ": scale_factor must be positive and finite, but got (", sh, ", ", sw, ")");
+}
+
+// torch's compute_scales_value / area_pixel_compute_scale, in float like its CPU kernels.
+float nearest_scale(int64_t in, int64_t out, double scale) {
+  return scale > 0 ? static_cast<float>(1.0 / scale) : static_cast<float>(in) / static_cast<float>(out);
+}
+float linear_scale(int64_t in, int64_t out, bool align_corners, double scale) {
+  if (align_corners) return out > 1 ? static_cast<float>(in - 1) / static_cast<float>(out - 1) : 0.0f;
+  return nearest_scale(in, out, scale);
+}
+
+std::vector<int64_t> nearest_table(int64_t in, int64_t out, double scale) {
+  std::vector<int64_t> t(out);
+  const float s = nearest_scale(in, out, scale);
+  for (int64_t o = 0; o < out; ++o) {
+    if (out == in) t[o] = o;
+    else if (out == 2 * in) t[o] = o >> 1;
+    else t[o] = std::min(static_cast<int64_t>(std::floor(static_cast<float>(o) * s)), in - 1);
+  }
+  return t;
+}
+
+struct LinearTable {
+  std::vector<int64_t> i0, i1;
+  std::vector<float> l0, l1;
+};
+LinearTable linear_table(int64_t in, int64_t out, bool align_corners, double scale) {
+  LinearTable t;
+  t.i0.resize(out);
+  t.i1.resize(out);
+  t.l0.resize(out);
+  t.l1.resize(out);
+  const float s = linear_scale(in, out, align_corners, scale);
+  for (int64_t o = 0; o < out; ++o) {
+    if (out == in && !align_corners) {
+      t.i0[o] = t.i1[o] = o;
+      t.l0[o] = 1.0f;
+      t.l1[o] = 0.0f;
+      continue;
+    }
+    float src = align_corners ? s * static_cast<float>(o) : s * (static_cast<float>(o) + 0.5f) - 0.5f;
+    if (!align_corners && src < 0) src = 0;
+    const int64_t i0 = std::min(static_cast<int64_t>(std::floor(src)), in - 1);
+    const float l1 = std::min(std::max(src - static_cast<float>(i0), 0.0f), 1.0f);
+    t.i0[o] = i0;
+    t.i1[o] = i0 + (i0 < in - 1 ? 1 : 0);
+    t.l1[o] = l1;
+    t.l0[o] = 1.0f - l1;
+  }
+  return t;
+}
+}  // namespace
+
+Tensor interpolate_forward(const Tensor& x_in, int64_t OH, int64_t OW, InterpMode mode,
+                           bool align_corners, double sh, double sw) {
+  const char* op = "interpolate";
+  check_defined(x_in, op, "input");
+  check_dtype(x_in, DType::Float32, op, "input");
+  check_interp(x_in.shape(), OH, OW, sh, sw, op);
+  Tensor x = as_nchw(x_in);
+  const int64_t N = x.size(0), C = x.size(1), H = x.size(2), W = x.size(3);
+  Tensor y = Tensor::empty({N, C, OH, OW});
+  const float* xp = x.data<float>();
+  float* yp = y.data<float>();
+  const int64_t rows = N * C * OH;
+  const int64_t grain = std::max<int64_t>(1, kGrain / OW);
+  if (mode == InterpMode::Nearest) {
+    const auto th = nearest_table(H, OH, sh), tw = nearest_table(W, OW, sw);
+    parallel_for(0, rows, grain, [&](int64_t b, int64_t e) {
+      for (int64_t r = b; r < e; ++r) {
+        const int64_t pl = r / OH, oh = r % OH;
+        const float* xr = xp + pl * H * W + th[oh] * W;
+        float* yr = yp + r * OW;
+        for (int64_t ow = 0; ow < OW; ++ow) yr[ow] = xr[tw[ow]];
+      }
+    });
+  } else {
+    const auto th = linear_table(H, OH, align_corners, sh), tw = linear_table(W, OW, align_corners, sw);
+    parallel_for(0, rows, grain, [&](int64_t b, int64_t e) {
+      for (int64_t r = b; r < e; ++r) {
+        const int64_t pl = r / OH, oh = r % OH;
+        const float* x0 = xp + pl * H * W + th.i0[oh] * W;
+        const float* x1 = xp + pl * H * W + th.i1[oh] * W;
+        const float a0 = th.l0[oh], a1 = th.l1[oh];
+        float* yr = yp + r * OW;
+        for (int64_t ow = 0; ow < OW; ++ow) {
+          const int64_t w0 = tw.i0[ow], w1 = tw.i1[ow];
+          const float b0 = tw.l0[ow], b1 = tw.l1[ow];
+          yr[ow] = a0 * (b0 * x0[w0] + b1 * x0[w1]) + a1 * (b0 * x1[w0] + b1 * x1[w1]);
+        }
+      }
+    });
+  }
+  return y;
+}
+
+Tensor interpolate_backward(const Tensor& dy_in, const Shape& x_shape, InterpMode mode,
+                            bool align_corners, double sh, double sw) {
+  const char* op = "interpolate_backward";
+  check_defined(dy_in, op, "grad_output");
+  check_dtype(dy_in, DType::Float32, op, "grad_output");
+  CNNCORE_CHECK_VALUE(dy_in.dim() == 4, op, ": grad_output must be 4-D, but got shape ",
+                      shape_str(dy_in.shape()));
+  check_interp(x_shape, dy_in.size(2), dy_in.size(3), sh, sw, op);
+  CNNCORE_CHECK_VALUE(dy_in.size(0) == x_shape[0] && dy_in.size(1) == x_shape[1], op,
+                      ": grad_output must have the batch and channels of input_shape ",
+                      shape_str(x_shape), ", but got ", shape_str(dy_in.shape()));
+  Tensor dy = dy_in.contiguous();
+  const int64_t N = x_shape[0], C = x_shape[1], H = x_shape[2], W = x_shape[3];
+  const int64_t OH = dy.size(2), OW = dy.size(3);
+  Tensor dx = Tensor::zeros(x_shape);
+  const float* gp = dy.data<float>();
+  float* dp = dx.data<float>();
+  // Several outputs feed one input, so threads split planes, never rows of one plane.
+  const int64_t grain = std::max<int64_t>(1, kGrain / (OH * OW));
+  if (mode == InterpMode::Nearest) {
+    const auto th = nearest_table(H, OH, sh), tw = nearest_table(W, OW, sw);
+    parallel_for(0, N * C, grain, [&](int64_t b, int64_t e) {
+      for (int64_t pl = b; pl < e; ++pl)
+        for (int64_t oh = 0; oh < OH; ++oh) {
+          const float* g = gp + (pl * OH + oh) * OW;
+          float* d = dp + pl * H * W + th[oh] * W;
+          for (int64_t ow = 0; ow < OW; ++ow) d[tw[ow]] += g[ow];
+        }
+    });
+  } else {
+    const auto th = linear_table(H, OH, align_corners, sh), tw = linear_table(W, OW, align_corners, sw);
+    parallel_for(0, N * C, grain, [&](int64_t b, int64_t e) {
+      for (int64_t pl = b; pl < e; ++pl)
+        for (int64_t oh = 0; oh < OH; ++oh) {
+          const float* g = gp + (pl * OH + oh) * OW;
+          float* d0 = dp + pl * H * W + th.i0[oh] * W;
+          float* d1 = dp + pl * H * W + th.i1[oh] * W;
+          const float a0 = th.l0[oh], a1 = th.l1[oh];
+          for (int64_t ow = 0; ow < OW; ++ow) {
+            const int64_t w0 = tw.i0[ow], w1 = tw.i1[ow];
+            const float b0 = tw.l0[ow], b1 = tw.l1[ow];
+            d0[w0] += a0 * b0 * g[ow];
+            d0[w1] += a0 * b1 * g[ow];
+            d1[w0] += a1 * b0 * g[ow];
+            d1[w1] += a1 * b1 * g[ow];
+          }
+        }
+    });
+  }
+  return dx;
+}
+
+// ---- pad ---------------------------------------------------------------------------------------
+namespace {
+const char* pad_mode_name(PadMode m) {
+  return m == PadMode::Constant ? "constant" : m == PadMode::Reflect ? "reflect" : "replicate";
+}
+
+struct PadGeom {
+  int64_t P = 1, H = 1, W = 1, OH = 1, OW = 1;
+  int64_t left = 0, right = 0, top = 0, bottom = 0;
+  Shape out;
+};
+
+PadGeom pad_geom(const Shape& x, const std::vector<int64_t>& pads, PadMode mode, const char* op) {
+  CNNCORE_CHECK_VALUE(pads.size() == 2 || pads.size() == 4, op,
+                      ": pad must have 2 (left, right) or 4 (left, right, top, bottom) entries, but got ",
+                      pads.size());
+  const size_t dims = pads.size() / 2;
+  CNNCORE_CHECK_VALUE(x.size() >= dims, op, ": a pad of ", pads.size(), " entries needs an input of at least ",
+                      dims, " dims, but got shape ", shape_str(x));
+  for (int64_t d : x)
+    CNNCORE_CHECK_VALUE(d > 0, op, ": input must not be empty, but got shape ", shape_str(x));
+  constexpr int64_t kMax = int64_t{1} << 40;
+  for (int64_t p : pads)
+    CNNCORE_CHECK_VALUE(p > -kMax && p < kMax, op, ": pad entries must be below 2^40 in size, but got ", p);
+  PadGeom g;
+  g.W = x.back();
+  g.left = pads[0];
+  g.right = pads[1];
+  if (dims == 2) {
+    g.H = x[x.size() - 2];
+    g.top = pads[2];
+    g.bottom = pads[3];
+  }
+  for (size_t i = 0; i + dims < x.size(); ++i) g.P *= x[i];
+  g.OW = g.W + g.left + g.right;
+  g.OH = g.H + g.top + g.bottom;
+  if (mode == PadMode::Reflect) {
+    CNNCORE_CHECK_VALUE(g.left < g.W && g.right < g.W && g.top < g.H && g.bottom < g.H, op,
+                        ": padding size should be less than the corresponding input dimension for mode "
+                        "'reflect', but got pad ", shape_str(pads), " for input shape ", shape_str(x));
+  }
+  g.out = x;
+  g.out.back() = g.OW;
+  if (dims == 2) g.out[x.size() - 2] = g.OH;
+  CNNCORE_CHECK_VALUE(g.OW >= 1 && g.OH >= 1, op, ": padding ", shape_str(pads), " (mode '",
+                      pad_mode_name(mode), "') would give output shape ", shape_str(g.out),
+                      " from input ", shape_str(x), "; every size must stay >= 1");
+  return g;
+}
+
+// Source index along one dim for an output index, -1 where the constant fills.
+int64_t pad_src(int64_t o, int64_t before, int64_t n, PadMode mode) {
+  int64_t i = o - before;
+  if (i >= 0 && i < n) return i;
+  switch (mode) {
+    case PadMode::Constant: return -1;
+    case PadMode::Replicate: return i < 0 ? 0 : n - 1;
+    case PadMode::Reflect: return i < 0 ? -i : 2 * (n - 1) - i;
+  }
+  return -1;
+}
+
+std::vector<int64_t> pad_table(int64_t out, int64_t before, int64_t n, PadMode mode) {
+  std::vector<int64_t> t(out);
+  for (int64_t o = 0; o < out; ++o) t[o] = pad_src(o, before, n, mode);
+  return t;
+}
+}  // namespace
+
+Shape pad_output_shape(const Shape& x_shape, const std::vector<int64_t>& pads, PadMode mode) {
+  return pad_geom(x_shape, pads, mode, "pad").out;
+}
+
+Tensor pad_forward(const Tensor& x_in, const std::vector<int64_t>& pads, PadMode mode, float value) {
+  const char* op = "pad";
+  check_defined(x_in, op, "input");
+  check_dtype(x_in, DType::Float32, op, "input");
+  CNNCORE_CHECK_VALUE(x_in.dim() >= 1, op, ": input must have at least 1 dim, but got a scalar");
+  const PadGeom g = pad_geom(x_in.shape(), pads, mode, op);
+  Tensor x = as_nchw(x_in);
+  Tensor y = Tensor::empty(g.out);
+  const float* xp = x.data<float>();
+  float* yp = y.data<float>();
+  const auto th = pad_table(g.OH, g.top, g.H, mode), tw = pad_table(g.OW, g.left, g.W, mode);
+  // Output columns copied straight from the same input row: [c0, c1).
+  const int64_t c0 = std::clamp<int64_t>(g.left, 0, g.OW), c1 = std::clamp<int64_t>(g.left + g.W, 0, g.OW);
+  parallel_for(0, g.P * g.OH, std::max<int64_t>(1, kGrain / g.OW), [&](int64_t b, int64_t e) {
+    for (int64_t r = b; r < e; ++r) {
+      const int64_t pl = r / g.OH, oh = r % g.OH;
+      float* yr = yp + r * g.OW;
+      if (th[oh] < 0) {
+        std::fill(yr, yr + g.OW, value);
+        continue;
+      }
+      const float* xr = xp + (pl * g.H + th[oh]) * g.W;
+      for (int64_t ow = 0; ow < c0; ++ow) yr[ow] = tw[ow] < 0 ? value : xr[tw[ow]];
+      if (c1 > c0) std::memcpy(yr + c0, xr + (c0 - g.left), sizeof(float) * (c1 - c0));
+      for (int64_t ow = std::max(c0, c1); ow < g.OW; ++ow) yr[ow] = tw[ow] < 0 ? value : xr[tw[ow]];
+    }
+  });
+  return y;
+}
+
+Tensor pad_backward(const Tensor& dy_in, const Shape& x_shape, const std::vector<int64_t>& pads,
+                    PadMode mode) {
+  const char* op = "pad_backward";
+  CNNCORE_CHECK_VALUE(!x_shape.empty(), op, ": input_shape must have at least 1 dim");
+  const PadGeom g = pad_geom(x_shape, pads, mode, op);
+  check_defined(dy_in, op, "grad_output");
+  check_dtype(dy_in, DType::Float32, op, "grad_output");
+  CNNCORE_CHECK_VALUE(dy_in.shape() == g.out, op, ": grad_output must have shape ", shape_str(g.out),
+                      ", but got ", shape_str(dy_in.shape()));
+  Tensor dy = dy_in.contiguous();
+  Tensor dx = Tensor::zeros(x_shape);
+  const float* gp = dy.data<float>();
+  float* dp = dx.data<float>();
+  const auto th = pad_table(g.OH, g.top, g.H, mode), tw = pad_table(g.OW, g.left, g.W, mode);
+  // Reflect/replicate fold several output rows onto one input row: threads split planes.
+  parallel_for(0, g.P, std::max<int64_t>(1, kGrain / (g.OH * g.OW)), [&](int64_t b, int64_t e) {
+    for (int64_t pl = b; pl < e; ++pl)
+      for (int64_t oh = 0; oh < g.OH; ++oh) {
+        if (th[oh] < 0) continue;
+        const float* gr = gp + (pl * g.OH + oh) * g.OW;
+        float* dr = dp + (pl * g.H + th[oh]) * g.W;
+        for (int64_t ow = 0; ow < g.OW; ++ow)
+          if (tw[ow] >= 0) dr[tw[ow]] += gr[ow];
+      }
+  });
+  return dx;
+}
+
+}  // namespace cnncore
