@@ -1,0 +1,10 @@
+"""Optimizers and learning-rate schedules with torch.optim's names, signatures and state_dict
+format; the update math runs in C++ (one fused pass per parameter tensor)."""
+
+from . import lr_scheduler  # noqa: F401
+from .adam import Adam, AdamW
+from .optimizer import Optimizer
+from .rmsprop import RMSprop
+from .sgd import SGD
+
+__all__ = ["Optimizer", "SGD", "Adam", "AdamW", "RMSprop", "lr_scheduler"]

@@ -1,0 +1,420 @@
+"""cnncore.optim against torch.optim step by step: SGD, Adam, AdamW, RMSprop over several
+hyperparameter combinations, state_dict round trips, every scheduler's lr sequence, bad values."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+import cnncore
+from cnncore import _core, optim
+from cnncore.nn import Parameter
+from cnncore.optim import lr_scheduler
+from helpers import check_close
+
+torch = pytest.importorskip("torch", reason="optimizer and scheduler parity is checked against torch")
+
+# Ragged sizes (vector body + scalar tail) and one above the threading grain (1 << 15).
+SHAPES = [(13,), (4, 7), (3, 5, 2, 2), (40001,)]
+STEPS = 8
+
+
+def make_data(seed: int = 0, shapes=SHAPES, steps: int = STEPS):
+    rng = np.random.default_rng(seed)
+    init = [rng.standard_normal(s).astype(np.float32) for s in shapes]
+    grads = [[rng.standard_normal(s).astype(np.float32) for s in shapes] for _ in range(steps)]
+    return init, grads
+
+
+def ours_params(init):
+    return [Parameter(a.copy()) for a in init]
+
+
+def torch_params(init):
+    return [torch.nn.Parameter(torch.tensor(a.copy())) for a in init]
+
+
+def step_both(ours, theirs, o_params, t_params, grads_at_step):
+    for p, g in zip(o_params, grads_at_step):
+        p.grad = cnncore.tensor(g)
+    for p, g in zip(t_params, grads_at_step):
+        p.grad = torch.tensor(g)
+    ours.step()
+    theirs.step()
+
+
+def compare_params(o_params, t_params, what, rtol=1e-5, atol=1e-6):
+    for i, (a, b) in enumerate(zip(o_params, t_params)):
+        check_close(a, b, rtol=rtol, atol=atol, what=f"{what}: param {i} {tuple(a.shape)}")
+
+
+def compare_state(ours, theirs, o_params, t_params, what, rtol=1e-5, atol=1e-6):
+    for i, (a, b) in enumerate(zip(o_params, t_params)):
+        so, st = ours.state[a], theirs.state[b]
+        assert set(so) == set(st), f"{what}: state keys {sorted(so)} != torch's {sorted(st)}"
+        for key in st:
+            if key == "step":
+                assert float(so[key]) == float(st[key]), f"{what}: step"
+            else:
+                # Buffers that accumulate (momentum of g / avg) grow large while their elements
+                # cancel: compare to float32 rounding of the buffer's scale.
+                scale = max(1.0, float(np.abs(st[key].numpy()).max()))
+                check_close(so[key], st[key], rtol=rtol, atol=atol * scale,
+                            what=f"{what}: {key} {i}")
+
+
+def run_parity(make_ours, make_theirs, what, seed=0):
+    init, grads = make_data(seed)
+    o_params, t_params = ours_params(init), torch_params(init)
+    ours, theirs = make_ours(o_params), make_theirs(t_params)
+    for s in range(STEPS):
+        step_both(ours, theirs, o_params, t_params, grads[s])
+        compare_params(o_params, t_params, f"{what} step {s + 1}")
+    compare_state(ours, theirs, o_params, t_params, what)
+
+
+SGD_CASES = [
+    dict(lr=0.1),
+    dict(lr=0.05, momentum=0.9),
+    dict(lr=0.05, momentum=0.9, dampening=0.3, weight_decay=1e-2),
+    dict(lr=0.05, momentum=0.9, nesterov=True, weight_decay=5e-4),
+    dict(lr=0.01, momentum=0.5, maximize=True),
+    dict(lr=0.01, weight_decay=0.1, maximize=True),
+]
+
+
+@pytest.mark.parametrize("kw", SGD_CASES, ids=str)
+def test_sgd_matches_torch(kw):
+    run_parity(lambda ps: optim.SGD(ps, **kw), lambda ps: torch.optim.SGD(ps, **kw), f"SGD {kw}")
+
+
+ADAM_CASES = [
+    dict(),
+    dict(lr=1e-2, betas=(0.8, 0.99), eps=1e-6),
+    dict(lr=1e-2, weight_decay=1e-2),
+    dict(lr=1e-2, amsgrad=True),
+    dict(lr=1e-2, amsgrad=True, weight_decay=0.1, maximize=True),
+    dict(lr=1e-2, betas=(0.3, 0.9)),  # 1 - beta1 >= 0.5 takes lerp's other formula
+]
+
+
+@pytest.mark.parametrize("kw", ADAM_CASES, ids=str)
+def test_adam_matches_torch(kw):
+    run_parity(lambda ps: optim.Adam(ps, **kw), lambda ps: torch.optim.Adam(ps, **kw),
+               f"Adam {kw}")
+
+
+@pytest.mark.parametrize("kw", ADAM_CASES[:5], ids=str)
+def test_adamw_matches_torch(kw):
+    run_parity(lambda ps: optim.AdamW(ps, **kw), lambda ps: torch.optim.AdamW(ps, **kw),
+               f"AdamW {kw}")
+
+
+RMSPROP_CASES = [
+    dict(),
+    dict(lr=1e-3, alpha=0.9, eps=1e-6),
+    dict(lr=1e-3, centered=True),
+    dict(lr=1e-3, momentum=0.9),
+    dict(lr=1e-3, momentum=0.9, centered=True, weight_decay=1e-2, maximize=True),
+    dict(lr=1e-3, alpha=0.3, centered=True),  # 1 - alpha >= 0.5: lerp's other formula
+]
+
+
+@pytest.mark.parametrize("kw", RMSPROP_CASES, ids=str)
+def test_rmsprop_matches_torch(kw):
+    run_parity(lambda ps: optim.RMSprop(ps, **kw), lambda ps: torch.optim.RMSprop(ps, **kw),
+               f"RMSprop {kw}")
+
+
+def test_param_groups_and_missing_grads():
+    init, grads = make_data(1, shapes=[(5,), (6,), (7,)])
+    o_params, t_params = ours_params(init), torch_params(init)
+    ours = optim.SGD([{"params": o_params[:2]}, {"params": o_params[2:], "lr": 0.5}], lr=0.1,
+                     momentum=0.9)
+    theirs = torch.optim.SGD([{"params": t_params[:2]}, {"params": t_params[2:], "lr": 0.5}],
+                             lr=0.1, momentum=0.9)
+    for s in range(3):
+        # param 1 has no grad on odd steps: it is skipped, its buffer left alone.
+        for p_o, p_t, g in zip(o_params, t_params, grads[s]):
+            p_o.grad = cnncore.tensor(g)
+            p_t.grad = torch.tensor(g)
+        if s % 2:
+            o_params[1].grad = None
+            t_params[1].grad = None
+        ours.step()
+        theirs.step()
+        compare_params(o_params, t_params, f"groups step {s}")
+    assert ours.param_groups[1]["lr"] == 0.5 and ours.param_groups[0]["lr"] == 0.1
+
+
+def test_update_is_in_place_and_model_sees_it():
+    model = cnncore.nn.Linear(3, 2)
+    storage_before = model.weight._c
+    before = model.weight.detach().numpy().copy()
+    opt = optim.SGD(model.parameters(), lr=0.5)
+    model.weight.grad = cnncore.tensor(np.ones((2, 3), np.float32))
+    opt.step()
+    assert model.weight._c is storage_before
+    check_close(model.weight, before - 0.5, what="weight after one SGD step")
+    assert model.bias.grad is None  # no grad: not updated, no error
+
+
+def test_zero_grad():
+    p = Parameter(np.ones(3, np.float32))
+    opt = optim.Adam([p])
+    p.grad = cnncore.tensor(np.ones(3, np.float32))
+    opt.zero_grad(set_to_none=False)
+    check_close(p.grad, np.zeros(3, np.float32), what="zero_grad(set_to_none=False)")
+    opt.zero_grad()
+    assert p.grad is None
+
+
+def test_closure_returns_loss():
+    p = Parameter(np.ones(2, np.float32))
+    opt = optim.SGD([p], lr=0.1)
+
+    def closure():
+        p.grad = cnncore.tensor(np.full(2, 2.0, np.float32))
+        return 1.5
+
+    assert opt.step(closure) == 1.5
+    check_close(p, np.full(2, 0.8, np.float32), what="param after closure step")
+
+
+@pytest.mark.parametrize("make", [
+    ("SGD", dict(lr=0.1, momentum=0.9, nesterov=True)),
+    ("Adam", dict(lr=1e-2, amsgrad=True)),
+    ("AdamW", dict(lr=1e-2)),
+    ("RMSprop", dict(lr=1e-2, momentum=0.5, centered=True)),
+], ids=lambda m: m[0])
+def test_state_dict_round_trip_continues_identically(make):
+    name, kw = make
+    init, grads = make_data(2, shapes=[(9,), (2, 3)], steps=6)
+    a_params = ours_params(init)
+    a = getattr(optim, name)(a_params, **kw)
+    t_params = torch_params(init)
+    t = getattr(torch.optim, name)(t_params, **kw)
+    for s in range(3):
+        step_both(a, t, a_params, t_params, grads[s])
+    sd, tsd = a.state_dict(), t.state_dict()
+    # Same format as torch: keys of the groups, params as indices, state keys per index.
+    assert [sorted(g) for g in sd["param_groups"]] == [sorted(g) for g in tsd["param_groups"]]
+    assert [g["params"] for g in sd["param_groups"]] == [g["params"] for g in tsd["param_groups"]]
+    assert {k: sorted(v) for k, v in sd["state"].items()} == \
+        {k: sorted(v) for k, v in tsd["state"].items()}
+    # A fresh optimizer on copies of the parameters, loaded from the dict, continues identically.
+    b_params = [Parameter(p.detach().numpy().copy()) for p in a_params]
+    b = getattr(optim, name)(b_params, lr=123.0)
+    b.load_state_dict(sd)
+    assert b.param_groups[0]["lr"] == kw["lr"]
+    for s in range(3, 6):
+        for ps in (a_params, b_params):
+            for p, g in zip(ps, grads[s]):
+                p.grad = cnncore.tensor(g)
+        a.step()
+        b.step()
+    for pa, pb in zip(a_params, b_params):
+        np.testing.assert_array_equal(pa.detach().numpy(), pb.detach().numpy())
+    # The loaded state is a copy: stepping b did not touch the dict taken from a.
+    # And a state_dict from torch loads too.
+    c_params = [Parameter(p.detach().numpy().copy()) for p in t_params]
+    c = getattr(optim, name)(c_params, **kw)
+    c.load_state_dict(tsd)
+    for s in range(3, 6):
+        step_both(c, t, c_params, t_params, grads[s])
+    compare_params(c_params, t_params, f"{name} loaded from torch's state_dict")
+
+
+def test_load_state_dict_mismatch():
+    opt = optim.SGD([Parameter(np.ones(2, np.float32))], lr=0.1)
+    other = optim.SGD([Parameter(np.ones(2, np.float32)), Parameter(np.ones(2, np.float32))],
+                      lr=0.1)
+    with pytest.raises(ValueError, match="doesn't match the size"):
+        opt.load_state_dict(other.state_dict())
+
+
+BAD = [
+    (optim.SGD, dict(lr=-1), "Invalid learning rate: -1"),
+    (optim.SGD, dict(lr=0.1, momentum=-0.5), "Invalid momentum value: -0.5"),
+    (optim.SGD, dict(lr=0.1, weight_decay=-1e-3), "Invalid weight_decay value: -0.001"),
+    (optim.SGD, dict(lr=0.1, nesterov=True), "Nesterov momentum requires"),
+    (optim.SGD, dict(lr=0.1, momentum=0.9, dampening=0.1, nesterov=True), "Nesterov"),
+    (optim.Adam, dict(lr=-0.1), "Invalid learning rate: -0.1"),
+    (optim.Adam, dict(eps=-1.0), "Invalid epsilon value: -1.0"),
+    (optim.Adam, dict(betas=(1.0, 0.999)), "Invalid beta parameter at index 0: 1.0"),
+    (optim.Adam, dict(betas=(0.9, -0.1)), "Invalid beta parameter at index 1: -0.1"),
+    (optim.AdamW, dict(weight_decay=-1), "Invalid weight_decay value: -1"),
+    (optim.RMSprop, dict(alpha=-0.5), "Invalid alpha value: -0.5"),
+    (optim.RMSprop, dict(momentum=-1), "Invalid momentum value: -1"),
+    (optim.RMSprop, dict(eps=-1e-8), "Invalid epsilon value: -1e-08"),
+]
+
+
+@pytest.mark.parametrize("cls,kw,msg", BAD, ids=[f"{c.__name__}-{k}" for c, k, _ in BAD])
+def test_bad_hyperparameters_raise_like_torch(cls, kw, msg):
+    with pytest.raises(ValueError, match=msg) as ours:
+        cls([Parameter(np.ones(2, np.float32))], **kw)
+    with pytest.raises(ValueError) as theirs:
+        getattr(torch.optim, cls.__name__)([torch.nn.Parameter(torch.ones(2))], **kw)
+    assert str(ours.value) == str(theirs.value)
+
+
+def test_bad_params():
+    with pytest.raises(ValueError, match="empty parameter list"):
+        optim.SGD([], lr=0.1)
+    with pytest.raises(TypeError, match="iterable of Tensors"):
+        optim.SGD(Parameter(np.ones(2, np.float32)), lr=0.1)
+    p = Parameter(np.ones(2, np.float32))
+    with pytest.raises(ValueError, match="duplicate"):
+        optim.SGD([p, p], lr=0.1)
+    with pytest.raises(TypeError, match="must be a number"):
+        optim.SGD([p], lr="0.1")
+
+
+def test_kernel_errors_name_the_argument():
+    p = _core.zeros([3])
+    with pytest.raises(ValueError, match=r"sgd_step: grad shape \(4,\) must match param shape \(3,\)"):
+        _core.sgd_step(p, _core.zeros([4]), None, lr=0.1)
+    with pytest.raises(ValueError, match="momentum_buffer"):
+        _core.sgd_step(p, _core.zeros([3]), None, lr=0.1, momentum=0.9)
+    with pytest.raises(ValueError, match="exp_avg_sq shape"):
+        _core.adam_step(p, _core.zeros([3]), _core.zeros([3]), _core.zeros([2]), None, step=1)
+    with pytest.raises(ValueError, match="max_exp_avg_sq"):
+        _core.adam_step(p, _core.zeros([3]), _core.zeros([3]), _core.zeros([3]), None, step=1,
+                        amsgrad=True)
+    with pytest.raises(ValueError, match="grad_avg"):
+        _core.rmsprop_step(p, _core.zeros([3]), _core.zeros([3]), None, None, centered=True)
+    with pytest.raises(ValueError, match="Invalid learning rate"):
+        _core.sgd_step(p, _core.zeros([3]), None, lr=-1.0)
+    with pytest.raises(TypeError):
+        _core.sgd_step(_core.zeros([3], "int64"), _core.zeros([3]), None, lr=0.1)
+
+
+def test_non_contiguous_grad_is_accepted():
+    g = np.arange(12, dtype=np.float32).reshape(3, 4)
+    p_o = Parameter(np.zeros((4, 3), np.float32))
+    p_o.grad = cnncore.from_numpy(g.T)  # a transposed view
+    optim.SGD([p_o], lr=1.0).step()
+    check_close(p_o, -g.T, what="SGD with a transposed grad")
+
+
+# ---- schedulers -----------------------------------------------------------------------------------
+def lr_sequence(make_sched, opt_cls, opt_kw, steps, lib, metrics=None):
+    params = ([Parameter(np.ones(2, np.float32))] if lib is optim
+              else [torch.nn.Parameter(torch.ones(2))])
+    group2 = ([Parameter(np.ones(1, np.float32))] if lib is optim
+              else [torch.nn.Parameter(torch.ones(1))])
+    opt = getattr(lib, opt_cls)([{"params": params}, {"params": group2, "lr": opt_kw["lr"] / 2}],
+                                **opt_kw)
+    sched = make_sched(lib.lr_scheduler, opt)
+    seq = [list(sched.get_last_lr())]
+    moms = []
+    for i in range(steps):
+        opt.step()
+        if metrics is None:
+            sched.step()
+        else:
+            sched.step(metrics[i])
+        seq.append(list(sched.get_last_lr()))
+        g = opt.param_groups[0]
+        moms.append(g.get("momentum", g.get("betas", (None,))[0]))
+    return seq, moms
+
+
+SCHEDULERS = {
+    "StepLR": (lambda m, o: m.StepLR(o, step_size=3, gamma=0.5), "SGD", 20),
+    "MultiStepLR": (lambda m, o: m.MultiStepLR(o, milestones=[2, 5, 5, 9], gamma=0.3), "SGD", 12),
+    "ExponentialLR": (lambda m, o: m.ExponentialLR(o, gamma=0.9), "SGD", 15),
+    "CosineAnnealingLR": (lambda m, o: m.CosineAnnealingLR(o, T_max=7, eta_min=1e-3), "SGD", 30),
+    "LinearLR": (lambda m, o: m.LinearLR(o, start_factor=0.1, total_iters=6), "SGD", 10),
+    "ConstantLR": (lambda m, o: m.ConstantLR(o, factor=0.25, total_iters=4), "SGD", 8),
+    "OneCycleLR-cos": (lambda m, o: m.OneCycleLR(o, max_lr=[0.5, 0.2], total_steps=20), "SGD", 20),
+    "OneCycleLR-linear-3phase": (lambda m, o: m.OneCycleLR(
+        o, max_lr=0.4, epochs=3, steps_per_epoch=5, anneal_strategy="linear", three_phase=True),
+        "SGD", 15),
+    "OneCycleLR-adam": (lambda m, o: m.OneCycleLR(o, max_lr=0.01, total_steps=12, pct_start=0.25),
+                        "Adam", 12),
+    "LambdaLR": (lambda m, o: m.LambdaLR(o, lambda e: 0.95 ** e + 0.01 * e), "SGD", 10),
+}
+
+
+@pytest.mark.parametrize("name", sorted(SCHEDULERS))
+def test_scheduler_lr_sequence_matches_torch(name):
+    make, opt_cls, steps = SCHEDULERS[name]
+    kw = dict(lr=0.1, momentum=0.9) if opt_cls == "SGD" else dict(lr=0.01)
+    ours, our_moms = lr_sequence(make, opt_cls, kw, steps, optim)
+    theirs, their_moms = lr_sequence(make, opt_cls, kw, steps, torch.optim)
+    assert ours == theirs  # exact: the same float formulas in the same order
+    assert our_moms == their_moms
+
+
+@pytest.mark.parametrize("kw", [dict(patience=2), dict(mode="max", factor=0.5, patience=1,
+                                                       cooldown=2, threshold_mode="abs",
+                                                       threshold=0.05, min_lr=0.02)], ids=str)
+def test_reduce_on_plateau_matches_torch(kw):
+    metrics = [1.0, 0.9, 0.95, 0.95, 0.96, 0.97, 0.5, 0.6, 0.61, 0.7, 0.7, 0.7, 0.7, 0.8, 0.8]
+    make = lambda m, o: m.ReduceLROnPlateau(o, **kw)  # noqa: E731
+    ours, _ = lr_sequence(make, "SGD", dict(lr=0.1), len(metrics), optim, metrics)
+    theirs, _ = lr_sequence(make, "SGD", dict(lr=0.1), len(metrics), torch.optim, metrics)
+    assert ours == theirs
+    assert ours[-1] != ours[0]  # it did reduce
+
+
+@pytest.mark.parametrize("name", ["StepLR", "CosineAnnealingLR", "OneCycleLR-cos", "LinearLR"])
+def test_scheduler_state_dict_resume(name):
+    make, _, steps = SCHEDULERS[name]
+
+    def fresh():
+        opt = optim.SGD([{"params": [Parameter(np.ones(2, np.float32))]},
+                         {"params": [Parameter(np.ones(1, np.float32))], "lr": 0.05}],
+                        lr=0.1, momentum=0.9)
+        return opt, make(lr_scheduler, opt)
+
+    opt_a, a = fresh()
+    full = []
+    for _ in range(steps):
+        opt_a.step()
+        a.step()
+        full.append(a.get_last_lr())
+    opt_b, b = fresh()
+    half = steps // 2
+    for _ in range(half):
+        opt_b.step()
+        b.step()
+    sd_sched, sd_opt = b.state_dict(), opt_b.state_dict()
+    assert "optimizer" not in sd_sched
+    opt_c, c = fresh()
+    opt_c.load_state_dict(sd_opt)
+    c.load_state_dict(sd_sched)
+    resumed = []
+    for _ in range(steps - half):
+        opt_c.step()
+        c.step()
+        resumed.append(c.get_last_lr())
+    assert resumed == full[half:]
+
+
+def test_scheduler_errors_and_warnings():
+    opt = optim.SGD([Parameter(np.ones(2, np.float32))], lr=0.1)
+    with pytest.raises(TypeError, match="is not an Optimizer"):
+        lr_scheduler.StepLR(object(), step_size=2)
+    with pytest.raises(ValueError, match="Starting multiplicative factor"):
+        lr_scheduler.LinearLR(opt, start_factor=0)
+    with pytest.raises(ValueError, match="Factor should be < 1.0"):
+        lr_scheduler.ReduceLROnPlateau(opt, factor=1.0)
+    with pytest.raises(ValueError, match="total_steps"):
+        lr_scheduler.OneCycleLR(opt, max_lr=0.1)
+    sched = lr_scheduler.OneCycleLR(opt, max_lr=0.1, total_steps=2, cycle_momentum=False)
+    for _ in range(2):
+        opt.step()
+        sched.step()
+    with pytest.raises(ValueError, match="Tried to step 3 times"):
+        opt.step()
+        sched.step()
+    opt2 = optim.SGD([Parameter(np.ones(2, np.float32))], lr=0.1)
+    s2 = lr_scheduler.StepLR(opt2, step_size=2)
+    with pytest.warns(UserWarning, match="before `optimizer.step\\(\\)`"):
+        s2.step()
+    assert math.isclose(s2.get_last_lr()[0], 0.1)
