@@ -117,7 +117,7 @@ def summary(model, input_size=None, batch_size: int = 1, input_data=None,
                               _macs(module, args, output)))
 
     for m in model.modules():
-        if m is model or not list(m.children()) or m._parameters:
+        if not list(m.children()) or any(p is not None for p in m._parameters.values()):
             handles.append(m.register_forward_hook(hook))
     was_training = model.training
     model.eval()
@@ -128,7 +128,6 @@ def summary(model, input_size=None, batch_size: int = 1, input_data=None,
         model.train(was_training)
         for h in handles:
             h.remove()
-    rows = [r for r in rows if r.name != type(model).__name__ or r.params]  # drop the root row
     total = sum(p.numel() for p in model.parameters())
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
     s = Summary(rows, total, trainable, sum(r.macs for r in rows),
