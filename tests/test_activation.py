@@ -76,6 +76,12 @@ def test_softmax_is_stable_for_large_inputs():
     check_close(y[0], [0.5, 0.5, 0.0], atol=1e-7, what="softmax of large equal logits")
     ly = F.log_softmax(x, dim=1).numpy()
     check_close(ly[0], [-np.log(2), -np.log(2), -2000.0 - np.log(2)], rtol=1e-6, what="log_softmax")
+    # The strided path (softmax over a non-last dim) too.
+    x3 = np.stack([np.array([[1000.0, 1000.0, -1000.0]] * 5).T] * 2).astype(np.float32)  # (2, 3, 5)
+    check_close(F.log_softmax(cnncore.tensor(x3), dim=1).numpy()[:, :2],
+                np.full((2, 2, 5), -np.log(2)), rtol=1e-6, what="log_softmax over dim 1 of 3-D")
+    check_close(F.softmax(cnncore.tensor(x3), dim=1).numpy()[:, 2], np.zeros((2, 5)), atol=1e-30,
+                what="softmax over dim 1 of 3-D")
     check_close(F.sigmoid(cnncore.tensor([-200.0, 200.0])), [0.0, 1.0], atol=1e-30, what="sigmoid")
     check_close(F.tanh(cnncore.tensor([-50.0, 1e-6, 50.0])), [-1.0, 1e-6, 1.0], rtol=1e-5,
                 what="tanh keeps precision near 0")
@@ -162,3 +168,16 @@ def test_bad_inputs():
         F.leaky_relu(x, "0.1")
     with pytest.raises(ValueError, match="relu_backward: grad_output shape"):
         _core.relu_backward(_core.zeros([2, 2], "float32"), _core.zeros([2, 3], "float32"))
+
+
+def test_blocked_and_strided_inputs_give_the_nchw_result():
+    x = _rand((2, 11, 5, 3), seed=50)
+    xc = _core.from_numpy(x)
+    blocked = xc.to_blocked(8)
+    strided = _core.from_numpy(np.ascontiguousarray(x.transpose(0, 2, 3, 1))).permute([0, 3, 1, 2])
+    for inp in (blocked, strided):
+        for name in ("relu", "sigmoid", "tanh"):
+            check_close(getattr(_core, name + "_forward")(inp), getattr(_core, name + "_forward")(xc),
+                        rtol=0, atol=0, what=f"{name} layout")
+        check_close(_core.softmax_forward(inp, 1), _core.softmax_forward(xc, 1), rtol=0, atol=0,
+                    what="softmax layout")

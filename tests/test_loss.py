@@ -254,3 +254,28 @@ def test_bad_inputs():
         F.smooth_l1_loss(x, x, beta=-1.0)
     with pytest.raises(TypeError, match="cross_entropy: input must be a Tensor"):
         F.cross_entropy("x", cnncore.tensor(np.array([1])))
+
+
+@pytest.mark.parametrize("name", ["mse_loss", "l1_loss"])
+@pytest.mark.parametrize("reduction", ["none", "mean", "sum"])
+def test_weighted_regression_losses_against_torch(name, reduction):
+    torch = pytest.importorskip("torch", reason="PyTorch comparison")
+    rng = np.random.default_rng(9)
+    x, y = rng.standard_normal((3, 7)).astype(np.float32), rng.standard_normal((3, 7)).astype(np.float32)
+    w = rng.uniform(0.1, 2.0, (3, 7)).astype(np.float32)
+    a = cnncore.tensor(x, requires_grad=True)
+    loss = getattr(F, name)(a, cnncore.tensor(y), reduction=reduction, weight=cnncore.tensor(w))
+    ta = torch.tensor(x, requires_grad=True)
+    tl = getattr(torch.nn.functional, name)(ta, torch.tensor(y), reduction=reduction,
+                                            weight=torch.tensor(w))
+    check_close(loss, tl, rtol=1e-5, atol=1e-6, what=f"weighted {name} {reduction}")
+    loss.backward(cnncore.tensor(np.ones(tl.shape, np.float32)))
+    tl.backward(torch.ones(tl.shape))
+    check_close(a.grad, ta.grad, rtol=1e-5, atol=1e-7, what=f"weighted {name} grad")
+    if name == "mse_loss":
+        red = RED[reduction]
+        args = (_core.from_numpy(x), _core.from_numpy(y), red, _core.from_numpy(w))
+        check_close(_core.mse_loss_forward(*args), _core.reference.mse_loss_forward(*args),
+                    rtol=1e-6, what="weighted mse vs reference")
+    with pytest.raises(ValueError, match=f"{name}: weight must have the input's shape"):
+        getattr(F, name)(a, cnncore.tensor(y), weight=cnncore.ones(7))

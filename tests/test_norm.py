@@ -257,3 +257,17 @@ def test_dropout_rejects_bad_p(p):
         _core.dropout_forward(x._c, p, False)
     with pytest.raises(ValueError, match="dropout: p must be a number, but got nan"):
         F.dropout(x, float("nan"))
+
+
+def test_blocked_and_strided_inputs_give_the_nchw_result():
+    x = _rand((2, 11, 5, 3), seed=50)
+    xc = _core.from_numpy(x)
+    blocked = xc.to_blocked(8)
+    strided = _core.from_numpy(np.ascontiguousarray(x.transpose(0, 2, 3, 1))).permute([0, 3, 1, 2])
+    for inp in (blocked, strided):
+        check_close(_core.local_response_norm_forward(inp, 3, 0.1, 0.75, 1.0),
+                    _core.local_response_norm_forward(xc, 3, 0.1, 0.75, 1.0), rtol=0, atol=0,
+                    what="lrn layout")
+        check_close(_core.batch_norm_forward(inp, None, None, None, None, True, 0.1, 1e-5)[0],
+                    _core.batch_norm_forward(xc, None, None, None, None, True, 0.1, 1e-5)[0],
+                    rtol=0, atol=0, what="batch_norm layout")

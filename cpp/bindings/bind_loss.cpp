@@ -26,13 +26,17 @@ void bind_loss(py::module_& m, py::module_& ref) {
         py::arg("ignore_index"), py::arg("label_smoothing"), py::arg("total_weight"), nogil,
         "gradient of cross_entropy_logp with respect to logp");
   m.def("mse_loss_forward", &mse_loss_forward, py::arg("x"), py::arg("target"),
-        py::arg("reduction"), nogil, "(x - target)^2 reduced");
+        py::arg("reduction"), py::arg("weight") = py::none(), nogil,
+        "(x - target)^2 (times weight) reduced; weighted mean divides by sum(weight)");
   m.def("mse_loss_backward", &mse_loss_backward, py::arg("grad_output"), py::arg("x"),
-        py::arg("target"), py::arg("reduction"), nogil, "d mse / dx");
+        py::arg("target"), py::arg("reduction"), py::arg("weight") = py::none(), nogil,
+        "d mse / dx");
   m.def("l1_loss_forward", &l1_loss_forward, py::arg("x"), py::arg("target"),
-        py::arg("reduction"), nogil, "|x - target| reduced");
+        py::arg("reduction"), py::arg("weight") = py::none(), nogil,
+        "|x - target| (times weight) reduced; weighted mean divides by sum(weight)");
   m.def("l1_loss_backward", &l1_loss_backward, py::arg("grad_output"), py::arg("x"),
-        py::arg("target"), py::arg("reduction"), nogil, "d l1 / dx");
+        py::arg("target"), py::arg("reduction"), py::arg("weight") = py::none(), nogil,
+        "d l1 / dx");
   m.def("smooth_l1_loss_forward", &smooth_l1_loss_forward, py::arg("x"), py::arg("target"),
         py::arg("reduction"), py::arg("beta"), nogil, "Huber-style smooth L1 reduced");
   m.def("smooth_l1_loss_backward", &smooth_l1_loss_backward, py::arg("grad_output"), py::arg("x"),
@@ -64,10 +68,10 @@ void bind_loss(py::module_& m, py::module_& ref) {
           py::arg("reduction"), py::arg("ignore_index"), py::arg("label_smoothing"),
           py::arg("total_weight"), nogil, "reference cross_entropy_logp backward");
   ref.def("mse_loss_forward", &reference::mse_loss_forward, py::arg("x"), py::arg("target"),
-          py::arg("reduction"), nogil, "reference mse_loss");
+          py::arg("reduction"), py::arg("weight") = py::none(), nogil, "reference mse_loss");
   ref.def("mse_loss_backward", &reference::mse_loss_backward, py::arg("grad_output"),
-          py::arg("x"), py::arg("target"), py::arg("reduction"), nogil,
-          "reference mse_loss backward");
+          py::arg("x"), py::arg("target"), py::arg("reduction"), py::arg("weight") = py::none(),
+          nogil, "reference mse_loss backward");
 }
 
 }  // namespace cnncore::bindings

@@ -238,6 +238,7 @@ struct PairArgs {
   Tensor x, t, w, pw;
   const float *xp = nullptr, *tp = nullptr, *wp = nullptr, *pwp = nullptr;
   int64_t n = 0;
+  double mean_divisor = 0.0;  // numel, or sum(weight) for the weighted mse/l1
 };
 
 void check_like(const Tensor& x, const std::optional<Tensor>& o, const char* op, const char* arg) {
@@ -271,6 +272,19 @@ PairArgs pair_args(const Tensor& x, const Tensor& t, Reduction reduction, const 
     a.pwp = a.pw.data<float>();
   }
   a.n = a.x.numel();
+  a.mean_divisor = static_cast<double>(a.n);
+  return a;
+}
+
+// mse/l1 with a weight: mean divides by the total weight, not by numel.
+PairArgs weighted_pair_args(const Tensor& x, const Tensor& t, Reduction reduction, const char* op,
+                            const std::optional<Tensor>& w) {
+  PairArgs a = pair_args(x, t, reduction, op, w);
+  if (a.wp) {
+    double s = 0.0;
+    for (int64_t i = 0; i < a.n; ++i) s += a.wp[i];
+    a.mean_divisor = s;
+  }
   return a;
 }
 
@@ -296,7 +310,7 @@ Tensor reduce_elementwise(const PairArgs& a, Reduction reduction, const F& f) {
   });
   double total = 0.0;
   for (double p : part) total += p;
-  if (reduction == Reduction::Mean) total /= static_cast<double>(a.n);  // 0/0 = nan, as torch
+  if (reduction == Reduction::Mean) total /= a.mean_divisor;  // 0/0 = nan, as torch
   Tensor out = Tensor::empty({});
   out.data<float>()[0] = static_cast<float>(total);
   return out;
@@ -319,7 +333,7 @@ Tensor grad_elementwise(const Tensor& dloss_in, const PairArgs& a, Reduction red
   Tensor dloss = dloss_in.contiguous();
   const float* gp = dloss.data<float>();
   double scale = reduction == Reduction::None ? 1.0 : gp[0];
-  if (reduction == Reduction::Mean) scale /= static_cast<double>(a.n);
+  if (reduction == Reduction::Mean) scale /= a.mean_divisor;
   Tensor dx = Tensor::empty(a.x.shape());
   float* dp = dx.data<float>();
   parallel_for(0, a.n, kGrain, [&](int64_t b, int64_t e) {
@@ -373,35 +387,38 @@ Tensor cross_entropy_logp_backward(const Tensor& dloss, const Tensor& logp, cons
       reduction, total_weight, op);
 }
 
-Tensor mse_loss_forward(const Tensor& x, const Tensor& t, Reduction reduction) {
-  const PairArgs a = pair_args(x, t, reduction, "mse_loss");
+Tensor mse_loss_forward(const Tensor& x, const Tensor& t, Reduction reduction,
+                        const std::optional<Tensor>& weight) {
+  const PairArgs a = weighted_pair_args(x, t, reduction, "mse_loss", weight);
   return reduce_elementwise(a, reduction, [&](int64_t i) {
     const double d = static_cast<double>(a.xp[i]) - a.tp[i];
-    return d * d;
+    return (a.wp ? a.wp[i] : 1.0) * d * d;
   });
 }
 
 Tensor mse_loss_backward(const Tensor& dloss, const Tensor& x, const Tensor& t,
-                         Reduction reduction) {
+                         Reduction reduction, const std::optional<Tensor>& weight) {
   const char* op = "mse_loss_backward";
-  const PairArgs a = pair_args(x, t, reduction, op);
+  const PairArgs a = weighted_pair_args(x, t, reduction, op, weight);
   return grad_elementwise(dloss, a, reduction, op, [&](int64_t i) {
-    return 2.0 * (static_cast<double>(a.xp[i]) - a.tp[i]);
+    return (a.wp ? a.wp[i] : 1.0) * 2.0 * (static_cast<double>(a.xp[i]) - a.tp[i]);
   });
 }
 
-Tensor l1_loss_forward(const Tensor& x, const Tensor& t, Reduction reduction) {
-  const PairArgs a = pair_args(x, t, reduction, "l1_loss");
-  return reduce_elementwise(
-      a, reduction, [&](int64_t i) { return std::fabs(static_cast<double>(a.xp[i]) - a.tp[i]); });
+Tensor l1_loss_forward(const Tensor& x, const Tensor& t, Reduction reduction,
+                       const std::optional<Tensor>& weight) {
+  const PairArgs a = weighted_pair_args(x, t, reduction, "l1_loss", weight);
+  return reduce_elementwise(a, reduction, [&](int64_t i) {
+    return (a.wp ? a.wp[i] : 1.0) * std::fabs(static_cast<double>(a.xp[i]) - a.tp[i]);
+  });
 }
 
 Tensor l1_loss_backward(const Tensor& dloss, const Tensor& x, const Tensor& t,
-                        Reduction reduction) {
+                        Reduction reduction, const std::optional<Tensor>& weight) {
   const char* op = "l1_loss_backward";
-  const PairArgs a = pair_args(x, t, reduction, op);
+  const PairArgs a = weighted_pair_args(x, t, reduction, op, weight);
   return grad_elementwise(dloss, a, reduction, op, [&](int64_t i) {
-    return sign(static_cast<double>(a.xp[i]) - a.tp[i]);
+    return (a.wp ? a.wp[i] : 1.0) * sign(static_cast<double>(a.xp[i]) - a.tp[i]);
   });
 }
 

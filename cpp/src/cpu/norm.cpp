@@ -296,7 +296,11 @@ std::pair<Tensor, Tensor> dropout_forward(const Tensor& x_in, double p, bool cha
   const float* xp = x.data<float>();
   float* yp = y.data<float>();
   parallel_for(0, x.numel(), kGrain, [&](int64_t b, int64_t e) {
-    for (int64_t i = b; i < e; ++i) yp[i] = xp[i] * mp[i / plane];
+    if (plane == 1) {
+      for (int64_t i = b; i < e; ++i) yp[i] = xp[i] * mp[i];
+    } else {
+      for (int64_t i = b; i < e; ++i) yp[i] = xp[i] * mp[i / plane];
+    }
   });
   return {y, mask};
 }
@@ -322,7 +326,11 @@ Tensor dropout_backward(const Tensor& dy_in, const Tensor& mask_in) {
   const float *gp = dy.data<float>(), *mp = mask.data<float>();
   float* dp = dx.data<float>();
   parallel_for(0, dy.numel(), kGrain, [&](int64_t b, int64_t e) {
-    for (int64_t i = b; i < e; ++i) dp[i] = gp[i] * mp[i / plane];
+    if (plane == 1) {
+      for (int64_t i = b; i < e; ++i) dp[i] = gp[i] * mp[i];
+    } else {
+      for (int64_t i = b; i < e; ++i) dp[i] = gp[i] * mp[i / plane];
+    }
   });
   return dx;
 }

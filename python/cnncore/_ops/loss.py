@@ -92,6 +92,17 @@ def _broadcast(weight, shape, op, arg):
     return _core.from_numpy(np.ascontiguousarray(arr, dtype=np.float32))
 
 
+def _same_shape_weight(weight, x, op):
+    """torch's weighted mse/l1: the weight must have the input's shape (no broadcasting)."""
+    if weight is None:
+        return None
+    w = as_tensor(weight, op, "weight")
+    if tuple(w.shape) != tuple(x.shape):
+        raise ValueError(f"{op}: weight must have the input's shape {tuple(x.shape)}, but got "
+                         f"{tuple(w.shape)}")
+    return w._c
+
+
 def _symmetric_loss(x, t, forward, backward_fn, name):
     """A loss of d = x - t: the target's gradient is the input's with the roles swapped."""
     loss = forward(x._c, t._c)
@@ -105,23 +116,23 @@ def _symmetric_loss(x, t, forward, backward_fn, name):
 
 
 def mse_loss(input, target, size_average=None, reduce=None, reduction="mean", weight=None):
+    """weight (optional, the input's shape) multiplies each term; mean then divides by its sum.
+    The weight gets no gradient."""
     op = "mse_loss"
     x, t = _pair(input, target, op)
     red = _reduction(reduction, size_average, reduce, op)
-    if weight is not None:
-        raise NotImplementedError(f"{op}: weight is not supported yet")
-    return _symmetric_loss(x, t, lambda a, b: _core.mse_loss_forward(a, b, red),
-                           lambda g, a, b: _core.mse_loss_backward(g, a, b, red), "MseLossBackward")
+    wc = _same_shape_weight(weight, x, op)
+    return _symmetric_loss(x, t, lambda a, b: _core.mse_loss_forward(a, b, red, wc),
+                           lambda g, a, b: _core.mse_loss_backward(g, a, b, red, wc), "MseLossBackward")
 
 
 def l1_loss(input, target, size_average=None, reduce=None, reduction="mean", weight=None):
     op = "l1_loss"
     x, t = _pair(input, target, op)
     red = _reduction(reduction, size_average, reduce, op)
-    if weight is not None:
-        raise NotImplementedError(f"{op}: weight is not supported yet")
-    return _symmetric_loss(x, t, lambda a, b: _core.l1_loss_forward(a, b, red),
-                           lambda g, a, b: _core.l1_loss_backward(g, a, b, red), "L1LossBackward")
+    wc = _same_shape_weight(weight, x, op)
+    return _symmetric_loss(x, t, lambda a, b: _core.l1_loss_forward(a, b, red, wc),
+                           lambda g, a, b: _core.l1_loss_backward(g, a, b, red, wc), "L1LossBackward")
 
 
 def smooth_l1_loss(input, target, size_average=None, reduce=None, reduction="mean", beta=1.0):

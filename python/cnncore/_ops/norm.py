@@ -2,6 +2,8 @@
 
 import numbers
 
+import numpy as np
+
 from .. import _core
 from ..tensor import _record, is_grad_enabled
 from ._args import as_tensor, check_float, check_int, optional_tensor
@@ -24,7 +26,7 @@ def local_response_norm(input, size, alpha=1e-4, beta=0.75, k=1.0):
 
 
 def _check_bool(value, op, arg):
-    if not isinstance(value, (bool, numbers.Integral)):
+    if not isinstance(value, (bool, np.bool_, numbers.Integral)):
         raise TypeError(f"{op}: {arg} must be a bool, but got {type(value).__name__}")
     return bool(value)
 

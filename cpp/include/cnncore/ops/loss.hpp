@@ -41,16 +41,23 @@ CNNCORE_API Tensor cross_entropy_logp_backward(const Tensor& dloss, const Tensor
                                                Reduction reduction, int64_t ignore_index,
                                                double label_smoothing, const Tensor& total_weight);
 
-// mse_loss: (x - t)^2 reduced; mean divides by numel. x and t the same shape.
-CNNCORE_API Tensor mse_loss_forward(const Tensor& x, const Tensor& t, Reduction reduction);
+// mse_loss: (x - t)^2 reduced; mean divides by numel. x and t the same shape. With a weight
+// (x's shape) each term is multiplied by it and mean divides by sum(weight), as PyTorch's
+// weighted mse_loss/l1_loss do.
+CNNCORE_API Tensor mse_loss_forward(const Tensor& x, const Tensor& t, Reduction reduction,
+                                    const std::optional<Tensor>& weight = std::nullopt);
 // Returns dx (x's shape); dt = -dx.
 CNNCORE_API Tensor mse_loss_backward(const Tensor& dloss, const Tensor& x, const Tensor& t,
-                                     Reduction reduction);
+                                     Reduction reduction,
+                                     const std::optional<Tensor>& weight = std::nullopt);
 
-// l1_loss: |x - t| reduced. Backward returns dx = sign(x - t) * dloss (dt = -dx).
-CNNCORE_API Tensor l1_loss_forward(const Tensor& x, const Tensor& t, Reduction reduction);
+// l1_loss: |x - t| reduced (weight as mse_loss). Backward returns dx = sign(x - t) * dloss
+// (dt = -dx).
+CNNCORE_API Tensor l1_loss_forward(const Tensor& x, const Tensor& t, Reduction reduction,
+                                   const std::optional<Tensor>& weight = std::nullopt);
 CNNCORE_API Tensor l1_loss_backward(const Tensor& dloss, const Tensor& x, const Tensor& t,
-                                    Reduction reduction);
+                                    Reduction reduction,
+                                    const std::optional<Tensor>& weight = std::nullopt);
 
 // smooth_l1_loss: 0.5 d^2 / beta where |d| < beta, else |d| - 0.5 beta (d = x - t; beta >= 0,
 // beta == 0 is l1). Backward returns dx (dt = -dx).

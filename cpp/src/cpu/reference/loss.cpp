@@ -122,30 +122,40 @@ Tensor nll_loss_backward(const Tensor& dloss, const Tensor& logp, const Tensor& 
                                      total_weight);
 }
 
-Tensor mse_loss_forward(const Tensor& x_in, const Tensor& t_in, Reduction reduction) {
+Tensor mse_loss_forward(const Tensor& x_in, const Tensor& t_in, Reduction reduction,
+                        const std::optional<Tensor>& weight) {
   Tensor x = x_in.contiguous(), t = t_in.contiguous();
   CNNCORE_CHECK_VALUE(x.shape() == t.shape(), "reference mse_loss: shape mismatch");
+  const bool weighted = weight.has_value() && weight->defined();
+  Tensor w = weighted ? weight->contiguous() : Tensor();
   Tensor out = Tensor::empty(x.shape());
-  double total = 0.0;
+  double total = 0.0, wsum = 0.0;
   for (int64_t i = 0; i < x.numel(); ++i) {
     const double dd = static_cast<double>(x.data<float>()[i]) - t.data<float>()[i];
-    out.data<float>()[i] = static_cast<float>(dd * dd);
-    total += dd * dd;
+    const double wi = weighted ? w.data<float>()[i] : 1.0;
+    out.data<float>()[i] = static_cast<float>(wi * dd * dd);
+    total += wi * dd * dd;
+    wsum += wi;
   }
   if (reduction == Reduction::None) return out;
-  return scalar(reduction == Reduction::Mean ? total / x.numel() : total);
+  return scalar(reduction == Reduction::Mean ? total / wsum : total);
 }
 
 Tensor mse_loss_backward(const Tensor& dloss_in, const Tensor& x_in, const Tensor& t_in,
-                         Reduction reduction) {
+                         Reduction reduction, const std::optional<Tensor>& weight) {
   Tensor x = x_in.contiguous(), t = t_in.contiguous(), dloss = dloss_in.contiguous();
   CNNCORE_CHECK_VALUE(x.shape() == t.shape(), "reference mse_loss: shape mismatch");
+  const bool weighted = weight.has_value() && weight->defined();
+  Tensor w = weighted ? weight->contiguous() : Tensor();
+  double wsum = 0.0;
+  for (int64_t i = 0; i < x.numel(); ++i) wsum += weighted ? w.data<float>()[i] : 1.0;
   Tensor dx = Tensor::empty(x.shape());
   for (int64_t i = 0; i < x.numel(); ++i) {
     double g = reduction == Reduction::None ? dloss.data<float>()[i] : dloss.data<float>()[0];
-    if (reduction == Reduction::Mean) g /= static_cast<double>(x.numel());
-    dx.data<float>()[i] =
-        static_cast<float>(2.0 * (static_cast<double>(x.data<float>()[i]) - t.data<float>()[i]) * g);
+    if (reduction == Reduction::Mean) g /= wsum;
+    const double wi = weighted ? w.data<float>()[i] : 1.0;
+    dx.data<float>()[i] = static_cast<float>(
+        wi * 2.0 * (static_cast<double>(x.data<float>()[i]) - t.data<float>()[i]) * g);
   }
   return dx;
 }
