@@ -70,6 +70,86 @@ void lrn_tasks(const NCI& s, const LrnArgs& base, const F& fn) {
 float rsum(const float* x, int64_t n) { CNNCORE_ISA_DISPATCH(row_sum(x, n)); }
 float rsqdev(const float* x, int64_t n, float m) { CNNCORE_ISA_DISPATCH(row_sq_dev(x, n, m)); }
 
+// batch norm of an (N, C) matrix: statistics over rows, threads over blocks of channels.
+void bn_forward_2d(const float* x, float* y, int64_t N, int64_t C, bool training, double momentum,
+                   double eps, float* rm, float* rv, const float* w, const float* b, float* sm,
+                   float* si) {
+  parallel_for(0, C, 64, [&](int64_t c0, int64_t c1) {
+    const int64_t nc = c1 - c0;
+    std::vector<double> mean(nc), sq(nc, 0.0);
+    if (training) {
+      std::vector<double> sum(nc, 0.0);
+      for (int64_t n = 0; n < N; ++n)
+        for (int64_t c = 0; c < nc; ++c) sum[c] += x[n * C + c0 + c];
+      for (int64_t c = 0; c < nc; ++c) mean[c] = sum[c] / static_cast<double>(N);
+      for (int64_t n = 0; n < N; ++n)
+        for (int64_t c = 0; c < nc; ++c) {
+          const double d = x[n * C + c0 + c] - mean[c];
+          sq[c] += d * d;
+        }
+    }
+    std::vector<float> scale(nc), shift(nc);
+    for (int64_t c = 0; c < nc; ++c) {
+      const int64_t k = c0 + c;
+      double invstd;
+      if (training) {
+        invstd = 1.0 / std::sqrt(sq[c] / static_cast<double>(N) + eps);
+        if (rm) {
+          rm[k] = static_cast<float>((1.0 - momentum) * rm[k] + momentum * mean[c]);
+          rv[k] = static_cast<float>((1.0 - momentum) * rv[k] +
+                                     momentum * sq[c] / static_cast<double>(N - 1));
+        }
+      } else {
+        mean[c] = rm[k];
+        invstd = 1.0 / std::sqrt(static_cast<double>(rv[k]) + eps);
+      }
+      sm[k] = static_cast<float>(mean[c]);
+      si[k] = static_cast<float>(invstd);
+      const double sc = (w ? w[k] : 1.0) * invstd;
+      scale[c] = static_cast<float>(sc);
+      shift[c] = static_cast<float>((b ? b[k] : 0.0) - mean[c] * sc);
+    }
+    for (int64_t n = 0; n < N; ++n)
+      for (int64_t c = 0; c < nc; ++c)
+        y[n * C + c0 + c] = x[n * C + c0 + c] * scale[c] + shift[c];
+  });
+}
+
+void bn_backward_2d(const float* dy, const float* x, float* dx, int64_t N, int64_t C,
+                    bool training, const float* w, const float* sm, const float* si, float* dw,
+                    float* db) {
+  parallel_for(0, C, 64, [&](int64_t c0, int64_t c1) {
+    const int64_t nc = c1 - c0;
+    std::vector<double> sdy(nc, 0.0), sdyx(nc, 0.0);
+    for (int64_t n = 0; n < N; ++n)
+      for (int64_t c = 0; c < nc; ++c) {
+        const double g = dy[n * C + c0 + c];
+        sdy[c] += g;
+        sdyx[c] += g * (x[n * C + c0 + c] - sm[c0 + c]);
+      }
+    std::vector<float> a(nc), bb(nc), cc(nc);
+    for (int64_t c = 0; c < nc; ++c) {
+      const int64_t k = c0 + c;
+      const double invstd = si[k], wv = w ? w[k] : 1.0;
+      dw[k] = static_cast<float>(sdyx[c] * invstd);
+      db[k] = static_cast<float>(sdy[c]);
+      a[c] = static_cast<float>(wv * invstd);
+      double b2 = 0.0, c2 = 0.0;
+      if (training) {
+        b2 = -wv * invstd * invstd * invstd * sdyx[c] / static_cast<double>(N);
+        c2 = -wv * invstd * sdy[c] / static_cast<double>(N) - b2 * sm[k];
+      }
+      bb[c] = static_cast<float>(b2);
+      cc[c] = static_cast<float>(c2);
+    }
+    for (int64_t n = 0; n < N; ++n)
+      for (int64_t c = 0; c < nc; ++c) {
+        const int64_t i = n * C + c0 + c;
+        dx[i] = dy[i] * a[c] + x[i] * bb[c] + cc[c];
+      }
+  });
+}
+
 Tensor channel_param(const std::optional<Tensor>& t, int64_t C, const char* op, const char* arg) {
   if (!t.has_value() || !t->defined()) return Tensor();
   check_dtype(*t, DType::Float32, op, arg);
@@ -159,6 +239,16 @@ std::tuple<Tensor, Tensor, Tensor> batch_norm_forward(const Tensor& x_in,
   float* rvp = rvc.defined() ? rvc.data<float>() : nullptr;
   const float* wp = wc.defined() ? wc.data<float>() : nullptr;
   const float* bp = bc.defined() ? bc.data<float>() : nullptr;
+  if (s.inner == 1) {
+    // (N, C): a channel's values are strided by C, so walk rows and keep one accumulator per
+    // channel instead of calling the row kernels on rows of length 1.
+    bn_forward_2d(xp, yp, s.N, s.C, training, momentum, eps, rmp, rvp, wp, bp, smp, sip);
+    if (training && rm.defined()) {
+      if (!rm.is_contiguous()) rm.copy_(rmc);
+      if (!rv.is_contiguous()) rv.copy_(rvc);
+    }
+    return {y, save_mean, save_invstd};
+  }
   parallel_for(0, s.C, std::max<int64_t>(1, kGrain / std::max<int64_t>(M, 1)),
                [&](int64_t c0, int64_t c1) {
                  for (int64_t c = c0; c < c1; ++c) {
@@ -228,6 +318,10 @@ std::tuple<Tensor, Tensor, Tensor> batch_norm_backward(const Tensor& dy_in, cons
   const float *smp = sm.data<float>(), *sip = si.data<float>();
   const float* wp = wc.defined() ? wc.data<float>() : nullptr;
   float *dxp = dx.data<float>(), *dwp = dw.data<float>(), *dbp = db.data<float>();
+  if (s.inner == 1) {
+    bn_backward_2d(gp, xp, dxp, s.N, s.C, training, wp, smp, sip, dwp, dbp);
+    return {dx, dw, db};
+  }
   parallel_for(0, s.C, std::max<int64_t>(1, kGrain / std::max<int64_t>(M, 1)),
                [&](int64_t c0, int64_t c1) {
                  for (int64_t c = c0; c < c1; ++c) {
