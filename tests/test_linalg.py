@@ -65,6 +65,17 @@ def test_gemm_transposes_alpha_beta(isa, threads, trans_a, trans_b, mnk):
         check_close(got, expect, **gemm_tol(k), what="vs numpy float64")
 
 
+def test_gemm_beyond_cache_blocks(isa, threads):
+    """More columns than one NC block per thread and more rows than one MC block."""
+    rng = np.random.default_rng(2)
+    for m, n, k, ta in [(150, 3100, 70, False), (7, 6500, 20, True)]:
+        a = rand(rng, *((k, m) if ta else (m, k)))
+        b, c = rand(rng, k, n), rand(rng, m, n)
+        args = (core(a), core(b), ta, False, 1.0, 0.5, core(c))
+        check_close(_core.gemm(*args), _core.reference.gemm(*args), **gemm_tol(k),
+                    what=f"{isa} threads={threads} M={m} N={n} K={k}")
+
+
 def test_gemm_beta_zero_ignores_nan(isa, threads):
     rng = np.random.default_rng(1)
     for m, n, k in [(13, 31, 33), (64, 70, 1), (1, 1, 1)]:

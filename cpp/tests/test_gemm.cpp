@@ -68,6 +68,9 @@ int main() {
           check_case(ta, tb, 200, 49, 1000, -2.0f, 0.25f, name);
           check_case(ta, tb, 37, 19, 1, 1.0f, -1.0f, name);
         }
+      // More columns than one L3 block (NC) per thread, and more rows than one L2 block (MC).
+      check_case(false, false, 150, 3100, 70, 1.0f, 0.0f, name);
+      check_case(true, true, 7, 6500, 20, 1.0f, 0.5f, name);
     }
   }
   set_isa(available_isas().back());
