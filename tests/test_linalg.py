@@ -50,7 +50,7 @@ def test_gemm_ragged_sizes(isa, threads):
 @pytest.mark.parametrize("trans_b", [False, True])
 @pytest.mark.parametrize("mnk", [(65, 33, 257), (7, 300, 13), (127, 1, 31), (1, 127, 65),
                                  (150, 49, 300)])
-def test_gemm_transposes_alpha_beta(isa, threads, trans_a, trans_b, mnk):
+def test_gemm_transposes_alpha_beta(isa, trans_a, trans_b, mnk):
     m, n, k = mnk
     rng = np.random.default_rng(m * n + k)
     a = rand(rng, *((k, m) if trans_a else (m, k)))
@@ -76,7 +76,7 @@ def test_gemm_beyond_cache_blocks(isa, threads):
                     what=f"{isa} threads={threads} M={m} N={n} K={k}")
 
 
-def test_gemm_beta_zero_ignores_nan(isa, threads):
+def test_gemm_beta_zero_ignores_nan(isa):
     rng = np.random.default_rng(1)
     for m, n, k in [(13, 31, 33), (64, 70, 1), (1, 1, 1)]:
         a, b = rand(rng, m, k), rand(rng, k, n)
