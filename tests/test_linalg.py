@@ -61,7 +61,8 @@ def test_gemm_transposes_alpha_beta(isa, trans_a, trans_b, mnk):
         got = _core.gemm(*args)
         check_close(got, _core.reference.gemm(*args), **gemm_tol(k),
                     what=f"{isa} ta={trans_a} tb={trans_b} M={m} N={n} K={k} a={alpha} b={beta}")
-        expect = alpha * (a.T if trans_a else a).astype(np.float64) @ (b.T if trans_b else b) + beta * c
+        op_a, op_b = (a.T if trans_a else a), (b.T if trans_b else b)
+        expect = alpha * (op_a.astype(np.float64) @ op_b) + beta * c
         check_close(got, expect, **gemm_tol(k), what="vs numpy float64")
 
 
@@ -173,7 +174,8 @@ def test_linear_vs_torch():
 
 def test_linear_gradcheck():
     rng = np.random.default_rng(11)
-    gradcheck(lambda x, w, b: F.linear(x, w, b), [rand(rng, 2, 3, 5), rand(rng, 4, 5), rand(rng, 4)])
+    gradcheck(lambda x, w, b: F.linear(x, w, b),
+              [rand(rng, 2, 3, 5), rand(rng, 4, 5), rand(rng, 4)])
     gradcheck(lambda x, w: F.linear(x, w), [rand(rng, 5), rand(rng, 3, 5)])
 
 
