@@ -49,8 +49,8 @@ def test_gemm_ragged_sizes(isa, threads):
 @pytest.mark.parametrize("trans_a", [False, True])
 @pytest.mark.parametrize("trans_b", [False, True])
 @pytest.mark.parametrize("mnk", [(65, 33, 257), (7, 300, 13), (127, 1, 31), (1, 127, 65),
-                                 (200, 49, 600)])
-def test_gemm_transposes_alpha_beta(isa, threads, trans_a, trans_b, mnk):
+                                 (150, 49, 300)])
+def test_gemm_transposes_alpha_beta(isa, trans_a, trans_b, mnk):
     m, n, k = mnk
     rng = np.random.default_rng(m * n + k)
     a = rand(rng, *((k, m) if trans_a else (m, k)))
@@ -61,11 +61,23 @@ def test_gemm_transposes_alpha_beta(isa, threads, trans_a, trans_b, mnk):
         got = _core.gemm(*args)
         check_close(got, _core.reference.gemm(*args), **gemm_tol(k),
                     what=f"{isa} ta={trans_a} tb={trans_b} M={m} N={n} K={k} a={alpha} b={beta}")
-        expect = alpha * (a.T if trans_a else a).astype(np.float64) @ (b.T if trans_b else b) + beta * c
+        op_a, op_b = (a.T if trans_a else a), (b.T if trans_b else b)
+        expect = alpha * (op_a.astype(np.float64) @ op_b) + beta * c
         check_close(got, expect, **gemm_tol(k), what="vs numpy float64")
 
 
-def test_gemm_beta_zero_ignores_nan(isa, threads):
+def test_gemm_beyond_cache_blocks(isa, threads):
+    """More columns than one NC block per thread and more rows than one MC block."""
+    rng = np.random.default_rng(2)
+    for m, n, k, ta in [(150, 3100, 70, False), (7, 6500, 20, True)]:
+        a = rand(rng, *((k, m) if ta else (m, k)))
+        b, c = rand(rng, k, n), rand(rng, m, n)
+        args = (core(a), core(b), ta, False, 1.0, 0.5, core(c))
+        check_close(_core.gemm(*args), _core.reference.gemm(*args), **gemm_tol(k),
+                    what=f"{isa} threads={threads} M={m} N={n} K={k}")
+
+
+def test_gemm_beta_zero_ignores_nan(isa):
     rng = np.random.default_rng(1)
     for m, n, k in [(13, 31, 33), (64, 70, 1), (1, 1, 1)]:
         a, b = rand(rng, m, k), rand(rng, k, n)
@@ -162,7 +174,8 @@ def test_linear_vs_torch():
 
 def test_linear_gradcheck():
     rng = np.random.default_rng(11)
-    gradcheck(lambda x, w, b: F.linear(x, w, b), [rand(rng, 2, 3, 5), rand(rng, 4, 5), rand(rng, 4)])
+    gradcheck(lambda x, w, b: F.linear(x, w, b),
+              [rand(rng, 2, 3, 5), rand(rng, 4, 5), rand(rng, 4)])
     gradcheck(lambda x, w: F.linear(x, w), [rand(rng, 5), rand(rng, 3, 5)])
 
 

@@ -23,7 +23,8 @@ void check_case(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, 
                 const char* isa) {
   const int64_t pad = 3;
   const int64_t lda = (ta ? M : K) + pad, ldb = (tb ? K : N) + pad, ldc = N + pad;
-  const std::vector<float> A = random_vec((ta ? K : M) * lda, 1 + M), B = random_vec((tb ? N : K) * ldb, 2 + N);
+  const std::vector<float> A = random_vec((ta ? K : M) * lda, 1 + M);
+  const std::vector<float> B = random_vec((tb ? N : K) * ldb, 2 + N);
   std::vector<float> C = random_vec(M * ldc, 3 + K);
   if (beta == 0.0f) C.assign(C.size(), std::numeric_limits<float>::quiet_NaN());
   std::vector<float> R = C;
@@ -44,7 +45,8 @@ void check_case(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, 
   const double tol = 1e-5 * std::sqrt(double(K) + 1) * 4 + 1e-6;
   CHECK(worst <= tol, "isa=", isa, " ta=", ta, " tb=", tb, " M=", M, " N=", N, " K=", K,
         " alpha=", alpha, " beta=", beta, ": max error ", worst, " > ", tol);
-  CHECK(pad_intact, "isa=", isa, " M=", M, " N=", N, " K=", K, ": wrote past N into the row padding");
+  CHECK(pad_intact, "isa=", isa, " M=", M, " N=", N, " K=", K,
+        ": wrote past N into the row padding");
 }
 
 }  // namespace
@@ -60,7 +62,7 @@ int main() {
         for (int64_t N : sizes) {
           const int64_t K = sizes[(M + N) % 8];
           check_case(false, false, M, N, K, 1.0f, 0.0f, name);
-          check_case((M + N) % 2 == 1, (M * N) % 3 == 0, M, N, K, 0.5f, 1.0f, name);
+          check_case((M / 2 + N) % 2 == 1, (M * N) % 3 == 0, M, N, K, 0.5f, 1.0f, name);
         }
       for (bool ta : {false, true})
         for (bool tb : {false, true}) {
@@ -68,6 +70,9 @@ int main() {
           check_case(ta, tb, 200, 49, 1000, -2.0f, 0.25f, name);
           check_case(ta, tb, 37, 19, 1, 1.0f, -1.0f, name);
         }
+      // More columns than one L3 block (NC) per thread, and more rows than one L2 block (MC).
+      check_case(false, false, 150, 3100, 70, 1.0f, 0.0f, name);
+      check_case(true, true, 7, 6500, 20, 1.0f, 0.5f, name);
     }
   }
   set_isa(available_isas().back());
@@ -80,8 +85,10 @@ int main() {
   const std::vector<float> A(6, 1.0f), B(9, 1.0f);
   sgemm(false, false, 2, 3, 3, 0.0f, A.data(), 3, B.data(), 3, 0.5f, C.data(), 3);
   CHECK(C[0] == 1.0f && C[5] == 1.0f, "alpha == 0 must give beta * C");
-  CHECK_THROWS(ValueError, sgemm(false, false, 2, 3, 3, 1.0f, A.data(), 2, B.data(), 3, 0.0f, C.data(), 3));
-  CHECK_THROWS(ValueError, sgemm(false, false, -1, 3, 3, 1.0f, A.data(), 3, B.data(), 3, 0.0f, C.data(), 3));
+  CHECK_THROWS(ValueError,
+               sgemm(false, false, 2, 3, 3, 1.0f, A.data(), 2, B.data(), 3, 0.0f, C.data(), 3));
+  CHECK_THROWS(ValueError,
+               sgemm(false, false, -1, 3, 3, 1.0f, A.data(), 3, B.data(), 3, 0.0f, C.data(), 3));
 
   // Tensor level: matmul with a broadcast batch and linear against their references.
   manual_seed(5);

@@ -31,6 +31,10 @@ inline constexpr GemmBlocking kGemmBlocking[3] = {
     /* avx512   */ {14, 32, 196, 192, 3072},
 };
 
+// The packed A of one thread may stay whole (all depth blocks) when it is at most this big: half
+// of the smallest L2 we target (512 KiB per core on AMD Zen 2/3, 1-2 MiB on Xeons).
+inline constexpr int64_t kGemmResidentABytes = int64_t{256} << 10;
+
 // Below this many multiply-adds one thread is faster than waking the pool.
 inline constexpr int64_t kGemmMinFlopsPerThread = int64_t{1} << 17;
 

@@ -9,7 +9,7 @@
 
 namespace cnncore {
 
-// ---- shape checks (shared with the reference twins) ----------------------------------------------
+// ---- shape checks (shared with the reference twins) -------------------------------------------
 Tensor linalg_input(const Tensor& t, const char* op, const char* arg) {
   check_defined(t, op, arg);
   check_dtype(t, DType::Float32, op, arg);
@@ -33,8 +33,8 @@ MatmulShape matmul_shape(const Tensor& a, const Tensor& b) {
   for (int64_t i = 0; i < n; ++i) {
     const int64_t ia = i - (n - na), ib = i - (n - nb);
     const int64_t sa = ia >= 0 ? a.shape()[ia] : 1, sb = ib >= 0 ? b.shape()[ib] : 1;
-    CNNCORE_CHECK_VALUE(sa == sb || sa == 1 || sb == 1, "matmul: the batch dimensions of input shape ",
-                        shape_str(a.shape()), " and other shape ", shape_str(b.shape()),
+    CNNCORE_CHECK_VALUE(sa == sb || sa == 1 || sb == 1,
+                        "matmul: the batch dimensions of input shape ", shape_str(a.shape()), " and other shape ", shape_str(b.shape()),
                         " cannot be broadcast (", sa, " vs ", sb, ")");
     s.batch[i] = sa == 1 ? sb : sa;
   }
@@ -47,18 +47,19 @@ MatmulShape matmul_shape(const Tensor& a, const Tensor& b) {
 
 LinearShape linear_shape(const Tensor& x, const Tensor& w, const std::optional<Tensor>& b) {
   CNNCORE_CHECK_VALUE(x.dim() >= 1, "linear: input must be at least 1-D, but got a 0-D tensor");
-  CNNCORE_CHECK_VALUE(w.dim() == 2, "linear: weight must be 2-D (out_features, in_features), but got shape ",
+  CNNCORE_CHECK_VALUE(w.dim() == 2,
+                      "linear: weight must be 2-D (out_features, in_features), but got shape ",
                       shape_str(w.shape()));
   LinearShape s;
   s.in = x.size(-1);
   s.out = w.size(0);
-  CNNCORE_CHECK_VALUE(w.size(1) == s.in, "linear: input shape ", shape_str(x.shape()), " has ", s.in,
-                      " features in its last dim but weight shape ", shape_str(w.shape()),
+  CNNCORE_CHECK_VALUE(w.size(1) == s.in, "linear: input shape ", shape_str(x.shape()), " has ",
+                      s.in, " features in its last dim but weight shape ", shape_str(w.shape()),
                       " expects ", w.size(1));
   if (b) {
     CNNCORE_CHECK_VALUE(b->dim() == 1 && b->size(0) == s.out, "linear: bias must have shape (",
-                        s.out, ",) to match weight shape ", shape_str(w.shape()), ", but got shape ",
-                        shape_str(b->shape()));
+                        s.out, ",) to match weight shape ", shape_str(w.shape()),
+                        ", but got shape ", shape_str(b->shape()));
   }
   s.y = x.shape();
   s.y.back() = s.out;
@@ -68,7 +69,8 @@ LinearShape linear_shape(const Tensor& x, const Tensor& w, const std::optional<T
 
 int64_t linear_grad_rows(const Tensor& dy, const Tensor& partner, const char* op,
                          const char* partner_name) {
-  CNNCORE_CHECK_VALUE(dy.dim() >= 1, op, ": grad_output must be at least 1-D, but got a 0-D tensor");
+  CNNCORE_CHECK_VALUE(dy.dim() >= 1, op,
+                      ": grad_output must be at least 1-D, but got a 0-D tensor");
   CNNCORE_CHECK_VALUE(partner.dim() >= 1, op, ": ", partner_name,
                       " must be at least 1-D, but got a 0-D tensor");
   const Shape lead_dy(dy.shape().begin(), dy.shape().end() - 1);
@@ -90,8 +92,8 @@ GemmShape gemm_shape(const Tensor& a, const Tensor& b, bool trans_a, bool trans_
   s.N = b.size(trans_b ? 0 : 1);
   CNNCORE_CHECK_VALUE(s.K == kb, "gemm: a shape ", shape_str(a.shape()), " (trans_a=",
                       trans_a ? "True" : "False", ") and b shape ", shape_str(b.shape()),
-                      " (trans_b=", trans_b ? "True" : "False", ") disagree on K (", s.K, " != ", kb,
-                      ")");
+                      " (trans_b=", trans_b ? "True" : "False", ") disagree on K (", s.K, " != ",
+                      kb, ")");
   if (c) {
     CNNCORE_CHECK_VALUE(c->shape() == Shape({s.M, s.N}), "gemm: c must have shape (", s.M, ", ",
                         s.N, "), but got shape ", shape_str(c->shape()));
@@ -170,7 +172,7 @@ constexpr int64_t kBatchParallelFlops = int64_t{1} << 20;
 
 }  // namespace
 
-// ---- ops -----------------------------------------------------------------------------------------
+// ---- ops --------------------------------------------------------------------------------------
 Tensor gemm(const Tensor& a_in, const Tensor& b_in, bool trans_a, bool trans_b, float alpha,
             float beta, const std::optional<Tensor>& c_in) {
   Tensor a = linalg_input(a_in, "gemm", "a").contiguous();
@@ -241,8 +243,8 @@ Tensor linear_backward_weight(const Tensor& dy_in, const Tensor& x_in) {
 
 Tensor linear_backward_bias(const Tensor& dy_in) {
   Tensor dy = linalg_input(dy_in, "linear_backward_bias", "grad_output").contiguous();
-  CNNCORE_CHECK_VALUE(dy.dim() >= 1,
-                      "linear_backward_bias: grad_output must be at least 1-D, but got a 0-D tensor");
+  CNNCORE_CHECK_VALUE(dy.dim() >= 1, "linear_backward_bias: grad_output must be at least 1-D, ",
+                      "but got a 0-D tensor");
   const int64_t out = dy.size(-1);
   const int64_t rows = out ? dy.numel() / out : 0;
   Tensor db = Tensor::empty({out});

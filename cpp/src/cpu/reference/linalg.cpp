@@ -94,8 +94,8 @@ Tensor linear_backward_weight(const Tensor& dy_in, const Tensor& x_in) {
 
 Tensor linear_backward_bias(const Tensor& dy_in) {
   Tensor dy = linalg_input(dy_in, "linear_backward_bias", "grad_output").contiguous();
-  CNNCORE_CHECK_VALUE(dy.dim() >= 1,
-                      "linear_backward_bias: grad_output must be at least 1-D, but got a 0-D tensor");
+  CNNCORE_CHECK_VALUE(dy.dim() >= 1, "linear_backward_bias: grad_output must be at least 1-D, ",
+                      "but got a 0-D tensor");
   const int64_t out = dy.size(-1);
   const int64_t rows = shape_numel(Shape(dy.shape().begin(), dy.shape().end() - 1));
   Tensor db = Tensor::empty({out});
