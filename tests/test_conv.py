@@ -25,6 +25,7 @@ SHAPES = [
     (2, 4, 9, 8, 8, (2, 3), 1, (0, 3), (2, 1), 4, "depthwise x2 dilated, padding > kernel"),
     (1, 3, 5, 40, 3, (1, 5), 2, (0, 4), 1, 3, "depthwise stride 2 wide, padding > kernel"),
     (5, 3, 8, 8, 4, (3, 3), 1, 0, 1, 1, "batch > threads"),
+    (1, 64, 61, 59, 3, (3, 3), 1, 1, 1, 1, "columns in two row tiles"),
     (2, 3, 11, 13, 8, (7, 7), 2, 3, 1, 1, "stem-like 7x7/2"),
     (2, 6, 8, 8, 6, (3, 3), 1, "same", 1, 6, "depthwise same"),
     (2, 3, 10, 9, 4, (4, 2), 2, "same", 1, 1, "same, even kernel, stride 2"),
