@@ -21,7 +21,11 @@ SHAPES = [
     (3, 5, 12, 11, 10, (3, 3), 2, 1, 1, 5, "depthwise multiplier 2, stride 2"),
     (1, 3, 19, 23, 3, (5, 3), (3, 2), (2, 0), (2, 1), 3, "depthwise dilated stride 3x2"),
     (1, 16, 6, 37, 16, (3, 3), 1, 1, 1, 16, "depthwise wide rows"),
+    (2, 4, 6, 7, 4, (3, 3), 1, (3, 2), 1, 4, "depthwise padding > kernel"),
+    (2, 4, 9, 8, 8, (2, 3), 1, (0, 3), (2, 1), 4, "depthwise x2 dilated, padding > kernel"),
+    (1, 3, 5, 40, 3, (1, 5), 2, (0, 4), 1, 3, "depthwise stride 2 wide, padding > kernel"),
     (5, 3, 8, 8, 4, (3, 3), 1, 0, 1, 1, "batch > threads"),
+    (1, 64, 61, 59, 3, (3, 3), 1, 1, 1, 1, "columns in two row tiles"),
     (2, 3, 11, 13, 8, (7, 7), 2, 3, 1, 1, "stem-like 7x7/2"),
     (2, 6, 8, 8, 6, (3, 3), 1, "same", 1, 6, "depthwise same"),
     (2, 3, 10, 9, 4, (4, 2), 2, "same", 1, 1, "same, even kernel, stride 2"),
@@ -70,6 +74,17 @@ def test_fast_matches_reference(shape, isa):
          f"backward weight {what}")
     _rel(_core.conv2d_backward_bias(dy).numpy(), _core.reference.conv2d_backward_bias(dy).numpy(),
          f"backward bias {what}")
+
+
+def test_blocked_and_strided_inputs():
+    """Any memory format is accepted: NCHWc blocked and permuted views give the NCHW result."""
+    x, w, b = _data((2, 5, 7, 6, 4, (3, 3), 1, 1, 1, 1, ""), 13)
+    opt = _opts(1, 1, 1, 1)
+    X, Wc, B = _core.from_numpy(x), _core.from_numpy(w), _core.from_numpy(b)
+    expected = _core.conv2d_forward(X, Wc, B, opt).numpy()
+    check_close(_core.conv2d_forward(X.to_blocked(8), Wc, B, opt), expected, what="blocked input")
+    nhwc = _core.from_numpy(np.ascontiguousarray(x.transpose(0, 2, 3, 1))).permute([0, 3, 1, 2])
+    check_close(_core.conv2d_forward(nhwc, Wc, B, opt), expected, what="channels-last view")
 
 
 def test_threads_and_batch_split_agree():

@@ -98,6 +98,7 @@ int main() {
       {1, 3, 19, 23, 3, 5, 3, 3, 2, 2, 0, 2, 1, 3, "depthwise dilated stride 3x2"},
       {1, 16, 6, 37, 16, 3, 3, 1, 1, 1, 1, 1, 1, 16, "depthwise wide rows"},
       {5, 3, 8, 8, 4, 3, 3, 1, 1, 0, 0, 1, 1, 1, "batch > threads"},
+      {1, 64, 61, 59, 3, 3, 3, 1, 1, 1, 1, 1, 1, 1, "columns in two row tiles"},
   };
   for (Isa isa : available_isas()) {
     set_isa(isa);

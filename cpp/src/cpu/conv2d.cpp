@@ -58,19 +58,26 @@ Tensor forward(const Tensor& x, const Tensor& w, const float* bias, const Conv2d
   const float* xp = x.data<float>();
   const float* wp = w.data<float>();
   float* yp = y.data<float>();
-  for_each_image(p, use_col ? RSC * L : 0, [&](int64_t n, float* col, int64_t) {
+  const int64_t tile = use_col ? im2col_tile_rows(p, RSC) : p.OH;
+  for_each_image(p, use_col ? RSC * tile * p.OW : 0, [&](int64_t n, float* col, int64_t) {
     for (int64_t g = 0; g < G; ++g) {
       const float* xg = xp + (n * p.C + g * Cg) * HW;
       float* yg = yp + (n * p.K + g * Kg) * L;
-      const float* B = xg;
-      if (use_col) {
-        im2col(xg, p, Cg, col);
-        B = col;
-      }
       // The bias goes in as GEMM's C with beta = 1: no second pass over the output.
       if (bias)
         for (int64_t k = 0; k < Kg; ++k) std::fill(yg + k * L, yg + (k + 1) * L, bias[g * Kg + k]);
-      sgemm(false, false, Kg, L, RSC, 1.0f, wp + g * Kg * RSC, RSC, B, L, bias ? 1.0f : 0.0f, yg, L);
+      const float beta = bias ? 1.0f : 0.0f;
+      if (!use_col) {
+        sgemm(false, false, Kg, L, RSC, 1.0f, wp + g * Kg * RSC, RSC, xg, L, beta, yg, L);
+        continue;
+      }
+      for (int64_t oh0 = 0; oh0 < p.OH; oh0 += tile) {
+        const int64_t oh1 = std::min(p.OH, oh0 + tile), T = (oh1 - oh0) * p.OW;
+        im2col(xg, p, Cg, oh0, oh1, col);
+        // y_g[:, tile] (Kg, T) = w_g (Kg, RSC) @ col (RSC, T)
+        sgemm(false, false, Kg, T, RSC, 1.0f, wp + g * Kg * RSC, RSC, col, T, beta,
+              yg + oh0 * p.OW, L);
+      }
     }
   });
   return y;
@@ -86,14 +93,23 @@ Tensor backward_input(const Tensor& dy, const Tensor& w, const Conv2dParams& p) 
   const float* dyp = dy.data<float>();
   const float* wp = w.data<float>();
   float* dxp = dx.data<float>();
-  for_each_image(p, use_col ? RSC * L : 0, [&](int64_t n, float* col, int64_t) {
+  const int64_t tile = use_col ? im2col_tile_rows(p, RSC) : p.OH;
+  for_each_image(p, use_col ? RSC * tile * p.OW : 0, [&](int64_t n, float* col, int64_t) {
     for (int64_t g = 0; g < G; ++g) {
       const float* dyg = dyp + (n * p.K + g * Kg) * L;
       float* dxg = dxp + (n * p.C + g * Cg) * HW;
-      // col (RSC, L) = w_g^T (RSC, Kg) @ dy_g (Kg, L); for 1x1 that already is dx_g.
-      sgemm(true, false, RSC, L, Kg, 1.0f, wp + g * Kg * RSC, RSC, dyg, L, 0.0f,
-            use_col ? col : dxg, L);
-      if (use_col) col2im(col, p, Cg, dxg);
+      if (!use_col) {  // 1x1: w_g^T @ dy_g already is dx_g
+        sgemm(true, false, RSC, L, Kg, 1.0f, wp + g * Kg * RSC, RSC, dyg, L, 0.0f, dxg, L);
+        continue;
+      }
+      std::memset(dxg, 0, sizeof(float) * Cg * HW);
+      for (int64_t oh0 = 0; oh0 < p.OH; oh0 += tile) {
+        const int64_t oh1 = std::min(p.OH, oh0 + tile), T = (oh1 - oh0) * p.OW;
+        // col (RSC, T) = w_g^T (RSC, Kg) @ dy_g[:, tile] (Kg, T)
+        sgemm(true, false, RSC, T, Kg, 1.0f, wp + g * Kg * RSC, RSC, dyg + oh0 * p.OW, L, 0.0f,
+              col, T);
+        col2im_add(col, p, Cg, oh0, oh1, dxg);
+      }
     }
   });
   return dx;
@@ -114,18 +130,23 @@ Tensor backward_weight(const Tensor& dy, const Tensor& x, const Conv2dParams& p)
   // two threads write the same weights; the copies are added at the end.
   const int64_t slots = slots_for(p);
   std::vector<float> extra(static_cast<size_t>((slots - 1) * wsize), 0.0f);
-  for_each_image(p, use_col ? RSC * L : 0, [&](int64_t n, float* col, int64_t slot) {
+  const int64_t tile = use_col ? im2col_tile_rows(p, RSC) : p.OH;
+  for_each_image(p, use_col ? RSC * tile * p.OW : 0, [&](int64_t n, float* col, int64_t slot) {
     float* acc = slot == 0 ? dwp : extra.data() + (slot - 1) * wsize;
     for (int64_t g = 0; g < G; ++g) {
       const float* xg = xp + (n * p.C + g * Cg) * HW;
       const float* dyg = dyp + (n * p.K + g * Kg) * L;
-      const float* B = xg;
-      if (use_col) {
-        im2col(xg, p, Cg, col);
-        B = col;
+      if (!use_col) {
+        sgemm(false, true, Kg, RSC, L, 1.0f, dyg, L, xg, L, 1.0f, acc + g * Kg * RSC, RSC);
+        continue;
       }
-      // dw_g (Kg, RSC) += dy_g (Kg, L) @ col^T (L, RSC)
-      sgemm(false, true, Kg, RSC, L, 1.0f, dyg, L, B, L, 1.0f, acc + g * Kg * RSC, RSC);
+      for (int64_t oh0 = 0; oh0 < p.OH; oh0 += tile) {
+        const int64_t oh1 = std::min(p.OH, oh0 + tile), T = (oh1 - oh0) * p.OW;
+        im2col(xg, p, Cg, oh0, oh1, col);
+        // dw_g (Kg, RSC) += dy_g[:, tile] (Kg, T) @ col^T (T, RSC)
+        sgemm(false, true, Kg, RSC, T, 1.0f, dyg + oh0 * p.OW, L, col, T, 1.0f,
+              acc + g * Kg * RSC, RSC);
+      }
     }
   });
   if (slots > 1)

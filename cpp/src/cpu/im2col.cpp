@@ -23,9 +23,15 @@ constexpr int64_t kGrainElems = 1 << 14;  // below this many floats per chunk on
 
 }  // namespace
 
-void im2col(const float* x, const Conv2dParams& p, int64_t channels, float* col) {
-  const int64_t R = p.R, S = p.S, OH = p.OH, OW = p.OW, H = p.H, W = p.W;
-  const int64_t L = OH * OW, rows = channels * R * S;
+int64_t im2col_tile_rows(const Conv2dParams& p, int64_t rows) {
+  const int64_t cols = std::max<int64_t>(2048, (int64_t{1} << 19) / std::max<int64_t>(rows, 1));
+  return std::min(p.OH, std::max<int64_t>(1, (cols + p.OW - 1) / p.OW));
+}
+
+void im2col(const float* x, const Conv2dParams& p, int64_t channels, int64_t oh0, int64_t oh1,
+            float* col) {
+  const int64_t R = p.R, S = p.S, OW = p.OW, H = p.H, W = p.W;
+  const int64_t L = (oh1 - oh0) * OW, rows = channels * R * S;
   const int64_t grain = std::max<int64_t>(1, kGrainElems / std::max<int64_t>(L, 1));
   parallel_for(0, rows, grain, [&](int64_t b, int64_t e) {
     for (int64_t row = b; row < e; ++row) {
@@ -35,7 +41,7 @@ void im2col(const float* x, const Conv2dParams& p, int64_t channels, float* col)
       const int64_t off = s * p.dil_w - p.pad_l;
       int64_t lo, hi;
       valid_cols(off, p.stride_w, W, OW, lo, hi);
-      for (int64_t oh = 0; oh < OH; ++oh, dst += OW) {
+      for (int64_t oh = oh0; oh < oh1; ++oh, dst += OW) {
         const int64_t ih = oh * p.stride_h - p.pad_t + r * p.dil_h;
         if (ih < 0 || ih >= H) {
           std::memset(dst, 0, sizeof(float) * OW);
@@ -56,22 +62,22 @@ void im2col(const float* x, const Conv2dParams& p, int64_t channels, float* col)
   });
 }
 
-void col2im(const float* col, const Conv2dParams& p, int64_t channels, float* dx) {
-  const int64_t R = p.R, S = p.S, OH = p.OH, OW = p.OW, H = p.H, W = p.W;
-  const int64_t L = OH * OW;
+void col2im_add(const float* col, const Conv2dParams& p, int64_t channels, int64_t oh0,
+                int64_t oh1, float* dx) {
+  const int64_t R = p.R, S = p.S, OW = p.OW, H = p.H, W = p.W;
+  const int64_t L = (oh1 - oh0) * OW;
   const int64_t grain = std::max<int64_t>(1, kGrainElems / std::max<int64_t>(L * R * S, 1));
   // Threads over channels: every write of channel c lands in dx[c], so chunks never collide.
   parallel_for(0, channels, grain, [&](int64_t b, int64_t e) {
     for (int64_t c = b; c < e; ++c) {
       float* dc = dx + c * H * W;
-      std::memset(dc, 0, sizeof(float) * H * W);
       for (int64_t r = 0; r < R; ++r)
         for (int64_t s = 0; s < S; ++s) {
           const float* src = col + ((c * R + r) * S + s) * L;
           const int64_t off = s * p.dil_w - p.pad_l;
           int64_t lo, hi;
           valid_cols(off, p.stride_w, W, OW, lo, hi);
-          for (int64_t oh = 0; oh < OH; ++oh, src += OW) {
+          for (int64_t oh = oh0; oh < oh1; ++oh, src += OW) {
             const int64_t ih = oh * p.stride_h - p.pad_t + r * p.dil_h;
             if (ih < 0 || ih >= H) continue;
             float* d = dc + ih * W;

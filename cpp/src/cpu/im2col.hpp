@@ -11,11 +11,18 @@
 
 namespace cnncore {
 
-// x_g (channels, H, W) -> col (channels*R*S, OH*OW), overwritten. Threads over rows (serial when
+// Output rows [oh0, oh1) only, so the column buffer stays bounded (and nearer the cache) for large
+// images: T = (oh1 - oh0) * OW columns.
+// x_g (channels, H, W) -> col (channels*R*S, T), overwritten. Threads over rows (serial when
 // already inside a parallel region).
-void im2col(const float* x, const Conv2dParams& p, int64_t channels, float* col);
-// The adjoint: dx_g (channels, H, W) = sum of col's entries at the input pixels they came from.
-// Overwrites dx_g (pixels no output reads get 0). Threads over channels.
-void col2im(const float* col, const Conv2dParams& p, int64_t channels, float* dx);
+void im2col(const float* x, const Conv2dParams& p, int64_t channels, int64_t oh0, int64_t oh1,
+            float* col);
+// The adjoint: dx_g (channels, H, W) += col's entries at the input pixels they came from.
+// Accumulates (the caller zeroes dx_g before the first tile). Threads over channels.
+void col2im_add(const float* col, const Conv2dParams& p, int64_t channels, int64_t oh0,
+                int64_t oh1, float* dx);
+// Output rows per tile for a column matrix of `rows` rows: enough columns for an efficient GEMM
+// (>= 2048 or the whole image), at most about 2 MiB of columns beyond that.
+int64_t im2col_tile_rows(const Conv2dParams& p, int64_t rows);
 
 }  // namespace cnncore
