@@ -60,7 +60,7 @@ LinearTable linear_table(int64_t in, int64_t out, bool align_corners, double sca
   t.l1.resize(out);
   const float s = linear_scale(in, out, align_corners, scale);
   for (int64_t o = 0; o < out; ++o) {
-    if (out == in && !align_corners) {
+    if (out == in) {  // torch copies straight through, whatever align_corners says
       t.i0[o] = t.i1[o] = o;
       t.l0[o] = 1.0f;
       t.l1[o] = 0.0f;
