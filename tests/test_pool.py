@@ -332,3 +332,17 @@ def test_unbatched_autograd_shape():
     y.backward(cnncore.tensor(np.ones(y.shape, np.float32)))
     assert x.grad.shape == (3, 7, 8)
     assert float(x.grad.numpy().sum()) == pytest.approx(36.0)
+
+
+def test_max_pool2d_window_without_elements():
+    """A dilated window can miss the input entirely: the value is -inf and the index -1 (torch
+    returns an index outside the plane there), and backward skips it."""
+    a = _rand((1, 2, 1, 9), 21)
+    x = cnncore.tensor(a, requires_grad=True)
+    y, idx = F.max_pool2d(x, (2, 4), (3, 2), (1, 2), (2, 2), ceil_mode=True, return_indices=True)
+    assert np.all(np.isneginf(y.detach().numpy()))
+    assert np.all(idx.numpy() == -1)
+    y.backward(cnncore.tensor(np.ones(y.shape, np.float32)))
+    assert np.all(x.grad.numpy() == 0)
+    ry, ridx = ref.max_pool2d_forward(_core_t(a), _opts((2, 4), (3, 2), (1, 2), (2, 2), True))
+    np.testing.assert_array_equal(ridx.numpy(), idx.numpy())

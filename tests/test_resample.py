@@ -220,3 +220,16 @@ def test_backward_rejects_bad_shapes():
         _core.interpolate_backward(dy, [2, 1, 2, 2], NEAREST, False)
     with pytest.raises(ValueError, match="grad_output must have shape"):
         _core.pad_backward(dy, [1, 1, 2, 2], [1, 1, 1, 0], _core.PadMode.constant)
+
+
+def test_bilinear_same_size_copies_like_torch():
+    """torch copies a dim straight through when its size is unchanged, even with
+    align_corners=True, so a NaN stays in its own row."""
+    torch = _torch()
+    a = _rand((1, 1, 6, 5), 12)
+    a[0, 0, 3, 2] = np.nan
+    for ac in (False, True):
+        kw = dict(size=(6, 9), mode="bilinear", align_corners=ac)
+        check_close(F.interpolate(cnncore.tensor(a), **kw),
+                    torch.nn.functional.interpolate(torch.tensor(a), **kw), 1e-5, 1e-6,
+                    what=f"align_corners={ac}")

@@ -234,6 +234,11 @@ void check_adaptive(const Tensor& x, int64_t out_h, int64_t out_w, const char* o
   check_pool_input(x, op, "input");
   CNNCORE_CHECK_VALUE(out_h >= 1 && out_w >= 1, op, ": output_size must be at least (1, 1), but got (",
                       out_h, ", ", out_w, ")");
+  // window bounds compute i * H: keep both factors below 2^31
+  constexpr int64_t kMax = int64_t{1} << 31;
+  CNNCORE_CHECK_VALUE(out_h < kMax && out_w < kMax && x.size(-1) < kMax && x.size(-2) < kMax, op,
+                      ": output_size and input height/width must be below 2^31, but got output (",
+                      out_h, ", ", out_w, ") for input ", shape_str(x.shape()));
 }
 }  // namespace
 
@@ -246,20 +251,8 @@ Tensor adaptive_avg_pool2d_forward(const Tensor& x_in, int64_t OH, int64_t OW) {
   const float* xp = x.data<float>();
   float* yp = y.data<float>();
   parallel_for(0, N * C, plane_grain(H * W + OH * OW), [&](int64_t b, int64_t e) {
-    for (int64_t pl = b; pl < e; ++pl) {
-      const float* xs = xp + pl * H * W;
-      float* ys = yp + pl * OH * OW;
-      for (int64_t oh = 0; oh < OH; ++oh) {
-        const int64_t h0 = adaptive_start(oh, H, OH), h1 = adaptive_end(oh, H, OH);
-        for (int64_t ow = 0; ow < OW; ++ow) {
-          const int64_t w0 = adaptive_start(ow, W, OW), w1 = adaptive_end(ow, W, OW);
-          float s = 0.0f;
-          for (int64_t ih = h0; ih < h1; ++ih)
-            for (int64_t iw = w0; iw < w1; ++iw) s += xs[ih * W + iw];
-          ys[oh * OW + ow] = s / static_cast<float>(h1 - h0) / static_cast<float>(w1 - w0);
-        }
-      }
-    }
+    for (int64_t pl = b; pl < e; ++pl)
+      CNNCORE_ISA_CALL(adaptive_avg_pool2d_plane(xp + pl * H * W, yp + pl * OH * OW, H, W, OH, OW));
   });
   return y;
 }
@@ -282,19 +275,9 @@ Tensor adaptive_avg_pool2d_backward(const Tensor& dy_in, const Shape& x_shape) {
   const float* gp = dy.data<float>();
   float* dp = dx.data<float>();
   parallel_for(0, N * C, plane_grain(H * W + OH * OW), [&](int64_t b, int64_t e) {
-    for (int64_t pl = b; pl < e; ++pl) {
-      const float* gs = gp + pl * OH * OW;
-      float* ds = dp + pl * H * W;
-      for (int64_t oh = 0; oh < OH; ++oh) {
-        const int64_t h0 = adaptive_start(oh, H, OH), h1 = adaptive_end(oh, H, OH);
-        for (int64_t ow = 0; ow < OW; ++ow) {
-          const int64_t w0 = adaptive_start(ow, W, OW), w1 = adaptive_end(ow, W, OW);
-          const float g = gs[oh * OW + ow] / static_cast<float>(h1 - h0) / static_cast<float>(w1 - w0);
-          for (int64_t ih = h0; ih < h1; ++ih)
-            for (int64_t iw = w0; iw < w1; ++iw) ds[ih * W + iw] += g;
-        }
-      }
-    }
+    for (int64_t pl = b; pl < e; ++pl)
+      CNNCORE_ISA_CALL(
+          adaptive_avg_pool2d_backward_plane(gp + pl * OH * OW, dp + pl * H * W, H, W, OH, OW));
   });
   return dx;
 }

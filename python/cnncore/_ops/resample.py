@@ -23,9 +23,12 @@ def _spatial_list(value, n, op, arg, check):
 
 
 def interpolate(input, size=None, scale_factor=None, mode="nearest", align_corners=None,
-                recompute_scale_factor=None):
+                recompute_scale_factor=None, antialias=False):
     op = "interpolate"
     x = as_tensor(input, op, "input")
+    if antialias:
+        raise ValueError("interpolate: antialias=True is not supported (only for downsampling "
+                         "with bilinear/bicubic in torch); pass antialias=False")
     check_choice(mode, _MODES, op, "mode")
     if mode == "nearest":
         if align_corners is not None:

@@ -52,7 +52,9 @@ CNNCORE_API int64_t pool_output_size(int64_t n, int64_t k, int64_t s, int64_t p,
                                      bool ceil_mode);
 
 // x (N,C,H,W) -> (y (N,C,OH,OW) float32, indices (N,C,OH,OW) int64). NaN wins a window (the last
-// NaN in row-major order, as torch); among equal maxima the first one.
+// NaN in row-major order, as torch); among equal maxima the first one. A dilated window that
+// misses the input entirely gives -inf and index -1 (torch gives an index outside the plane
+// there, which its own backward then writes through); backward skips -1.
 CNNCORE_API std::pair<Tensor, Tensor> max_pool2d_forward(const Tensor& x, const Pool2dOptions& opt);
 // dy (N,C,OH,OW), indices (N,C,OH,OW) int64 -> dx x_shape: dx[n,c,idx] += dy[n,c,o].
 CNNCORE_API Tensor max_pool2d_backward(const Tensor& dy, const Tensor& indices, const Shape& x_shape);

@@ -15,7 +15,8 @@ enum class PadMode { Constant, Reflect, Replicate };
 // user's scale_factor, used for the source-coordinate mapping as PyTorch does when
 // recompute_scale_factor is not True (src = dst / scale); 0 = derive from the sizes (in / out).
 // Nearest: src = min(floor(dst * in/out), in - 1) in float, as torch's 'nearest'.
-// Bilinear: align_corners maps corner pixel centres onto each other (scale (in-1)/(out-1), the
+// A dim whose size is unchanged is copied straight through (torch does so even with
+// align_corners, which matters only for NaN/inf). Bilinear: align_corners maps corner pixel centres onto each other (scale (in-1)/(out-1), the
 // scale factor ignored); otherwise src = (dst + 0.5) * scale - 0.5 clamped at 0.
 CNNCORE_API Tensor interpolate_forward(const Tensor& x, int64_t out_h, int64_t out_w, InterpMode mode,
                                        bool align_corners, double scale_h = 0, double scale_w = 0);

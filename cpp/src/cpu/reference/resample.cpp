@@ -22,7 +22,7 @@ int64_t nearest_src(int64_t o, int64_t in, int64_t out, double scale) {
 }
 void linear_src(int64_t o, int64_t in, int64_t out, bool ac, double scale, int64_t& i0, int64_t& i1,
                 float& l0, float& l1) {
-  if (out == in && !ac) {
+  if (out == in) {  // torch: a straight copy, also with align_corners
     i0 = i1 = o;
     l0 = 1;
     l1 = 0;
