@@ -354,12 +354,42 @@ def test_binary_backward_vs_torch(op, sa, sb):
     lambda x, m: x[[0, 1, 1], [2, 0, 2]], lambda x, m: x[x > 0.3],
     lambda x, m: m.cat([x, x * 2], 1), lambda x, m: m.stack([x, x + 1], -1),
     lambda x, m: x.permute(1, 0, 2).reshape(3, 10).t(), lambda x, m: x.reshape(6, 5).T,
+    lambda x, m: m.cat(x.split(2, dim=2)[::-1], 2), lambda x, m: x.chunk(2, 1)[1] * 3,
+    lambda x, m: m.cat(m.split(x, [1, 3, 1], 2)[::2], 2), lambda x, m: x.narrow(2, 1, 3),
+    lambda x, m: m.where(x > 0, x, x * 0.1), lambda x, m: m.where(x < 0.2, 1.0, x ** 2),
+    lambda x, m: x.var(), lambda x, m: x.var(1), lambda x, m: x.std((0, 2), keepdim=True),
+    lambda x, m: x.var(2, unbiased=False), lambda x, m: m.var(x, 0, correction=0),
 ])
 def test_expressions_backward_vs_torch(expr):
     torch = _torch()
     a = rng(13).standard_normal((2, 3, 5)).astype(np.float32)
     compare_with_torch(lambda x: expr(x, F), lambda x: expr(x, torch), [a],
                        what="expression")
+
+
+def test_results_do_not_depend_on_thread_count():
+    a = rng(15).standard_normal((3, 100_003)).astype(np.float32)
+    before = cnncore.get_num_threads()
+    try:
+        outs = []
+        for n in (1, 2):
+            cnncore.set_num_threads(n)
+            outs.append([_core.sum(c(a), [], False).numpy(), _core.sum(c(a), [1], False).numpy(),
+                         _core.sum(c(a), [0], False).numpy()])
+        for x, y in zip(*outs):
+            assert np.array_equal(x, y)
+    finally:
+        cnncore.set_num_threads(before)
+
+
+def test_blocked_inputs_are_accepted(isa):
+    a = rng(16).standard_normal((2, 11, 3, 4)).astype(np.float32)
+    blk = c(a).to_blocked(8)
+    check_close(_core.binary("mul", blk, c(a)), a * a, what="binary of a blocked tensor")
+    check_close(_core.sum(blk, [0, 2, 3], False), a.astype(np.float64).sum((0, 2, 3)),
+                rtol=1e-5, atol=1e-5, what="sum of a blocked tensor")
+    check_close(_core.cat([blk, c(a)], 1), np.concatenate([a, a], 1), what="cat blocked")
+    check_close(_core.unary("abs", blk), np.abs(a), what="unary blocked")
 
 
 def test_gradcheck_compositions():
