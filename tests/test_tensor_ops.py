@@ -95,9 +95,15 @@ def test_binary_strided_views(isa, op):
     big = r.standard_normal((14, 9)).astype(np.float32)
     got = _core.binary(op, _core.from_numpy(a), c(big))
     check_close(got, NP_BINARY[op](a, big).astype(np.float32), what=f"{op} transposed")
-    got = _core.binary(op, _core.from_numpy(b), c(r.standard_normal((14, 4, 3))))
-    check_close(got, ref.binary(op, _core.from_numpy(b), got), rtol=1, atol=1e9,
-                what="shape only")
+    other = r.standard_normal((14, 4, 3)).astype(np.float32)
+    got = _core.binary(op, _core.from_numpy(b), c(other))
+    check_close(got, NP_BINARY[op](b, other).astype(np.float32), what=f"{op} stride-2 rows")
+    long_rows = r.standard_normal((300, 7)).astype(np.float32).T  # rows of 300, stride 7
+    for x, y in [(long_rows, long_rows[0]), (long_rows[:1], long_rows), (long_rows, long_rows)]:
+        got = _core.binary(op, _core.from_numpy(x), _core.from_numpy(y))
+        check_close(got, NP_BINARY[op](x, y).astype(np.float32), what=f"{op} long strided rows")
+        check_close(got, ref.binary(op, _core.from_numpy(x), _core.from_numpy(y)),
+                    what=f"{op} long strided rows vs reference")
     x = cnncore.from_numpy(a).expand(3, 14, 9)  # stride-0 view
     check_close(_core.binary(op, x._c, c(big)), NP_BINARY[op](np.broadcast_to(a, (3, 14, 9)), big),
                 what=f"{op} expanded view")

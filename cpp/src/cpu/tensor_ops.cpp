@@ -12,6 +12,7 @@ namespace cnncore {
 
 namespace {
 constexpr int64_t kGrain = 1 << 15;  // elements per thread below which one thread is faster
+constexpr int64_t kBuf = 256;        // floats gathered per block from a strided row
 
 const char* const kBinaryNames[] = {"add", "sub", "mul", "div", "pow", "maximum", "minimum",
                                     "eq",  "ne",  "lt",  "le",  "gt",  "ge"};
@@ -313,7 +314,32 @@ Tensor binary(BinaryOp op, const Tensor& a_in, const Tensor& b_in) {
       } else if (sa == 0 && sb == 1) {
         CNNCORE_ISA_CALL(binary_sv(op, *pa, pb, py, inner));
       } else {
-        for (int64_t i = 0; i < inner; ++i) py[i] = scalar_apply(op, pa[i * sa], pb[i * sb]);
+        // Strided rows (transposed views): gather a block into a buffer, then the same vector
+        // kernels as the contiguous case.
+        float buf_a[kBuf], buf_b[kBuf];
+        for (int64_t i0 = 0; i0 < inner; i0 += kBuf) {
+          const int64_t len = std::min(kBuf, inner - i0);
+          const float* qa = pa + i0 * sa;
+          const float* qb = pb + i0 * sb;
+          if (sa != 0 && sa != 1) {
+            for (int64_t i = 0; i < len; ++i) buf_a[i] = qa[i * sa];
+            qa = buf_a;
+          }
+          if (sb != 0 && sb != 1) {
+            for (int64_t i = 0; i < len; ++i) buf_b[i] = qb[i * sb];
+            qb = buf_b;
+          }
+          const bool va = qa == buf_a || sa == 1, vb = qb == buf_b || sb == 1;
+          if (va && vb) {
+            CNNCORE_ISA_CALL(binary_vv(op, qa, qb, py + i0, len));
+          } else if (va) {
+            CNNCORE_ISA_CALL(binary_vs(op, qa, *qb, py + i0, len));
+          } else if (vb) {
+            CNNCORE_ISA_CALL(binary_sv(op, *qa, qb, py + i0, len));
+          } else {
+            std::fill(py + i0, py + i0 + len, scalar_apply(op, *qa, *qb));
+          }
+        }
       }
     }
   });
