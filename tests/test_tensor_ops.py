@@ -150,6 +150,19 @@ def test_unary_vs_numpy_and_reference(isa, op):
         check_close(got, ref.unary(op, c(a)), rtol=2e-6, atol=0, what=f"{op} vs reference")
 
 
+def test_exp_sqrt_edges_match_reference(isa):
+    r = rng(17)
+    x = np.concatenate([r.uniform(-100, 100, 4001), np.linspace(-88.5, 89.5, 517),
+                        [np.inf, -np.inf, np.nan, 0.0, -0.0, 1e-30, -1e-30, 88.7, 88.72, -87.3,
+                         -103.0, -104.0]]).astype(np.float32)
+    with np.errstate(over="ignore", under="ignore", invalid="ignore"):
+        got = _core.unary("exp", c(x)).numpy()
+        check_close(got, ref.unary("exp", c(x)), rtol=3e-7, atol=1e-38, what="exp vs reference")
+        check_close(got, np.exp(x.astype(np.float64)).astype(np.float32), rtol=5e-7, atol=1e-38, what="exp vs numpy")
+        got = _core.unary("sqrt", c(x)).numpy()
+        check_close(got, ref.unary("sqrt", c(x)), rtol=0, atol=0, what="sqrt vs reference")
+
+
 def test_add_inplace_accumulates(isa):
     r = rng(4)
     for sa, sb in [((1003,), (1003,)), ((4, 5, 6), (5, 1)), ((3, 7), ()), ((2, 3), (2, 3))]:
