@@ -344,8 +344,14 @@ def clamp(input, min=None, max=None):
 
 
 # ---- elementwise unary -----------------------------------------------------------------------------
+_NP_INT_UNARY = {"neg": np.negative, "abs": np.abs, "square": np.square}
+
+
 def _unary(op: str, input) -> Tensor:
     x = as_tensor(input, op, "input")
+    if x.dtype == int64 and op in _NP_INT_UNARY:  # stays int64, as in torch
+        r = _NP_INT_UNARY[op](x._c.numpy())
+        return Tensor._wrap(_core.from_numpy(np.array(r, dtype=np.int64, order="C")))
     xc = _float_core(x)
     y = _core.unary(op, xc)
 
