@@ -52,7 +52,7 @@ def c(arr):
     return _core.from_numpy(np.array(arr, dtype=np.float32, order="C"))  # keeps 0-d as 0-d
 
 
-# ---- broadcasting -------------------------------------------------------------------------------
+# ---- broadcasting --------------------------------------------------------------------------------
 @pytest.mark.parametrize("sa,sb", SHAPE_PAIRS)
 def test_broadcast_shapes_matches_numpy(sa, sb):
     expected = np.broadcast_shapes(sa, sb)
@@ -146,7 +146,8 @@ def test_unary_vs_numpy_and_reference(isa, op):
         if op == "sign" and a.size:
             a.reshape(-1)[0] = 0.0
         got = _core.unary(op, c(a))
-        check_close(got, UNARY[op](a.astype(np.float64)), rtol=2e-6, atol=1e-6, what=f"{op} {shape}")
+        check_close(got, UNARY[op](a.astype(np.float64)), rtol=2e-6, atol=1e-6,
+                    what=f"{op} {shape}")
         check_close(got, ref.unary(op, c(a)), rtol=2e-6, atol=0, what=f"{op} vs reference")
 
 
@@ -158,7 +159,8 @@ def test_exp_sqrt_edges_match_reference(isa):
     with np.errstate(over="ignore", under="ignore", invalid="ignore"):
         got = _core.unary("exp", c(x)).numpy()
         check_close(got, ref.unary("exp", c(x)), rtol=3e-7, atol=1e-38, what="exp vs reference")
-        check_close(got, np.exp(x.astype(np.float64)).astype(np.float32), rtol=5e-7, atol=1e-38, what="exp vs numpy")
+        check_close(got, np.exp(x.astype(np.float64)).astype(np.float32), rtol=5e-7, atol=1e-38,
+                    what="exp vs numpy")
         got = _core.unary("sqrt", c(x)).numpy()
         check_close(got, ref.unary("sqrt", c(x)), rtol=0, atol=0, what="sqrt vs reference")
 
@@ -181,7 +183,7 @@ def test_add_inplace_accumulates(isa):
         _core.add_(_core.from_numpy(np.zeros((3, 2), np.float32).T), c(np.zeros((2, 3))))
 
 
-# ---- reductions -----------------------------------------------------------------------------------
+# ---- reductions ----------------------------------------------------------------------------------
 RED_CASES = [
     ((7,), None), ((7,), (0,)), ((3, 5), (0,)), ((3, 5), (1,)), ((2, 3, 4, 5), (0, 2, 3)),
     ((2, 3, 4, 5), (2, 3)), ((2, 3, 4, 5), (1,)), ((2, 3, 4, 5), (0, 2)), ((4, 1, 6), (1,)),
@@ -322,7 +324,7 @@ def test_cat_stack_errors():
         F.cat([cnncore.zeros(2, 3)], dim=1.0)
 
 
-# ---- autograd vs torch ------------------------------------------------------------------------------
+# ---- autograd vs torch ---------------------------------------------------------------------------
 def _torch():
     return pytest.importorskip("torch", reason="torch is only needed for the comparison tests")
 

@@ -7,8 +7,8 @@ Dtypes follow torch where it matters: float32 op float32 -> float32; an int64 te
 operand is promoted to float32; int64 with int64 (or an int) stays int64 (computed with numpy, never
 differentiable); ``/`` always gives float32.
 
-Comparisons (``==``, ``<``, ``.eq()``, ``.gt()``, ...) return a float32 tensor of 1.0 / 0.0 that also
-works as a boolean mask: ``x[x > 0]``, ``(pred == y).sum()``, ``(pred == y).float().mean()``.
+Comparisons (``==``, ``<``, ``.eq()``, ``.gt()``, ...) return a float32 tensor of 1.0 / 0.0 that
+also works as a boolean mask: ``x[x > 0]``, ``(pred == y).sum()``, ``(pred == y).float().mean()``.
 
 Importing this module installs the methods and operators on ``cnncore.Tensor`` (plain assignment).
 """
@@ -53,7 +53,8 @@ def _is_scalar(v) -> bool:
 
 
 def _operand(v, op: str, arg: str):
-    """Tensor -> Tensor; Python/numpy number -> float or int; array-like -> Tensor; else TypeError."""
+    """Tensor as is; a Python/numpy number -> float or int; an array or list -> Tensor; else
+    TypeError."""
     if isinstance(v, Tensor):
         return v
     if isinstance(v, (bool, np.bool_)):
@@ -126,7 +127,7 @@ def _as_core_error(fn, op: str, *args):
         raise ValueError(msg) from None
 
 
-# ---- elementwise binary ----------------------------------------------------------------------------
+# ---- elementwise binary --------------------------------------------------------------------------
 _NP_BINARY = {
     "add": np.add, "sub": np.subtract, "mul": np.multiply, "div": np.true_divide,
     "pow": np.power, "maximum": np.maximum, "minimum": np.minimum,
@@ -343,7 +344,7 @@ def clamp(input, min=None, max=None):
     return y
 
 
-# ---- elementwise unary -----------------------------------------------------------------------------
+# ---- elementwise unary ---------------------------------------------------------------------------
 _NP_INT_UNARY = {"neg": np.negative, "abs": np.abs, "square": np.square}
 
 
@@ -397,7 +398,7 @@ def square(input):
     return _unary("square", input)
 
 
-# ---- reductions ------------------------------------------------------------------------------------
+# ---- reductions ----------------------------------------------------------------------------------
 def _reduce(op: str, input, dim, keepdim) -> Tensor:
     x = as_tensor(input, op, "input")
     dims = _dims_arg(dim, x.ndim, op)
@@ -544,7 +545,7 @@ def argmin(input, dim=None, keepdim=False):
     return _arg("argmin", input, dim, keepdim)
 
 
-# ---- shape ops -------------------------------------------------------------------------------------
+# ---- shape ops -----------------------------------------------------------------------------------
 def _view_op(x: Tensor, y_core, name: str) -> Tensor:
     shape = list(x.shape)
     return _record(y_core, (x,), lambda g, needs: (g.reshape(shape),), name)
@@ -812,7 +813,7 @@ def std(input, dim=None, unbiased=True, keepdim=False, *, correction=None):
     return sqrt(var(input, dim, unbiased, keepdim, correction=correction))
 
 
-# ---- indexing ----------------------------------------------------------------------------------------
+# ---- indexing ------------------------------------------------------------------------------------
 def _index_key(key):
     """Converts Tensors inside an index to numpy (masks to bool arrays); rejects float indices."""
     def conv(k):
