@@ -237,7 +237,7 @@ Tensor reduce_sum(const Tensor& x_in, const std::vector<int64_t>& dims, bool kee
   }
   // Inner dim kept: rows of length I are added into a double accumulator, column block by block.
   const int64_t I = gsize.back(), n_rows = n_out / I;
-  constexpr int64_t kCols = 512;
+  constexpr int64_t kCols = 512, kRows = 32;
   const int64_t cblocks = (I + kCols - 1) / kCols;
   parallel_for(0, n_rows * cblocks, std::max<int64_t>(1, kGrain / (n_red * std::min(I, kCols))),
                [&](int64_t b, int64_t e) {
@@ -249,8 +249,14 @@ Tensor reduce_sum(const Tensor& x_in, const std::vector<int64_t>& dims, bool kee
                    ko.seek(row);
                    std::fill(acc, acc + len, 0.0);
                    ro.seek(0);
-                   for (int64_t r = 0; r < n_red; ++r, ro.next())
-                     CNNCORE_ISA_CALL(accumulate_row(xp + ko.off + ro.off + c0, acc, len));
+                   // Blocks of kRows rows summed in float lanes, block totals in double.
+                   const float* rows[kRows];
+                   for (int64_t r0 = 0; r0 < n_red; r0 += kRows) {
+                     const int64_t nr = std::min(kRows, n_red - r0);
+                     for (int64_t r = 0; r < nr; ++r, ro.next())
+                       rows[r] = xp + ko.off + ro.off + c0;
+                     CNNCORE_ISA_CALL(accumulate_rows(rows, nr, acc, len));
+                   }
                    float* out = yp + row * I + c0;
                    for (int64_t j = 0; j < len; ++j) out[j] = static_cast<float>(acc[j] * scale);
                  }
