@@ -264,6 +264,21 @@ def test_max_argmax_vs_numpy_and_reference(isa, shape, dim):
         assert np.array_equal(_core.argmax(c(a), dim, keepdim).numpy(), i.numpy())
 
 
+def test_max_long_rows_ties_and_nans(isa):
+    r = rng(18)
+    a = r.integers(-3, 4, (5, 203)).astype(np.float32)  # ties spread over every lane
+    a[1, [150, 7, 90]] = np.nan
+    a[2, 202] = np.nan
+    a[3, :] = 1.0
+    for x, dim in [(a, 1), (np.ascontiguousarray(a.T), 0)]:
+        v, i = _core.max_dim(c(x), dim, False)
+        rv, ri = ref.max_dim(c(x), dim, False)
+        assert np.array_equal(i.numpy(), ri.numpy()) and i.numpy().tolist() == \
+            np.argmax(x, axis=dim).tolist()
+        check_close(v, rv, rtol=0, atol=0, what="max values vs reference")
+    assert i.numpy()[1] == 7 and i.numpy()[2] == 202 and i.numpy()[3] == 0
+
+
 def test_max_nan_wins():
     a = np.array([[1.0, np.nan, 3.0], [2.0, 5.0, np.nan]], dtype=np.float32)
     v, i = _core.max_dim(c(a), 1, False)

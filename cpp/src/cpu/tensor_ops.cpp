@@ -461,31 +461,47 @@ std::pair<Tensor, Tensor> max_dim(const Tensor& x_in, int64_t dim, bool keepdim)
   const float* xp = x.data<float>();
   float* vp = vals.data<float>();
   int64_t* ip = idx.data<int64_t>();
+  if (D >= (int64_t{1} << 31)) {  // beyond the kernels' int32 indices: a plain scan
+    for (int64_t o = 0; o < outer; ++o)
+      for (int64_t j = 0; j < inner; ++j) {
+        const float* p = xp + o * D * inner + j;
+        float best = p[0];
+        int64_t bi = 0;
+        for (int64_t k = 1; k < D; ++k) {
+          const float v = p[k * inner];
+          if (best == best && (v > best || v != v)) {
+            best = v;
+            bi = k;
+          }
+        }
+        vp[o * inner + j] = best;
+        ip[o * inner + j] = bi;
+      }
+    return {vals, idx};
+  }
+  if (inner == 1) {  // argmax over the last dim (classes): one contiguous row per output
+    parallel_for(0, outer, std::max<int64_t>(1, kGrain / D), [&](int64_t b, int64_t e) {
+      for (int64_t o = b; o < e; ++o) CNNCORE_ISA_CALL(max_row(xp + o * D, D, vp + o, ip + o));
+    });
+    return {vals, idx};
+  }
+  // Otherwise a running max down the rows of each column block (int32 indices vectorise).
   constexpr int64_t kCols = 256;
   const int64_t cblocks = (inner + kCols - 1) / kCols;
   parallel_for(0, outer * cblocks, std::max<int64_t>(1, kGrain / (D * std::min(inner, kCols))),
                [&](int64_t b, int64_t e) {
+                 int32_t bk[kCols];
                  for (int64_t t = b; t < e; ++t) {
                    const int64_t o = t / cblocks, c0 = (t % cblocks) * kCols;
                    const int64_t len = std::min(inner, c0 + kCols) - c0;
                    const float* base = xp + o * D * inner + c0;
                    float* bv = vp + o * inner + c0;
-                   int64_t* bi = ip + o * inner + c0;
-                   for (int64_t j = 0; j < len; ++j) {
-                     bv[j] = base[j];
-                     bi[j] = 0;
-                   }
-                   for (int64_t k = 1; k < D; ++k) {
-                     const float* row = base + k * inner;
-                     for (int64_t j = 0; j < len; ++j) {
-                       const float v = row[j], cur = bv[j];
-                       // Once nan is found it stays (torch.max propagates nan).
-                       if (cur == cur && (v > cur || v != v)) {
-                         bv[j] = v;
-                         bi[j] = k;
-                       }
-                     }
-                   }
+                   std::copy(base, base + len, bv);
+                   std::fill(bk, bk + len, 0);
+                   for (int64_t k = 1; k < D; ++k)
+                     CNNCORE_ISA_CALL(max_update(base + k * inner, static_cast<int32_t>(k), bv,
+                                                 bk, len));
+                   std::copy(bk, bk + len, ip + o * inner + c0);
                  }
                });
   return {vals, idx};
