@@ -52,7 +52,7 @@ def c(arr):
     return _core.from_numpy(np.array(arr, dtype=np.float32, order="C"))  # keeps 0-d as 0-d
 
 
-# ---- broadcasting -------------------------------------------------------------------------------
+# ---- broadcasting --------------------------------------------------------------------------------
 @pytest.mark.parametrize("sa,sb", SHAPE_PAIRS)
 def test_broadcast_shapes_matches_numpy(sa, sb):
     expected = np.broadcast_shapes(sa, sb)
@@ -95,9 +95,15 @@ def test_binary_strided_views(isa, op):
     big = r.standard_normal((14, 9)).astype(np.float32)
     got = _core.binary(op, _core.from_numpy(a), c(big))
     check_close(got, NP_BINARY[op](a, big).astype(np.float32), what=f"{op} transposed")
-    got = _core.binary(op, _core.from_numpy(b), c(r.standard_normal((14, 4, 3))))
-    check_close(got, ref.binary(op, _core.from_numpy(b), got), rtol=1, atol=1e9,
-                what="shape only")
+    other = r.standard_normal((14, 4, 3)).astype(np.float32)
+    got = _core.binary(op, _core.from_numpy(b), c(other))
+    check_close(got, NP_BINARY[op](b, other).astype(np.float32), what=f"{op} stride-2 rows")
+    long_rows = r.standard_normal((300, 7)).astype(np.float32).T  # rows of 300, stride 7
+    for x, y in [(long_rows, long_rows[0]), (long_rows[:1], long_rows), (long_rows, long_rows)]:
+        got = _core.binary(op, _core.from_numpy(x), _core.from_numpy(y))
+        check_close(got, NP_BINARY[op](x, y).astype(np.float32), what=f"{op} long strided rows")
+        check_close(got, ref.binary(op, _core.from_numpy(x), _core.from_numpy(y)),
+                    what=f"{op} long strided rows vs reference")
     x = cnncore.from_numpy(a).expand(3, 14, 9)  # stride-0 view
     check_close(_core.binary(op, x._c, c(big)), NP_BINARY[op](np.broadcast_to(a, (3, 14, 9)), big),
                 what=f"{op} expanded view")
@@ -140,8 +146,23 @@ def test_unary_vs_numpy_and_reference(isa, op):
         if op == "sign" and a.size:
             a.reshape(-1)[0] = 0.0
         got = _core.unary(op, c(a))
-        check_close(got, UNARY[op](a.astype(np.float64)), rtol=2e-6, atol=1e-6, what=f"{op} {shape}")
+        check_close(got, UNARY[op](a.astype(np.float64)), rtol=2e-6, atol=1e-6,
+                    what=f"{op} {shape}")
         check_close(got, ref.unary(op, c(a)), rtol=2e-6, atol=0, what=f"{op} vs reference")
+
+
+def test_exp_sqrt_edges_match_reference(isa):
+    r = rng(17)
+    x = np.concatenate([r.uniform(-100, 100, 4001), np.linspace(-88.5, 89.5, 517),
+                        [np.inf, -np.inf, np.nan, 0.0, -0.0, 1e-30, -1e-30, 88.7, 88.72, -87.3,
+                         -103.0, -104.0]]).astype(np.float32)
+    with np.errstate(over="ignore", under="ignore", invalid="ignore"):
+        got = _core.unary("exp", c(x)).numpy()
+        check_close(got, ref.unary("exp", c(x)), rtol=3e-7, atol=1e-38, what="exp vs reference")
+        check_close(got, np.exp(x.astype(np.float64)).astype(np.float32), rtol=5e-7, atol=1e-38,
+                    what="exp vs numpy")
+        got = _core.unary("sqrt", c(x)).numpy()
+        check_close(got, ref.unary("sqrt", c(x)), rtol=0, atol=0, what="sqrt vs reference")
 
 
 def test_add_inplace_accumulates(isa):
@@ -162,7 +183,7 @@ def test_add_inplace_accumulates(isa):
         _core.add_(_core.from_numpy(np.zeros((3, 2), np.float32).T), c(np.zeros((2, 3))))
 
 
-# ---- reductions -----------------------------------------------------------------------------------
+# ---- reductions ----------------------------------------------------------------------------------
 RED_CASES = [
     ((7,), None), ((7,), (0,)), ((3, 5), (0,)), ((3, 5), (1,)), ((2, 3, 4, 5), (0, 2, 3)),
     ((2, 3, 4, 5), (2, 3)), ((2, 3, 4, 5), (1,)), ((2, 3, 4, 5), (0, 2)), ((4, 1, 6), (1,)),
@@ -243,6 +264,21 @@ def test_max_argmax_vs_numpy_and_reference(isa, shape, dim):
         assert np.array_equal(_core.argmax(c(a), dim, keepdim).numpy(), i.numpy())
 
 
+def test_max_long_rows_ties_and_nans(isa):
+    r = rng(18)
+    a = r.integers(-3, 4, (5, 203)).astype(np.float32)  # ties spread over every lane
+    a[1, [150, 7, 90]] = np.nan
+    a[2, 202] = np.nan
+    a[3, :] = 1.0
+    for x, dim in [(a, 1), (np.ascontiguousarray(a.T), 0)]:
+        v, i = _core.max_dim(c(x), dim, False)
+        rv, ri = ref.max_dim(c(x), dim, False)
+        assert np.array_equal(i.numpy(), ri.numpy()) and i.numpy().tolist() == \
+            np.argmax(x, axis=dim).tolist()
+        check_close(v, rv, rtol=0, atol=0, what="max values vs reference")
+    assert i.numpy()[1] == 7 and i.numpy()[2] == 202 and i.numpy()[3] == 0
+
+
 def test_max_nan_wins():
     a = np.array([[1.0, np.nan, 3.0], [2.0, 5.0, np.nan]], dtype=np.float32)
     v, i = _core.max_dim(c(a), 1, False)
@@ -303,7 +339,7 @@ def test_cat_stack_errors():
         F.cat([cnncore.zeros(2, 3)], dim=1.0)
 
 
-# ---- autograd vs torch ------------------------------------------------------------------------------
+# ---- autograd vs torch ---------------------------------------------------------------------------
 def _torch():
     return pytest.importorskip("torch", reason="torch is only needed for the comparison tests")
 
@@ -354,12 +390,42 @@ def test_binary_backward_vs_torch(op, sa, sb):
     lambda x, m: x[[0, 1, 1], [2, 0, 2]], lambda x, m: x[x > 0.3],
     lambda x, m: m.cat([x, x * 2], 1), lambda x, m: m.stack([x, x + 1], -1),
     lambda x, m: x.permute(1, 0, 2).reshape(3, 10).t(), lambda x, m: x.reshape(6, 5).T,
+    lambda x, m: m.cat(x.split(2, dim=2)[::-1], 2), lambda x, m: x.chunk(2, 1)[1] * 3,
+    lambda x, m: m.cat(m.split(x, [1, 3, 1], 2)[::2], 2), lambda x, m: x.narrow(2, 1, 3),
+    lambda x, m: m.where(x > 0, x, x * 0.1), lambda x, m: m.where(x < 0.2, 1.0, x ** 2),
+    lambda x, m: x.var(), lambda x, m: x.var(1), lambda x, m: x.std((0, 2), keepdim=True),
+    lambda x, m: x.var(2, unbiased=False), lambda x, m: m.var(x, 0, correction=0),
 ])
 def test_expressions_backward_vs_torch(expr):
     torch = _torch()
     a = rng(13).standard_normal((2, 3, 5)).astype(np.float32)
     compare_with_torch(lambda x: expr(x, F), lambda x: expr(x, torch), [a],
                        what="expression")
+
+
+def test_results_do_not_depend_on_thread_count():
+    a = rng(15).standard_normal((3, 100_003)).astype(np.float32)
+    before = cnncore.get_num_threads()
+    try:
+        outs = []
+        for n in (1, 2):
+            cnncore.set_num_threads(n)
+            outs.append([_core.sum(c(a), [], False).numpy(), _core.sum(c(a), [1], False).numpy(),
+                         _core.sum(c(a), [0], False).numpy()])
+        for x, y in zip(*outs):
+            assert np.array_equal(x, y)
+    finally:
+        cnncore.set_num_threads(before)
+
+
+def test_blocked_inputs_are_accepted(isa):
+    a = rng(16).standard_normal((2, 11, 3, 4)).astype(np.float32)
+    blk = c(a).to_blocked(8)
+    check_close(_core.binary("mul", blk, c(a)), a * a, what="binary of a blocked tensor")
+    check_close(_core.sum(blk, [0, 2, 3], False), a.astype(np.float64).sum((0, 2, 3)),
+                rtol=1e-5, atol=1e-5, what="sum of a blocked tensor")
+    check_close(_core.cat([blk, c(a)], 1), np.concatenate([a, a], 1), what="cat blocked")
+    check_close(_core.unary("abs", blk), np.abs(a), what="unary blocked")
 
 
 def test_gradcheck_compositions():
@@ -431,6 +497,8 @@ def test_int64_arithmetic_stays_int():
     assert (i * i).dtype == cnncore.int64
     assert (i / 2).dtype == cnncore.float32 and (i / 2).numpy().tolist() == [0.5, 1.0, 1.5]
     assert (i + 0.5).dtype == cnncore.float32
+    assert (-i).dtype == cnncore.int64 and abs(-i).numpy().tolist() == [1, 2, 3]
+    assert F.exp(cnncore.tensor([0, 1])).dtype == cnncore.float32
     f = cnncore.ones(3) * i
     assert f.dtype == cnncore.float32 and f.numpy().tolist() == [1, 2, 3]
     assert i.sum().item() == 6 and i.max().item() == 3 and i.argmax().item() == 2

@@ -9,13 +9,12 @@ namespace {
 template <class Impl>
 void bind_family(py::module_& m) {
   auto nogil = py::call_guard<py::gil_scoped_release>();
-  auto doc = [](const char* d) { return d; };
   m.def("broadcast_shapes",
         [](const Shape& a, const Shape& b, const std::string& op) {
           return Impl::broadcast_shapes(a, b, op.c_str());
         },
         py::arg("a"), py::arg("b"), py::arg("op") = "broadcast",
-        doc("the NumPy broadcast of two shapes (ValueError naming op when they clash)"));
+        "the NumPy broadcast of two shapes (ValueError naming op when they clash)");
   m.def("binary",
         [](const std::string& op, const Tensor& a, const Tensor& b) {
           const BinaryOp o = binary_op_from_name(op);
@@ -23,8 +22,8 @@ void bind_family(py::module_& m) {
           return Impl::binary(o, a, b);
         },
         py::arg("op"), py::arg("a"), py::arg("b"),
-        doc("a (op) b with broadcasting; op: add sub mul div pow maximum minimum eq ne lt le gt "
-            "ge (comparisons give 1.0 / 0.0)"));
+        "a (op) b with broadcasting; op: add sub mul div pow maximum minimum eq ne lt le gt "
+            "ge (comparisons give 1.0 / 0.0)");
   m.def("binary_scalar",
         [](const std::string& op, const Tensor& a, double s, bool scalar_first) {
           const BinaryOp o = binary_op_from_name(op);
@@ -32,7 +31,7 @@ void bind_family(py::module_& m) {
           return Impl::binary_scalar(o, a, s, scalar_first);
         },
         py::arg("op"), py::arg("a"), py::arg("scalar"), py::arg("scalar_first") = false,
-        doc("a (op) scalar, or scalar (op) a when scalar_first"));
+        "a (op) scalar, or scalar (op) a when scalar_first");
   m.def("unary",
         [](const std::string& op, const Tensor& a) {
           const UnaryOp o = unary_op_from_name(op);
@@ -40,73 +39,70 @@ void bind_family(py::module_& m) {
           return Impl::unary(o, a);
         },
         py::arg("op"), py::arg("a"),
-        doc("op(a); op: neg exp log sqrt abs square reciprocal sign"));
+        "op(a); op: neg exp log sqrt abs square reciprocal sign");
   for (const char* name : {"add", "sub", "mul", "div"}) {
     const BinaryOp o = binary_op_from_name(name);
     m.def(name, [o](const Tensor& a, const Tensor& b) { return Impl::binary(o, a, b); },
-          py::arg("a"), py::arg("b"), nogil, doc("elementwise with broadcasting; a new tensor"));
+          py::arg("a"), py::arg("b"), nogil, "elementwise with broadcasting; a new tensor");
   }
   m.def("add_",
         [](Tensor& a, const Tensor& b, double alpha) { Impl::add_(a, b, alpha); },
         py::arg("a"), py::arg("b"), py::arg("alpha") = 1.0, nogil,
-        doc("in place a += alpha * b (b broadcast to a; a contiguous)"));
+        "in place a += alpha * b (b broadcast to a; a contiguous)");
   m.def("sum", &Impl::sum, py::arg("x"), py::arg("dims") = std::vector<int64_t>{},
-        py::arg("keepdim") = false, nogil, doc("sum over dims (empty = all), double accumulation"));
+        py::arg("keepdim") = false, nogil, "sum over dims (empty = all), double accumulation");
   m.def("mean", &Impl::mean, py::arg("x"), py::arg("dims") = std::vector<int64_t>{},
-        py::arg("keepdim") = false, nogil, doc("mean over dims (empty = all)"));
+        py::arg("keepdim") = false, nogil, "mean over dims (empty = all)");
   m.def("sum_to_shape", &Impl::sum_to_shape, py::arg("grad"), py::arg("shape"), nogil,
-        doc("sums a broadcast gradient back to shape (the backward of broadcasting)"));
+        "sums a broadcast gradient back to shape (the backward of broadcasting)");
   m.def("max_dim", &Impl::max_dim, py::arg("x"), py::arg("dim"), py::arg("keepdim") = false,
-        nogil, doc("(values, int64 indices) of the max along dim; first index wins ties"));
+        nogil, "(values, int64 indices) of the max along dim; first index wins ties");
   m.def("argmax", &Impl::argmax, py::arg("x"), py::arg("dim"), py::arg("keepdim") = false, nogil,
-        doc("int64 indices of the max along dim"));
+        "int64 indices of the max along dim");
   m.def("cat", &Impl::cat, py::arg("tensors"), py::arg("dim") = 0, nogil,
-        doc("joins tensors along an existing dim"));
+        "joins tensors along an existing dim");
   m.def("stack", &Impl::stack, py::arg("tensors"), py::arg("dim") = 0, nogil,
-        doc("joins same-shape tensors along a new dim"));
+        "joins same-shape tensors along a new dim");
   m.def("contiguous", &Impl::contiguous, py::arg("x"), nogil,
-        doc("a contiguous copy of a strided view (x itself when already contiguous)"));
+        "a contiguous copy of a strided view (x itself when already contiguous)");
 }
 
-struct Fast {
-  static Shape broadcast_shapes(const Shape& a, const Shape& b, const char* op) {
-    return cnncore::broadcast_shapes(a, b, op);
-  }
-  static Tensor binary(BinaryOp o, const Tensor& a, const Tensor& b) { return cnncore::binary(o, a, b); }
-  static Tensor binary_scalar(BinaryOp o, const Tensor& a, double s, bool f) {
-    return cnncore::binary_scalar(o, a, s, f);
-  }
-  static Tensor unary(UnaryOp o, const Tensor& a) { return cnncore::unary(o, a); }
-  static void add_(Tensor& a, const Tensor& b, double alpha) { cnncore::add_(a, b, alpha); }
-  static Tensor sum(const Tensor& x, const std::vector<int64_t>& d, bool k) { return cnncore::sum(x, d, k); }
-  static Tensor mean(const Tensor& x, const std::vector<int64_t>& d, bool k) { return cnncore::mean(x, d, k); }
-  static Tensor sum_to_shape(const Tensor& g, const Shape& s) { return cnncore::sum_to_shape(g, s); }
-  static std::pair<Tensor, Tensor> max_dim(const Tensor& x, int64_t d, bool k) { return cnncore::max_dim(x, d, k); }
-  static Tensor argmax(const Tensor& x, int64_t d, bool k) { return cnncore::argmax(x, d, k); }
-  static Tensor cat(const std::vector<Tensor>& t, int64_t d) { return cnncore::cat(t, d); }
-  static Tensor stack(const std::vector<Tensor>& t, int64_t d) { return cnncore::stack(t, d); }
-  static Tensor contiguous(const Tensor& x) { return cnncore::contiguous(x); }
-};
+// The fast kernels and their reference twins share signatures; one struct per namespace lets
+// bind_family register either set under the same names.
+#define CNNCORE_TENSOR_OPS_OF(Name, ns)                                                      \
+  struct Name {                                                                              \
+    static Shape broadcast_shapes(const Shape& a, const Shape& b, const char* op) {          \
+      return ns::broadcast_shapes(a, b, op);                                                 \
+    }                                                                                        \
+    static Tensor binary(BinaryOp o, const Tensor& a, const Tensor& b) {                     \
+      return ns::binary(o, a, b);                                                            \
+    }                                                                                        \
+    static Tensor binary_scalar(BinaryOp o, const Tensor& a, double s, bool first) {         \
+      return ns::binary_scalar(o, a, s, first);                                              \
+    }                                                                                        \
+    static Tensor unary(UnaryOp o, const Tensor& a) { return ns::unary(o, a); }              \
+    static void add_(Tensor& a, const Tensor& b, double alpha) { ns::add_(a, b, alpha); }    \
+    static Tensor sum(const Tensor& x, const std::vector<int64_t>& d, bool k) {              \
+      return ns::sum(x, d, k);                                                               \
+    }                                                                                        \
+    static Tensor mean(const Tensor& x, const std::vector<int64_t>& d, bool k) {             \
+      return ns::mean(x, d, k);                                                              \
+    }                                                                                        \
+    static Tensor sum_to_shape(const Tensor& g, const Shape& s) {                            \
+      return ns::sum_to_shape(g, s);                                                         \
+    }                                                                                        \
+    static std::pair<Tensor, Tensor> max_dim(const Tensor& x, int64_t d, bool k) {           \
+      return ns::max_dim(x, d, k);                                                           \
+    }                                                                                        \
+    static Tensor argmax(const Tensor& x, int64_t d, bool k) { return ns::argmax(x, d, k); } \
+    static Tensor cat(const std::vector<Tensor>& t, int64_t d) { return ns::cat(t, d); }     \
+    static Tensor stack(const std::vector<Tensor>& t, int64_t d) { return ns::stack(t, d); } \
+    static Tensor contiguous(const Tensor& x) { return ns::contiguous(x); }                  \
+  };
 
-struct Ref {
-  static Shape broadcast_shapes(const Shape& a, const Shape& b, const char* op) {
-    return reference::broadcast_shapes(a, b, op);
-  }
-  static Tensor binary(BinaryOp o, const Tensor& a, const Tensor& b) { return reference::binary(o, a, b); }
-  static Tensor binary_scalar(BinaryOp o, const Tensor& a, double s, bool f) {
-    return reference::binary_scalar(o, a, s, f);
-  }
-  static Tensor unary(UnaryOp o, const Tensor& a) { return reference::unary(o, a); }
-  static void add_(Tensor& a, const Tensor& b, double alpha) { reference::add_(a, b, alpha); }
-  static Tensor sum(const Tensor& x, const std::vector<int64_t>& d, bool k) { return reference::sum(x, d, k); }
-  static Tensor mean(const Tensor& x, const std::vector<int64_t>& d, bool k) { return reference::mean(x, d, k); }
-  static Tensor sum_to_shape(const Tensor& g, const Shape& s) { return reference::sum_to_shape(g, s); }
-  static std::pair<Tensor, Tensor> max_dim(const Tensor& x, int64_t d, bool k) { return reference::max_dim(x, d, k); }
-  static Tensor argmax(const Tensor& x, int64_t d, bool k) { return reference::argmax(x, d, k); }
-  static Tensor cat(const std::vector<Tensor>& t, int64_t d) { return reference::cat(t, d); }
-  static Tensor stack(const std::vector<Tensor>& t, int64_t d) { return reference::stack(t, d); }
-  static Tensor contiguous(const Tensor& x) { return reference::contiguous(x); }
-};
+CNNCORE_TENSOR_OPS_OF(Fast, cnncore)
+CNNCORE_TENSOR_OPS_OF(Ref, reference)
+#undef CNNCORE_TENSOR_OPS_OF
 
 }  // namespace
 

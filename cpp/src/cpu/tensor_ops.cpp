@@ -12,6 +12,7 @@ namespace cnncore {
 
 namespace {
 constexpr int64_t kGrain = 1 << 15;  // elements per thread below which one thread is faster
+constexpr int64_t kBuf = 256;        // floats gathered per block from a strided row
 
 const char* const kBinaryNames[] = {"add", "sub", "mul", "div", "pow", "maximum", "minimum",
                                     "eq",  "ne",  "lt",  "le",  "gt",  "ge"};
@@ -236,7 +237,7 @@ Tensor reduce_sum(const Tensor& x_in, const std::vector<int64_t>& dims, bool kee
   }
   // Inner dim kept: rows of length I are added into a double accumulator, column block by block.
   const int64_t I = gsize.back(), n_rows = n_out / I;
-  constexpr int64_t kCols = 512;
+  constexpr int64_t kCols = 512, kRows = 32;
   const int64_t cblocks = (I + kCols - 1) / kCols;
   parallel_for(0, n_rows * cblocks, std::max<int64_t>(1, kGrain / (n_red * std::min(I, kCols))),
                [&](int64_t b, int64_t e) {
@@ -248,8 +249,14 @@ Tensor reduce_sum(const Tensor& x_in, const std::vector<int64_t>& dims, bool kee
                    ko.seek(row);
                    std::fill(acc, acc + len, 0.0);
                    ro.seek(0);
-                   for (int64_t r = 0; r < n_red; ++r, ro.next())
-                     CNNCORE_ISA_CALL(accumulate_row(xp + ko.off + ro.off + c0, acc, len));
+                   // Blocks of kRows rows summed in float lanes, block totals in double.
+                   const float* rows[kRows];
+                   for (int64_t r0 = 0; r0 < n_red; r0 += kRows) {
+                     const int64_t nr = std::min(kRows, n_red - r0);
+                     for (int64_t r = 0; r < nr; ++r, ro.next())
+                       rows[r] = xp + ko.off + ro.off + c0;
+                     CNNCORE_ISA_CALL(accumulate_rows(rows, nr, acc, len));
+                   }
                    float* out = yp + row * I + c0;
                    for (int64_t j = 0; j < len; ++j) out[j] = static_cast<float>(acc[j] * scale);
                  }
@@ -313,7 +320,32 @@ Tensor binary(BinaryOp op, const Tensor& a_in, const Tensor& b_in) {
       } else if (sa == 0 && sb == 1) {
         CNNCORE_ISA_CALL(binary_sv(op, *pa, pb, py, inner));
       } else {
-        for (int64_t i = 0; i < inner; ++i) py[i] = scalar_apply(op, pa[i * sa], pb[i * sb]);
+        // Strided rows (transposed views): gather a block into a buffer, then the same vector
+        // kernels as the contiguous case.
+        float buf_a[kBuf], buf_b[kBuf];
+        for (int64_t i0 = 0; i0 < inner; i0 += kBuf) {
+          const int64_t len = std::min(kBuf, inner - i0);
+          const float* qa = pa + i0 * sa;
+          const float* qb = pb + i0 * sb;
+          if (sa != 0 && sa != 1) {
+            for (int64_t i = 0; i < len; ++i) buf_a[i] = qa[i * sa];
+            qa = buf_a;
+          }
+          if (sb != 0 && sb != 1) {
+            for (int64_t i = 0; i < len; ++i) buf_b[i] = qb[i * sb];
+            qb = buf_b;
+          }
+          const bool va = qa == buf_a || sa == 1, vb = qb == buf_b || sb == 1;
+          if (va && vb) {
+            CNNCORE_ISA_CALL(binary_vv(op, qa, qb, py + i0, len));
+          } else if (va) {
+            CNNCORE_ISA_CALL(binary_vs(op, qa, *qb, py + i0, len));
+          } else if (vb) {
+            CNNCORE_ISA_CALL(binary_sv(op, *qa, qb, py + i0, len));
+          } else {
+            std::fill(py + i0, py + i0 + len, scalar_apply(op, *qa, *qb));
+          }
+        }
       }
     }
   });
@@ -429,31 +461,47 @@ std::pair<Tensor, Tensor> max_dim(const Tensor& x_in, int64_t dim, bool keepdim)
   const float* xp = x.data<float>();
   float* vp = vals.data<float>();
   int64_t* ip = idx.data<int64_t>();
+  if (D >= (int64_t{1} << 31)) {  // beyond the kernels' int32 indices: a plain scan
+    for (int64_t o = 0; o < outer; ++o)
+      for (int64_t j = 0; j < inner; ++j) {
+        const float* p = xp + o * D * inner + j;
+        float best = p[0];
+        int64_t bi = 0;
+        for (int64_t k = 1; k < D; ++k) {
+          const float v = p[k * inner];
+          if (best == best && (v > best || v != v)) {
+            best = v;
+            bi = k;
+          }
+        }
+        vp[o * inner + j] = best;
+        ip[o * inner + j] = bi;
+      }
+    return {vals, idx};
+  }
+  if (inner == 1) {  // argmax over the last dim (classes): one contiguous row per output
+    parallel_for(0, outer, std::max<int64_t>(1, kGrain / D), [&](int64_t b, int64_t e) {
+      for (int64_t o = b; o < e; ++o) CNNCORE_ISA_CALL(max_row(xp + o * D, D, vp + o, ip + o));
+    });
+    return {vals, idx};
+  }
+  // Otherwise a running max down the rows of each column block (int32 indices vectorise).
   constexpr int64_t kCols = 256;
   const int64_t cblocks = (inner + kCols - 1) / kCols;
   parallel_for(0, outer * cblocks, std::max<int64_t>(1, kGrain / (D * std::min(inner, kCols))),
                [&](int64_t b, int64_t e) {
+                 int32_t bk[kCols];
                  for (int64_t t = b; t < e; ++t) {
                    const int64_t o = t / cblocks, c0 = (t % cblocks) * kCols;
                    const int64_t len = std::min(inner, c0 + kCols) - c0;
                    const float* base = xp + o * D * inner + c0;
                    float* bv = vp + o * inner + c0;
-                   int64_t* bi = ip + o * inner + c0;
-                   for (int64_t j = 0; j < len; ++j) {
-                     bv[j] = base[j];
-                     bi[j] = 0;
-                   }
-                   for (int64_t k = 1; k < D; ++k) {
-                     const float* row = base + k * inner;
-                     for (int64_t j = 0; j < len; ++j) {
-                       const float v = row[j], cur = bv[j];
-                       // Once nan is found it stays (torch.max propagates nan).
-                       if (cur == cur && (v > cur || v != v)) {
-                         bv[j] = v;
-                         bi[j] = k;
-                       }
-                     }
-                   }
+                   std::copy(base, base + len, bv);
+                   std::fill(bk, bk + len, 0);
+                   for (int64_t k = 1; k < D; ++k)
+                     CNNCORE_ISA_CALL(max_update(base + k * inner, static_cast<int32_t>(k), bv,
+                                                 bk, len));
+                   std::copy(bk, bk + len, ip + o * inner + c0);
                  }
                });
   return {vals, idx};

@@ -23,6 +23,12 @@ CNNCORE_DECLARE_ISA_KERNELS(
     void add_scalar_inplace(float s, float* y, int64_t n);
     // sum of x[0..n), float lanes over short blocks, blocks added in double
     double sum_contig(const float* x, int64_t n);
-    // accumulates acc[i] += x[i] in double
-    void accumulate_row(const float* x, double* acc, int64_t n);)
+    // accumulates acc[i] += sum over r < nrows of rows[r][i]: rows added in float lanes, the
+    // block total added in double (callers keep nrows small, e.g. <= 64)
+    void accumulate_rows(const float* const* rows, int64_t nrows, double* acc, int64_t n);
+    // (max, first index of it) of a contiguous row x[0..n), 1 <= n < 2^31; nan wins (first nan)
+    void max_row(const float* x, int64_t n, float* value, int64_t* index);
+    // one step of a column-wise running max: where x[j] beats v[j] (greater, or the first nan),
+    // v[j] = x[j] and idx[j] = k; updates v and idx in place
+    void max_update(const float* x, int32_t k, float* v, int32_t* idx, int64_t n);)
 }  // namespace cnncore

@@ -7,8 +7,8 @@ Dtypes follow torch where it matters: float32 op float32 -> float32; an int64 te
 operand is promoted to float32; int64 with int64 (or an int) stays int64 (computed with numpy, never
 differentiable); ``/`` always gives float32.
 
-Comparisons (``==``, ``<``, ``.eq()``, ``.gt()``, ...) return a float32 tensor of 1.0 / 0.0 that also
-works as a boolean mask: ``x[x > 0]``, ``(pred == y).sum()``, ``(pred == y).float().mean()``.
+Comparisons (``==``, ``<``, ``.eq()``, ``.gt()``, ...) return a float32 tensor of 1.0 / 0.0 that
+also works as a boolean mask: ``x[x > 0]``, ``(pred == y).sum()``, ``(pred == y).float().mean()``.
 
 Importing this module installs the methods and operators on ``cnncore.Tensor`` (plain assignment).
 """
@@ -30,10 +30,11 @@ __all__ = [
     "maximum", "minimum", "clamp", "sum", "mean", "max", "min", "argmax", "argmin",
     "eq", "ne", "lt", "le", "gt", "ge",
     "reshape", "view", "flatten", "permute", "transpose", "unsqueeze", "squeeze", "expand",
-    "cat", "concat", "stack",
+    "cat", "concat", "stack", "narrow", "split", "chunk", "where", "var", "std",
 ]
 
-_py_max, _py_any, _py_all = builtins.max, builtins.any, builtins.all
+_py_max, _py_min, _py_any, _py_all = builtins.max, builtins.min, builtins.any, builtins.all
+_builtin_sum = builtins.sum
 
 
 class DimError(IndexError, ValueError):
@@ -52,7 +53,8 @@ def _is_scalar(v) -> bool:
 
 
 def _operand(v, op: str, arg: str):
-    """Tensor -> Tensor; Python/numpy number -> float or int; array-like -> Tensor; else TypeError."""
+    """Tensor as is; a Python/numpy number -> float or int; an array or list -> Tensor; else
+    TypeError."""
     if isinstance(v, Tensor):
         return v
     if isinstance(v, (bool, np.bool_)):
@@ -125,7 +127,7 @@ def _as_core_error(fn, op: str, *args):
         raise ValueError(msg) from None
 
 
-# ---- elementwise binary ----------------------------------------------------------------------------
+# ---- elementwise binary --------------------------------------------------------------------------
 _NP_BINARY = {
     "add": np.add, "sub": np.subtract, "mul": np.multiply, "div": np.true_divide,
     "pow": np.power, "maximum": np.maximum, "minimum": np.minimum,
@@ -342,9 +344,15 @@ def clamp(input, min=None, max=None):
     return y
 
 
-# ---- elementwise unary -----------------------------------------------------------------------------
+# ---- elementwise unary ---------------------------------------------------------------------------
+_NP_INT_UNARY = {"neg": np.negative, "abs": np.abs, "square": np.square}
+
+
 def _unary(op: str, input) -> Tensor:
     x = as_tensor(input, op, "input")
+    if x.dtype == int64 and op in _NP_INT_UNARY:  # stays int64, as in torch
+        r = _NP_INT_UNARY[op](x._c.numpy())
+        return Tensor._wrap(_core.from_numpy(np.array(r, dtype=np.int64, order="C")))
     xc = _float_core(x)
     y = _core.unary(op, xc)
 
@@ -390,7 +398,7 @@ def square(input):
     return _unary("square", input)
 
 
-# ---- reductions ------------------------------------------------------------------------------------
+# ---- reductions ----------------------------------------------------------------------------------
 def _reduce(op: str, input, dim, keepdim) -> Tensor:
     x = as_tensor(input, op, "input")
     dims = _dims_arg(dim, x.ndim, op)
@@ -537,7 +545,7 @@ def argmin(input, dim=None, keepdim=False):
     return _arg("argmin", input, dim, keepdim)
 
 
-# ---- shape ops -------------------------------------------------------------------------------------
+# ---- shape ops -----------------------------------------------------------------------------------
 def _view_op(x: Tensor, y_core, name: str) -> Tensor:
     shape = list(x.shape)
     return _record(y_core, (x,), lambda g, needs: (g.reshape(shape),), name)
@@ -573,10 +581,11 @@ def flatten(input, start_dim=0, end_dim=-1):
     return _view_op(x, x._c.reshape(shape[:s] + [n] + shape[e + 1:]), "FlattenBackward")
 
 
-def permute(input, *dims):
-    """Reorders dims (a view)."""
+def permute(input, dims):
+    """Reorders dims (a view): ``permute(x, (2, 0, 1))``; the method also takes
+    ``x.permute(2, 0, 1)``."""
     x = as_tensor(input, "permute", "input")
-    ds = _shape_args(dims, "permute", "dims")
+    ds = _shape_args((dims,), "permute", "dims")
     if len(ds) != x.ndim:
         raise ValueError(f"permute: dims must list {x.ndim} dimensions, but got {len(ds)} "
                          f"({tuple(ds)})")
@@ -698,7 +707,113 @@ def stack(tensors, dim=0):
     return _record(y, tuple(ts), backward, "StackBackward")
 
 
-# ---- indexing ----------------------------------------------------------------------------------------
+def narrow(input, dim, start, length):
+    """The slice [start, start + length) of dim (a view)."""
+    x = as_tensor(input, "narrow", "input")
+    if x.ndim == 0:
+        raise ValueError("narrow: input must have at least one dimension, but got a 0-d tensor")
+    d = wrap_dim(dim, x.ndim, "narrow")
+    n = x.shape[d]
+    st, ln = check_int(start, "narrow", "start"), check_int(length, "narrow", "length")
+    if st < 0:
+        st += n
+    if not (0 <= st <= n and 0 <= ln and st + ln <= n):
+        raise ValueError(f"narrow: start ({start}) + length ({length}) must lie within dim {d} "
+                         f"of size {n}")
+    shape = list(x.shape)
+
+    def backward(g, needs):
+        out = np.zeros(shape, dtype=np.float32)
+        idx = [slice(None)] * len(shape)
+        idx[d] = slice(st, st + ln)
+        out[tuple(idx)] = g.numpy()
+        return (_core.from_numpy(out),)
+
+    return _record(x._c.narrow(d, st, ln), (x,), backward, "NarrowBackward")
+
+
+def split(tensor, split_size_or_sections, dim=0):
+    """Pieces of split_size along dim (the last may be smaller), or of the listed sizes."""
+    x = as_tensor(tensor, "split", "tensor")
+    d = wrap_dim(dim, x.ndim, "split")
+    n = x.shape[d] if x.ndim else 1
+    if isinstance(split_size_or_sections, (list, tuple)):
+        sizes = [check_int(v, "split", "split_size_or_sections") for v in split_size_or_sections]
+        if _py_any(v < 0 for v in sizes) or _builtin_sum(sizes) != n:
+            raise ValueError(f"split: sections {tuple(sizes)} must be non-negative and add up "
+                             f"to the size of dim {d} ({n})")
+    else:
+        k = check_int(split_size_or_sections, "split", "split_size_or_sections")
+        if k <= 0 and not (k == 0 and n == 0):
+            raise ValueError(f"split: split_size must be positive, but got {k}")
+        sizes = [_py_min(k, n - i) for i in range(0, n, k)] if n else [0]
+    out, start = [], 0
+    for v in sizes:
+        out.append(narrow(x, d, start, v))
+        start += v
+    return tuple(out)
+
+
+def chunk(input, chunks, dim=0):
+    """Up to `chunks` pieces of equal size ceil(n / chunks) along dim."""
+    x = as_tensor(input, "chunk", "input")
+    k = check_int(chunks, "chunk", "chunks")
+    if k <= 0:
+        raise ValueError(f"chunk: chunks must be positive, but got {k}")
+    d = wrap_dim(dim, x.ndim, "chunk")
+    n = x.shape[d] if x.ndim else 1
+    return split(x, _py_max(1, -(-n // k)), d)
+
+
+def where(condition, input, other):
+    """input where condition is nonzero, else other (all broadcast together)."""
+    cond = _operand(condition, "where", "condition")
+    a, b = _operand(input, "where", "input"), _operand(other, "where", "other")
+    cmask = (cond._c.numpy() if isinstance(cond, Tensor) else np.asarray(cond)) != 0
+    an = a._c.numpy() if isinstance(a, Tensor) else np.float32(a)
+    bn = b._c.numpy() if isinstance(b, Tensor) else np.float32(b)
+    try:
+        shape = np.broadcast_shapes(np.shape(cmask), np.shape(an), np.shape(bn))
+    except ValueError:
+        raise ValueError(f"where: shapes {np.shape(cmask)}, {np.shape(an)} and {np.shape(bn)} "
+                         "cannot be broadcast") from None
+    ints = _intlike(a) and _intlike(b)
+    y = np.ascontiguousarray(np.broadcast_to(np.where(cmask, an, bn), shape),
+                             dtype=np.int64 if ints else np.float32)
+    ts = tuple(v if isinstance(v, Tensor) else None for v in (a, b))
+    if ints:
+        return Tensor._wrap(_core.from_numpy(y))
+    m = _core.from_numpy(np.ascontiguousarray(np.broadcast_to(cmask, shape), dtype=np.float32))
+
+    def backward(g, needs):
+        ga = _sum_to(_core.mul(g, m), a.shape) if needs[0] else None
+        gb = _sum_to(_core.mul(g, _core.binary_scalar("sub", m, 1.0, True)), b.shape) \
+            if needs[1] else None
+        return ga, gb
+
+    return _record(_core.from_numpy(y), ts, backward, "WhereBackward")
+
+
+def var(input, dim=None, unbiased=True, keepdim=False, *, correction=None):
+    """Variance over dim; correction (default 1, or 0 when unbiased=False) as in torch."""
+    x = as_tensor(input, "var", "input")
+    corr = (1 if unbiased else 0) if correction is None else check_int(correction, "var",
+                                                                       "correction")
+    dims = _dims_arg(dim, x.ndim, "var")
+    n = 1
+    for i in (dims if dims else range(x.ndim)):
+        n *= x.shape[i]
+    centered = x - mean(x, dim, keepdim=True)
+    ss = sum(centered * centered, dim, keepdim)
+    return ss / float(n - corr) if n - corr > 0 else ss * float("nan")  # torch: nan, no error
+
+
+def std(input, dim=None, unbiased=True, keepdim=False, *, correction=None):
+    """Standard deviation: sqrt(var)."""
+    return sqrt(var(input, dim, unbiased, keepdim, correction=correction))
+
+
+# ---- indexing ------------------------------------------------------------------------------------
 def _index_key(key):
     """Converts Tensors inside an index to numpy (masks to bool arrays); rejects float indices."""
     def conv(k):
@@ -798,7 +913,7 @@ def _method_reshape(self, *shape):
 
 
 def _method_permute(self, *dims):
-    return permute(self, *dims)
+    return permute(self, _shape_args(dims, "permute", "dims"))
 
 
 def _method_expand(self, *sizes):
@@ -930,9 +1045,14 @@ def _install():
     T.expand = _method_expand
     T.expand_as = lambda self, other: expand(self, *other.shape)
     T.t = _method_t
-    T.T = property(lambda self: permute(self, *reversed(range(self.ndim))))
+    T.T = property(lambda self: permute(self, tuple(reversed(range(self.ndim)))))
     T.matmul = _matmul
     T.bool = _method_bool
+    T.narrow = narrow
+    T.split = split
+    T.chunk = chunk
+    T.var = var
+    T.std = std
     T.any = _method_any
     T.all = _method_all
     T.add_ = _add_inplace
