@@ -418,3 +418,24 @@ def test_scheduler_errors_and_warnings():
     with pytest.warns(UserWarning, match="before `optimizer.step\\(\\)`"):
         s2.step()
     assert math.isclose(s2.get_last_lr()[0], 0.1)
+
+
+@pytest.fixture
+def restore_isa_and_threads():
+    isa, threads = _core.active_isa(), cnncore.get_num_threads()
+    yield
+    _core.set_isa(isa)
+    cnncore.set_num_threads(threads)
+
+
+@pytest.mark.parametrize("isa", list(_core.available_isas()))
+@pytest.mark.parametrize("threads", [1, 2])
+def test_every_isa_and_thread_count_matches_torch(isa, threads, restore_isa_and_threads):
+    _core.set_isa(isa)
+    cnncore.set_num_threads(threads)
+    assert _core.active_isa() == isa
+    for name, kw in (("SGD", dict(lr=0.05, momentum=0.9, nesterov=True, weight_decay=1e-3)),
+                     ("Adam", dict(lr=1e-2, amsgrad=True, weight_decay=1e-2)),
+                     ("RMSprop", dict(lr=1e-3, momentum=0.5, centered=True))):
+        run_parity(lambda ps: getattr(optim, name)(ps, **kw),
+                   lambda ps: getattr(torch.optim, name)(ps, **kw), f"{name} on {isa} x{threads}")
