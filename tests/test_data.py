@@ -21,7 +21,7 @@ def images(n=4, c=3, h=6, w=7, seed=0):
     return np.random.default_rng(seed).random((n, c, h, w), dtype=np.float32)
 
 
-# ---- datasets and loader ------------------------------------------------------------------------
+# ---- datasets and loader -------------------------------------------------------------------------
 def test_tensor_dataset_items_and_errors():
     x = np.arange(20, dtype=np.float32).reshape(10, 2)
     y = np.arange(10)
@@ -145,7 +145,7 @@ def test_concat_dataset():
     assert len(c) == 5 and c[4][1] == 4 and c[-5][1] == 0
 
 
-# ---- transforms -------------------------------------------------------------------------------------
+# ---- transforms ----------------------------------------------------------------------------------
 def test_flip_p1_is_np_flip_and_p0_identity():
     x = images()
     np.testing.assert_array_equal(T.RandomHorizontalFlip(p=1.0)(x), np.flip(x, -1))
@@ -165,7 +165,8 @@ def test_normalize_values():
     x = images(c=3)
     mean, std = [0.5, 0.4, 0.3], [0.2, 0.25, 0.5]
     out = T.Normalize(mean, std)(x)
-    expected = (x - np.array(mean, np.float32)[:, None, None]) / np.array(std, np.float32)[:, None, None]
+    m, s = np.array(mean, np.float32)[:, None, None], np.array(std, np.float32)[:, None, None]
+    expected = (x - m) / s
     check_close(out, expected, what="Normalize")
     assert out.dtype == np.float32
     check_close(T.Normalize(mean, std)(x[1]), expected[1], what="Normalize single image")
@@ -404,3 +405,18 @@ def test_cifar10_reader(tmp_path):
     for i in range(1, 6):
         write_cifar_batch(folder / f"data_batch_{i}", 2, i)
     assert len(data.CIFAR10(folder, train=True)) == 10
+
+
+def test_per_image_transforms_still_work_on_the_batch_path():
+    seen = []
+
+    def per_image(im):
+        seen.append(im.shape)
+        return im * 2
+
+    ds = data.Digits(train=False, transform=T.Compose([T.Lambda(per_image)]))
+    xb, _ = next(iter(data.DataLoader(ds, batch_size=5)))
+    assert seen == [(1, 8, 8)] * 5
+    check_close(xb, ds.data[:5] * 2, what="Lambda applied per image")
+    assert T.is_batch_aware(T.Compose([T.RandomCrop(8, padding=1), T.Normalize([0.5], [0.5])]))
+    assert not T.is_batch_aware(T.ToTensor())

@@ -14,7 +14,8 @@ from cnncore.nn import Parameter
 from cnncore.optim import lr_scheduler
 from helpers import check_close
 
-torch = pytest.importorskip("torch", reason="optimizer and scheduler parity is checked against torch")
+torch = pytest.importorskip("torch",
+                            reason="optimizer and scheduler parity is checked against torch")
 
 # Ragged sizes (vector body + scalar tail); BIG_SHAPES adds one above the threading grain
 # (1 << 15 elements), used where threads are the point.
@@ -277,7 +278,8 @@ def test_bad_params():
 
 def test_kernel_errors_name_the_argument():
     p = _core.zeros([3])
-    with pytest.raises(ValueError, match=r"sgd_step: grad shape \(4,\) must match param shape \(3,\)"):
+    with pytest.raises(ValueError,
+                       match=r"sgd_step: grad shape \(4,\) must match param shape \(3,\)"):
         _core.sgd_step(p, _core.zeros([4]), None, lr=0.1)
     with pytest.raises(ValueError, match="momentum_buffer"):
         _core.sgd_step(p, _core.zeros([3]), None, lr=0.1, momentum=0.9)
@@ -302,7 +304,7 @@ def test_non_contiguous_grad_is_accepted():
     check_close(p_o, -g.T, what="SGD with a transposed grad")
 
 
-# ---- schedulers -----------------------------------------------------------------------------------
+# ---- schedulers ----------------------------------------------------------------------------------
 def lr_sequence(make_sched, opt_cls, opt_kw, steps, lib, metrics=None):
     params = ([Parameter(np.ones(2, np.float32))] if lib is optim
               else [torch.nn.Parameter(torch.ones(2))])

@@ -120,8 +120,13 @@ class DataLoader:
         return n // self.batch_size if self.drop_last else -(-n // self.batch_size)
 
     def __iter__(self):
+        # The order is drawn (and the epoch counted) when iteration starts, not at the first
+        # next(): set_epoch() and the RNG state then mean what they say.
         order = self._order()
         self.epoch += 1
+        return self._batches(order)
+
+    def _batches(self, order):
         if self.batch_size is None:
             for i in order:
                 yield self.dataset[int(i)]

@@ -20,6 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
+from . import transforms
 from .dataset import Dataset
 
 __all__ = ["load_digits", "Digits", "ImageArrayDataset", "MNIST", "FashionMNIST", "CIFAR10",
@@ -39,7 +40,8 @@ def load_digits() -> tuple[np.ndarray, np.ndarray]:
 class ImageArrayDataset(Dataset):
     """Images held as one array (N, C, H, W) (uint8 or float) with int labels. Item i is
     (image float32 (C, H, W), label int) after transform / target_transform; __getitems__ serves
-    a whole batch at once (the transform then sees the batch (N, C, H, W), drawing per image)."""
+    a whole batch at once: cnncore's own transforms then see the batch (N, C, H, W) and draw per
+    image, any other transform is called image by image."""
 
     def __init__(self, images: np.ndarray, labels: np.ndarray, scale: float, transform=None,
                  target_transform=None, classes=None):
@@ -78,7 +80,10 @@ class ImageArrayDataset(Dataset):
         x = self._images(idx)
         y = self.targets[idx]
         if self.transform is not None:
-            x = self.transform(x)
+            if transforms.is_batch_aware(self.transform):
+                x = self.transform(x)
+            else:  # a per-image transform (a Lambda, ToTensor, a user's function): one by one
+                x = np.stack([np.asarray(self.transform(im)) for im in x])
         if self.target_transform is not None:
             y = np.asarray([self.target_transform(int(v)) for v in y])
         return x, y
@@ -108,7 +113,7 @@ class Digits(ImageArrayDataset):
         super().__init__(images[keep], labels[keep], 1.0, transform, target_transform)
 
 
-# ---- IDX (MNIST, Fashion-MNIST) ----------------------------------------------------------------------
+# ---- IDX (MNIST, Fashion-MNIST) ------------------------------------------------------------------
 _IDX_DTYPES = {0x08: np.uint8, 0x09: np.int8, 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
 
 

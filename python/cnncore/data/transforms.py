@@ -22,12 +22,12 @@ import numpy as np
 from ..tensor import Tensor
 from .dataset import resolve_rng
 
-__all__ = ["Compose", "ToTensor", "ToFloat", "Normalize", "RandomCrop", "CenterCrop",
+__all__ = ["is_batch_aware", "Compose", "ToTensor", "ToFloat", "Normalize", "RandomCrop", "CenterCrop",
            "RandomHorizontalFlip", "RandomVerticalFlip", "RandomRotation", "RandomResizedCrop",
            "Resize", "ColorJitter", "RandomErasing", "Mixup", "CutMix", "Lambda"]
 
 
-# ---- helpers ---------------------------------------------------------------------------------------
+# ---- helpers -------------------------------------------------------------------------------------
 def _as_image(x, name: str) -> np.ndarray:
     """A float32 numpy image (C, H, W) or batch (N, C, H, W)."""
     if isinstance(x, Tensor):
@@ -75,7 +75,7 @@ class _Random:
 
 
 def _bilinear_sample(img: np.ndarray, ys: np.ndarray, xs: np.ndarray) -> np.ndarray:
-    """img (C, H, W) sampled at float coordinates ys (h,) x xs (w,) (separable grid), edge-clamped."""
+    """img (C, H, W) sampled at float rows ys (h,) x columns xs (w,), edge-clamped."""
     h, w = img.shape[-2:]
     y0 = np.clip(np.floor(ys).astype(np.int64), 0, h - 1)
     x0 = np.clip(np.floor(xs).astype(np.int64), 0, w - 1)
@@ -616,3 +616,15 @@ class CutMix(_Mix):
         self.lam = lam
         ym = (lam * y + (1.0 - lam) * y[perm]).astype(np.float32)
         return out, ym
+
+
+# Transforms that accept a batch (N, C, H, W) and treat each image as on its own.
+_BATCH_AWARE = (ToFloat, Normalize, CenterCrop, Resize, RandomCrop, RandomHorizontalFlip,
+                RandomVerticalFlip, RandomRotation, RandomResizedCrop, ColorJitter, RandomErasing)
+
+
+def is_batch_aware(transform) -> bool:
+    """Whether transform(batch) equals applying it image by image (up to the random draws)."""
+    if isinstance(transform, Compose):
+        return all(is_batch_aware(t) for t in transform.transforms)
+    return isinstance(transform, _BATCH_AWARE)
