@@ -3,6 +3,7 @@ hyperparameter combinations, state_dict round trips, every scheduler's lr sequen
 
 from __future__ import annotations
 
+import json
 import math
 
 import numpy as np
@@ -366,8 +367,9 @@ def test_reduce_on_plateau_matches_torch(kw):
     assert ours[-1] != ours[0]  # it did reduce
 
 
-@pytest.mark.parametrize("name", ["StepLR", "CosineAnnealingLR", "OneCycleLR-cos", "LinearLR"])
-def test_scheduler_state_dict_resume(name):
+@pytest.mark.parametrize("name", sorted(set(SCHEDULERS) - {"LambdaLR"}))
+@pytest.mark.parametrize("via_json", [False, True], ids=["dict", "json"])
+def test_scheduler_state_dict_resume(name, via_json):
     make, _, steps = SCHEDULERS[name]
 
     def fresh():
@@ -389,6 +391,8 @@ def test_scheduler_state_dict_resume(name):
         b.step()
     sd_sched, sd_opt = b.state_dict(), opt_b.state_dict()
     assert "optimizer" not in sd_sched
+    if via_json:  # what a checkpoint written as JSON gives back
+        sd_sched = json.loads(json.dumps(sd_sched))
     opt_c, c = fresh()
     opt_c.load_state_dict(sd_opt)
     c.load_state_dict(sd_sched)
@@ -465,3 +469,14 @@ def test_threads_give_bitwise_identical_updates(restore_isa_and_threads):
     for run1, run2 in zip(*results):
         for a, b in zip(run1, run2):
             np.testing.assert_array_equal(a, b)
+
+
+def test_named_parameters_give_param_names_like_torch():
+    model = cnncore.nn.Linear(3, 2)
+    opt = optim.SGD(model.named_parameters(), lr=0.1, momentum=0.9)
+    tmodel = torch.nn.Linear(3, 2)
+    topt = torch.optim.SGD(tmodel.named_parameters(), lr=0.1, momentum=0.9)
+    assert opt.param_groups[0]["param_names"] == ["weight", "bias"]
+    assert opt.state_dict()["param_groups"] == topt.state_dict()["param_groups"]
+    with pytest.raises(ValueError, match="with/without names"):
+        optim.SGD([("w", Parameter(np.ones(2, np.float32))), Parameter(np.ones(2, np.float32))])

@@ -209,6 +209,11 @@ class MultiStepLR(LRScheduler):
         self.gamma = gamma
         super().__init__(optimizer, last_epoch)
 
+    def load_state_dict(self, state_dict: dict) -> None:
+        # Accepts a dict that went through JSON too (milestone keys came back as strings).
+        super().load_state_dict(state_dict)
+        self.milestones = Counter({int(k): int(v) for k, v in dict(self.milestones).items()})
+
     def get_lr(self) -> list:
         self._warn_get_lr()
         if self.last_epoch not in self.milestones:
