@@ -480,3 +480,56 @@ def test_named_parameters_give_param_names_like_torch():
     assert opt.state_dict()["param_groups"] == topt.state_dict()["param_groups"]
     with pytest.raises(ValueError, match="with/without names"):
         optim.SGD([("w", Parameter(np.ones(2, np.float32))), Parameter(np.ones(2, np.float32))])
+
+
+# ---- fast kernels vs their reference twins ----------------------------------------------------------
+REF_SIZES = [1, 7, 16, 17, 33, 1000, 40001]
+KERNEL_CASES = [
+    ("sgd_step", dict(lr=0.1, momentum=0.9, dampening=0.1, weight_decay=0.01), 1),
+    ("sgd_step", dict(lr=0.1, momentum=0.9, nesterov=True, maximize=True), 1),
+    ("sgd_step", dict(lr=0.1, weight_decay=0.01), 0),
+    ("adam_step", dict(lr=1e-2, weight_decay=0.01, amsgrad=True), 3),
+    ("adam_step", dict(lr=1e-2, beta1=0.3, weight_decay=0.1, decoupled_weight_decay=True,
+                       maximize=True), 3),
+    ("rmsprop_step", dict(lr=1e-2, momentum=0.5, centered=True, weight_decay=0.01), 3),
+    ("rmsprop_step", dict(lr=1e-2, alpha=0.4, centered=True, maximize=True), 3),
+]
+
+
+def kernel_arrays(n, rng):
+    """param, grad, then three state buffers starting at zero as in the optimizers."""
+    return [rng.standard_normal(n).astype(np.float32) for _ in range(2)] + \
+        [np.zeros(n, np.float32) for _ in range(3)]
+
+
+def call_kernel(mod, fn, kw, arrays, step):
+    t = [_core.from_numpy(a) for a in arrays]
+    if fn == "sgd_step":
+        mod.sgd_step(t[0], t[1], t[2] if kw.get("momentum") else None, first_step=step == 1, **kw)
+    elif fn == "adam_step":
+        mod.adam_step(t[0], t[1], t[2], t[3], t[4], step=step, **kw)
+    else:
+        mod.rmsprop_step(t[0], t[1], t[2], t[3], t[4], **kw)
+
+
+@pytest.mark.parametrize("isa", list(_core.available_isas()))
+@pytest.mark.parametrize("case", KERNEL_CASES, ids=lambda c: f"{c[0]}-{sorted(c[1])}")
+def test_kernels_match_reference(case, isa, restore_isa_and_threads):
+    fn, kw, _ = case
+    _core.set_isa(isa)
+    rng = np.random.default_rng(0)
+    for n in REF_SIZES:
+        ours = kernel_arrays(n, rng)
+        ref = [a.copy() for a in ours]
+        for step in (1, 2, 3, 4):
+            grad = rng.standard_normal(n).astype(np.float32)
+            ours[1][:] = grad
+            ref[1][:] = grad
+            call_kernel(_core, fn, kw, ours, step)
+            call_kernel(_core.reference, fn, kw, ref, step)
+        for i, (a, b) in enumerate(zip(ours, ref)):
+            if isa == "baseline":  # same op order, no FMA: bit for bit
+                np.testing.assert_array_equal(a, b, err_msg=f"{fn} n={n} array {i}")
+            else:  # FMA contraction may round differently in the last bit
+                scale = max(1.0, float(np.abs(b).max()))
+                check_close(a, b, rtol=1e-5, atol=1e-6 * scale, what=f"{fn} n={n} array {i}")
