@@ -453,3 +453,17 @@ def test_digits_train_softmax_regression_end_to_end():
     xt, yt = next(iter(data.DataLoader(test, batch_size=len(test))))
     accuracy = (probs(xt.numpy()).argmax(axis=1) == yt.numpy()).mean()
     assert accuracy > 0.93, accuracy  # it reaches about 0.95
+
+
+def test_loader_sampler_and_torch_compatible_arguments():
+    ds = data.TensorDataset(np.zeros((6, 1), np.float32), np.arange(6))
+    loader = data.DataLoader(ds, batch_size=2, sampler=[5, 3, 1], num_workers=0, pin_memory=True)
+    assert len(loader) == 2 and order(loader) == [5, 3, 1]
+    with pytest.raises(ValueError, match="mutually exclusive"):
+        data.DataLoader(ds, sampler=[0], shuffle=True)
+    with pytest.raises(ValueError, match="num_workers"):
+        data.DataLoader(ds, num_workers=-1)
+    bl = data.DataLoader(ds, batch_sampler=[[0, 1, 2], [4]])
+    assert len(bl) == 2 and batch_sizes(bl) == [3, 1]
+    with pytest.raises(ValueError, match="batch_sampler option is mutually exclusive"):
+        data.DataLoader(ds, batch_size=2, batch_sampler=[[0]])

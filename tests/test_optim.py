@@ -482,7 +482,7 @@ def test_named_parameters_give_param_names_like_torch():
         optim.SGD([("w", Parameter(np.ones(2, np.float32))), Parameter(np.ones(2, np.float32))])
 
 
-# ---- fast kernels vs their reference twins ----------------------------------------------------------
+# ---- fast kernels vs their reference twins -------------------------------------------------------
 REF_SIZES = [1, 7, 16, 17, 33, 1000, 40001]
 KERNEL_CASES = [
     ("sgd_step", dict(lr=0.1, momentum=0.9, dampening=0.1, weight_decay=0.01), 1),

@@ -77,11 +77,16 @@ class DataLoader:
       - generator=int: the permutation of epoch e depends on (seed, e) only; set_epoch(e) jumps
         there, e.g. when resuming;
       - generator=numpy.random.Generator: drawn from it.
-    drop_last drops a final batch smaller than batch_size. collate_fn(list of samples) makes the
-    batch (default_collate). batch_size=None yields single samples, uncollated."""
+    sampler (an iterable of indices, re-iterated each epoch) replaces the order instead, as torch;
+    it excludes shuffle. batch_sampler (an iterable of index lists) gives whole batches and
+    excludes batch_size, shuffle, sampler and drop_last. drop_last drops a final batch smaller than batch_size. collate_fn(list of
+    samples) makes the batch (default_collate). batch_size=None yields single samples, uncollated.
+    num_workers and pin_memory are accepted for torch compatibility: loading runs in the calling
+    thread (the kernels are where the threads are) and memory is never pinned."""
 
     def __init__(self, dataset, batch_size: int | None = 1, shuffle: bool = False,
-                 drop_last: bool = False, collate_fn=None, generator=None):
+                 sampler=None, batch_sampler=None, num_workers: int = 0, collate_fn=None, pin_memory: bool = False,
+                 drop_last: bool = False, generator=None):
         if batch_size is not None and (isinstance(batch_size, bool)
                                        or not isinstance(batch_size, numbers.Integral)
                                        or batch_size <= 0):
@@ -91,7 +96,22 @@ class DataLoader:
                                                                 numbers.Integral)):
             raise TypeError("DataLoader: generator must be a numpy.random.Generator, an int seed "
                             f"or None, but got {type(generator).__name__}")
+        if batch_sampler is not None:
+            if batch_size != 1 or shuffle or sampler is not None or drop_last:
+                raise ValueError("batch_sampler option is mutually exclusive with batch_size, "
+                                 "shuffle, sampler, and drop_last")
+            batch_size = None
+        if sampler is not None and shuffle:
+            raise ValueError("sampler option is mutually exclusive with shuffle")
+        if isinstance(num_workers, bool) or not isinstance(num_workers, numbers.Integral) \
+                or num_workers < 0:
+            raise ValueError("num_workers option should be non-negative; use num_workers=0 to "
+                             "disable multiprocessing.")
         self.dataset = dataset
+        self.sampler = sampler
+        self.batch_sampler = batch_sampler
+        self.num_workers = int(num_workers)
+        self.pin_memory = bool(pin_memory)
         self.batch_size = batch_size
         self.shuffle = bool(shuffle)
         self.drop_last = bool(drop_last)
@@ -105,6 +125,8 @@ class DataLoader:
 
     def _order(self) -> np.ndarray:
         n = len(self.dataset)
+        if self.sampler is not None:
+            return np.fromiter((int(i) for i in self.sampler), dtype=np.int64)
         if not self.shuffle:
             return np.arange(n)
         if isinstance(self.generator, numbers.Integral):
@@ -114,7 +136,9 @@ class DataLoader:
         return rng.permutation(n)
 
     def __len__(self) -> int:
-        n = len(self.dataset)
+        if self.batch_sampler is not None:
+            return len(self.batch_sampler)
+        n = len(self.sampler) if self.sampler is not None else len(self.dataset)
         if self.batch_size is None:
             return n
         return n // self.batch_size if self.drop_last else -(-n // self.batch_size)
@@ -122,9 +146,17 @@ class DataLoader:
     def __iter__(self):
         # The order is drawn (and the epoch counted) when iteration starts, not at the first
         # next(): set_epoch() and the RNG state then mean what they say.
+        if self.batch_sampler is not None:
+            self.epoch += 1
+            return (self._collate([int(i) for i in b]) for b in self.batch_sampler)
         order = self._order()
         self.epoch += 1
         return self._batches(order)
+
+    def _collate(self, idx):
+        if self.collate_fn is None and hasattr(self.dataset, "__getitems__"):
+            return _collate_stacked(self.dataset.__getitems__(idx))
+        return (self.collate_fn or default_collate)([self.dataset[i] for i in idx])
 
     def _batches(self, order):
         if self.batch_size is None:
@@ -133,11 +165,5 @@ class DataLoader:
             return
         bs = self.batch_size
         stop = len(order) - len(order) % bs if self.drop_last else len(order)
-        fast = self.collate_fn is None and hasattr(self.dataset, "__getitems__")
         for start in range(0, stop, bs):
-            idx = order[start:start + bs]
-            if fast:
-                yield _collate_stacked(self.dataset.__getitems__(idx.tolist()))
-            else:
-                samples = [self.dataset[int(i)] for i in idx]
-                yield (self.collate_fn or default_collate)(samples)
+            yield self._collate(order[start:start + bs].tolist())
