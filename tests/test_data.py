@@ -55,7 +55,7 @@ def test_loader_batching_and_drop_last():
 
 
 class PlainDataset(data.Dataset):
-    """Items as python numbers and arrays, no __getitems__: the per-item collate path."""
+    """Items as python numbers and arrays, no get_batch: the per-item collate path."""
 
     def __init__(self, n=10):
         self.n = n
@@ -74,7 +74,7 @@ def test_default_collate_types_and_fast_path_agree():
     assert zb.dtype == np.float32 and zb.tolist() == [0.0, 0.5, 1.0]
     batch = data.default_collate([{"a": 1, "b": np.ones(2, np.float32)}] * 2)
     assert batch["a"].dtype == np.int64 and batch["b"].shape == (2, 2)
-    # A dataset with __getitems__ (TensorDataset) gives the same batches as item by item.
+    # A dataset with get_batch (TensorDataset) gives the same batches as item by item.
     x = np.random.default_rng(0).random((7, 3)).astype(np.float32)
     ds = data.TensorDataset(x, np.arange(7))
     fast = list(data.DataLoader(ds, batch_size=3, shuffle=True, generator=5))
@@ -467,3 +467,15 @@ def test_loader_sampler_and_torch_compatible_arguments():
     assert len(bl) == 2 and batch_sizes(bl) == [3, 1]
     with pytest.raises(ValueError, match="batch_sampler option is mutually exclusive"):
         data.DataLoader(ds, batch_size=2, batch_sampler=[[0]])
+
+
+def test_torch_style_getitems_is_collated():
+    class Batched(PlainDataset):
+        calls = 0
+
+        def __getitems__(self, indices):
+            Batched.calls += 1
+            return [self[i] for i in indices]
+
+    xb, yb, _ = next(iter(data.DataLoader(Batched(), batch_size=4)))
+    assert Batched.calls == 1 and xb.shape == (4, 2, 2) and yb.tolist() == [0, 1, 2, 3]

@@ -58,7 +58,7 @@ def default_collate(batch):
 
 
 def _collate_stacked(sample):
-    """The default collate of a sample __getitems__ already stacked."""
+    """The default collate of a sample get_batch already stacked."""
     if isinstance(sample, (tuple, list)):
         return [_collate_stacked(s) for s in sample]
     if isinstance(sample, collections.abc.Mapping):
@@ -154,9 +154,13 @@ class DataLoader:
         return self._batches(order)
 
     def _collate(self, idx):
-        if self.collate_fn is None and hasattr(self.dataset, "__getitems__"):
-            return _collate_stacked(self.dataset.__getitems__(idx))
-        return (self.collate_fn or default_collate)([self.dataset[i] for i in idx])
+        if self.collate_fn is None and hasattr(self.dataset, "get_batch"):
+            return _collate_stacked(self.dataset.get_batch(idx))
+        if hasattr(self.dataset, "__getitems__"):  # torch's protocol: a list of samples
+            samples = self.dataset.__getitems__(idx)
+        else:
+            samples = [self.dataset[i] for i in idx]
+        return (self.collate_fn or default_collate)(samples)
 
     def _batches(self, order):
         if self.batch_size is None:

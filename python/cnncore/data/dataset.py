@@ -1,9 +1,10 @@
 """Datasets: the map-style protocol (__getitem__ / __len__), TensorDataset, Subset,
 ConcatDataset and random_split, as in torch.utils.data.
 
-A dataset may also define ``__getitems__(indices)`` returning one already-stacked sample for the
+A dataset may also define ``get_batch(indices)`` returning one already-stacked sample for the
 whole batch (a tuple of arrays with a leading batch axis); DataLoader then skips the per-item
-Python loop. TensorDataset, Subset and the bundled image datasets do.
+Python loop. TensorDataset, Subset and the bundled image datasets do. (torch's
+``__getitems__(indices)``, a list of samples then collated, is honoured too.)
 """
 
 from __future__ import annotations
@@ -64,7 +65,7 @@ class TensorDataset(Dataset):
     def __getitem__(self, index):
         return tuple(t[index] for t in self.tensors)
 
-    def __getitems__(self, indices):
+    def get_batch(self, indices):
         idx = np.asarray(indices, dtype=np.int64)
         return tuple(t[idx] for t in self.tensors)
 
@@ -88,9 +89,10 @@ class Subset(Dataset):
         return len(self.indices)
 
     def __getattr__(self, name):
-        # Subset(dataset).__getitems__ exists exactly when the wrapped dataset has one.
-        if name == "__getitems__" and hasattr(self.dataset, "__getitems__"):
-            return lambda indices: self.dataset.__getitems__([self.indices[i] for i in indices])
+        # Subset(dataset).get_batch / __getitems__ exist exactly when the wrapped dataset has them.
+        if name in ("get_batch", "__getitems__") and hasattr(self.dataset, name):
+            fn = getattr(self.dataset, name)
+            return lambda indices: fn([self.indices[i] for i in indices])
         raise AttributeError(name)
 
 

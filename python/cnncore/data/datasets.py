@@ -39,7 +39,7 @@ def load_digits() -> tuple[np.ndarray, np.ndarray]:
 
 class ImageArrayDataset(Dataset):
     """Images held as one array (N, C, H, W) (uint8 or float) with int labels. Item i is
-    (image float32 (C, H, W), label int) after transform / target_transform; __getitems__ serves
+    (image float32 (C, H, W), label int) after transform / target_transform; get_batch serves
     a whole batch at once: cnncore's own transforms then see the batch (N, C, H, W) and draw per
     image, any other transform is called image by image."""
 
@@ -75,7 +75,7 @@ class ImageArrayDataset(Dataset):
             y = self.target_transform(y)
         return x, y
 
-    def __getitems__(self, indices):
+    def get_batch(self, indices):
         idx = np.asarray(indices, dtype=np.int64)
         x = self._images(idx)
         y = self.targets[idx]
