@@ -533,3 +533,22 @@ def test_kernels_match_reference(case, isa, restore_isa_and_threads):
             else:  # FMA contraction may round differently in the last bit
                 scale = max(1.0, float(np.abs(b).max()))
                 check_close(a, b, rtol=1e-5, atol=1e-6 * scale, what=f"{fn} n={n} array {i}")
+
+
+@pytest.mark.parametrize("name", ["SGD", "Adam"])
+def test_optimizer_with_scheduler_matches_torch(name):
+    # OneCycleLR changes lr and momentum / beta1 every step: the updates must follow.
+    init, grads = make_data(4, shapes=[(5, 3), (17,)], steps=10)
+    o_params, t_params = ours_params(init), torch_params(init)
+    kw = dict(lr=0.01, momentum=0.9) if name == "SGD" else dict(lr=0.01)
+    ours = getattr(optim, name)([{"params": o_params[:1]}, {"params": o_params[1:], "lr": 0.02}],
+                                **kw)
+    theirs = getattr(torch.optim, name)([{"params": t_params[:1]},
+                                         {"params": t_params[1:], "lr": 0.02}], **kw)
+    so = lr_scheduler.OneCycleLR(ours, max_lr=[0.1, 0.05], total_steps=10)
+    st = torch.optim.lr_scheduler.OneCycleLR(theirs, max_lr=[0.1, 0.05], total_steps=10)
+    for s in range(10):
+        step_both(ours, theirs, o_params, t_params, grads[s])
+        so.step()
+        st.step()
+        compare_params(o_params, t_params, f"{name} + OneCycleLR step {s + 1}")
