@@ -325,7 +325,7 @@ def lr_sequence(make_sched, opt_cls, opt_kw, steps, lib, metrics=None):
         seq.append(list(sched.get_last_lr()))
         g = opt.param_groups[0]
         moms.append(g.get("momentum", g.get("betas", (None,))[0]))
-    return seq, moms
+    return seq, moms, sorted(sched.state_dict())
 
 
 SCHEDULERS = {
@@ -349,10 +349,11 @@ SCHEDULERS = {
 def test_scheduler_lr_sequence_matches_torch(name):
     make, opt_cls, steps = SCHEDULERS[name]
     kw = dict(lr=0.1, momentum=0.9) if opt_cls == "SGD" else dict(lr=0.01)
-    ours, our_moms = lr_sequence(make, opt_cls, kw, steps, optim)
-    theirs, their_moms = lr_sequence(make, opt_cls, kw, steps, torch.optim)
+    ours, our_moms, our_keys = lr_sequence(make, opt_cls, kw, steps, optim)
+    theirs, their_moms, their_keys = lr_sequence(make, opt_cls, kw, steps, torch.optim)
     assert ours == theirs  # exact: the same float formulas in the same order
     assert our_moms == their_moms
+    assert our_keys == their_keys  # state_dict: the same attributes
 
 
 @pytest.mark.parametrize("kw", [dict(patience=2), dict(mode="max", factor=0.5, patience=1,
@@ -361,9 +362,10 @@ def test_scheduler_lr_sequence_matches_torch(name):
 def test_reduce_on_plateau_matches_torch(kw):
     metrics = [1.0, 0.9, 0.95, 0.95, 0.96, 0.97, 0.5, 0.6, 0.61, 0.7, 0.7, 0.7, 0.7, 0.8, 0.8]
     make = lambda m, o: m.ReduceLROnPlateau(o, **kw)  # noqa: E731
-    ours, _ = lr_sequence(make, "SGD", dict(lr=0.1), len(metrics), optim, metrics)
-    theirs, _ = lr_sequence(make, "SGD", dict(lr=0.1), len(metrics), torch.optim, metrics)
-    assert ours == theirs
+    ours, _, our_keys = lr_sequence(make, "SGD", dict(lr=0.1), len(metrics), optim, metrics)
+    theirs, _, their_keys = lr_sequence(make, "SGD", dict(lr=0.1), len(metrics), torch.optim,
+                                        metrics)
+    assert ours == theirs and our_keys == their_keys
     assert ours[-1] != ours[0]  # it did reduce
 
 
