@@ -554,3 +554,16 @@ def test_optimizer_with_scheduler_matches_torch(name):
         so.step()
         st.step()
         compare_params(o_params, t_params, f"{name} + OneCycleLR step {s + 1}")
+
+
+def test_non_contiguous_and_blocked_parameters_are_updated():
+    base = np.arange(24, dtype=np.float32).reshape(2, 3, 2, 2)
+    for make in (lambda c: c.to_blocked(8), lambda c: c.permute([0, 2, 3, 1])):
+        p = Parameter(base.copy())
+        p._c = make(p._c)
+        layout = p._c.block
+        p.grad = cnncore.tensor(np.ones(p.shape, np.float32))
+        optim.SGD([p], lr=0.5).step()
+        assert p._c.block == layout
+        check_close(p, (base if layout else base.transpose(0, 2, 3, 1)) - 0.5,
+                    what=f"SGD on a {'blocked' if layout else 'permuted'} parameter")

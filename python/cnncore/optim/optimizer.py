@@ -227,11 +227,16 @@ class Optimizer:
     @staticmethod
     def _update_in_place(p: Tensor, fn) -> None:
         """Runs fn(param_core) on the parameter's own storage; a non-contiguous view is updated
-        through a contiguous copy written back, so the storage the model sees always changes."""
+        through a contiguous copy written back, so the storage the model sees always changes.
+        A blocked (NCHWc) parameter cannot be written through NCHW indices: it gets the updated
+        values re-blocked as new storage on the same Parameter object."""
         c = p._c
         if c.is_contiguous():
             fn(c)
+            return
+        tmp = c.contiguous()
+        fn(tmp)
+        if c.block:
+            p._c = tmp.to_blocked(c.block)
         else:
-            tmp = c.contiguous()
-            fn(tmp)
             c.copy_(tmp)
