@@ -479,3 +479,28 @@ def test_torch_style_getitems_is_collated():
 
     xb, yb, _ = next(iter(data.DataLoader(Batched(), batch_size=4)))
     assert Batched.calls == 1 and xb.shape == (4, 2, 2) and yb.tolist() == [0, 1, 2, 3]
+
+
+@pytest.mark.parametrize("generator", [7, "numpy", None], ids=["seed", "numpy", "cnncore"])
+def test_loader_state_dict_resumes_the_same_orders(generator):
+    import json
+
+    ds = data.TensorDataset(np.zeros((20, 1), np.float32), np.arange(20))
+
+    def loader(g):
+        g = np.random.default_rng(5) if g == "numpy" else g
+        return data.DataLoader(ds, batch_size=6, shuffle=True, generator=g)
+
+    cnncore.manual_seed(0)
+    full = loader(generator)
+    orders = [order(full) for _ in range(4)]
+    cnncore.manual_seed(0)
+    first = loader(generator)
+    assert [order(first) for _ in range(2)] == orders[:2]
+    saved = json.loads(json.dumps(first.state_dict()))  # as a JSON checkpoint keeps it
+    rng_state = cnncore.get_rng_state()
+    cnncore.manual_seed(99)  # whatever ran in between
+    resumed = loader(99 if generator == 7 else generator)
+    resumed.load_state_dict(saved)
+    cnncore.set_rng_state(rng_state)  # the Trainer restores cnncore's RNG itself
+    assert [order(resumed) for _ in range(2)] == orders[2:]

@@ -123,6 +123,35 @@ class DataLoader:
         """The epoch the next iter() serves (it counts up by one per iter())."""
         self.epoch = int(epoch)
 
+    def state_dict(self) -> dict:
+        """What the next epochs' orders depend on, JSON-able: the epoch counter and the shuffle
+        generator (its seed, or a numpy Generator's bit_generator state). With generator=None the
+        orders come from cnncore's RNG, whose state a checkpoint saves separately."""
+        g = self.generator
+        if isinstance(g, np.random.Generator):
+            gen = {"bit_generator": g.bit_generator.state}
+        elif g is None:
+            gen = None
+        else:
+            gen = {"seed": int(g)}
+        return {"epoch": self.epoch, "generator": gen}
+
+    def load_state_dict(self, state: dict) -> None:
+        """Restores state_dict(): the next iter() serves the order an uninterrupted run would."""
+        self.epoch = int(state["epoch"])
+        gen = state.get("generator")
+        if gen is None:
+            return
+        if "seed" in gen:
+            self.generator = int(gen["seed"])
+        elif "bit_generator" in gen:
+            bg_state = gen["bit_generator"]
+            bit_gen = getattr(np.random, bg_state["bit_generator"])()
+            bit_gen.state = bg_state
+            self.generator = np.random.Generator(bit_gen)
+        else:
+            raise ValueError(f"DataLoader.load_state_dict: unknown generator state {gen!r}")
+
     def _order(self) -> np.ndarray:
         n = len(self.dataset)
         if self.sampler is not None:
