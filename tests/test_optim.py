@@ -3,6 +3,7 @@ hyperparameter combinations, state_dict round trips, every scheduler's lr sequen
 
 from __future__ import annotations
 
+import json
 import math
 
 import numpy as np
@@ -14,10 +15,13 @@ from cnncore.nn import Parameter
 from cnncore.optim import lr_scheduler
 from helpers import check_close
 
-torch = pytest.importorskip("torch", reason="optimizer and scheduler parity is checked against torch")
+torch = pytest.importorskip("torch",
+                            reason="optimizer and scheduler parity is checked against torch")
 
-# Ragged sizes (vector body + scalar tail) and one above the threading grain (1 << 15).
-SHAPES = [(13,), (4, 7), (3, 5, 2, 2), (40001,)]
+# Ragged sizes (vector body + scalar tail); BIG_SHAPES adds one above the threading grain
+# (1 << 15 elements), used where threads are the point.
+SHAPES = [(13,), (4, 7), (3, 5, 2, 2), (1001,)]
+BIG_SHAPES = SHAPES + [(40001,)]
 STEPS = 8
 
 
@@ -65,8 +69,8 @@ def compare_state(ours, theirs, o_params, t_params, what, rtol=1e-5, atol=1e-6):
                             what=f"{what}: {key} {i}")
 
 
-def run_parity(make_ours, make_theirs, what, seed=0):
-    init, grads = make_data(seed)
+def run_parity(make_ours, make_theirs, what, seed=0, shapes=SHAPES):
+    init, grads = make_data(seed, shapes)
     o_params, t_params = ours_params(init), torch_params(init)
     ours, theirs = make_ours(o_params), make_theirs(t_params)
     for s in range(STEPS):
@@ -275,7 +279,8 @@ def test_bad_params():
 
 def test_kernel_errors_name_the_argument():
     p = _core.zeros([3])
-    with pytest.raises(ValueError, match=r"sgd_step: grad shape \(4,\) must match param shape \(3,\)"):
+    with pytest.raises(ValueError,
+                       match=r"sgd_step: grad shape \(4,\) must match param shape \(3,\)"):
         _core.sgd_step(p, _core.zeros([4]), None, lr=0.1)
     with pytest.raises(ValueError, match="momentum_buffer"):
         _core.sgd_step(p, _core.zeros([3]), None, lr=0.1, momentum=0.9)
@@ -300,7 +305,7 @@ def test_non_contiguous_grad_is_accepted():
     check_close(p_o, -g.T, what="SGD with a transposed grad")
 
 
-# ---- schedulers -----------------------------------------------------------------------------------
+# ---- schedulers ----------------------------------------------------------------------------------
 def lr_sequence(make_sched, opt_cls, opt_kw, steps, lib, metrics=None):
     params = ([Parameter(np.ones(2, np.float32))] if lib is optim
               else [torch.nn.Parameter(torch.ones(2))])
@@ -320,7 +325,7 @@ def lr_sequence(make_sched, opt_cls, opt_kw, steps, lib, metrics=None):
         seq.append(list(sched.get_last_lr()))
         g = opt.param_groups[0]
         moms.append(g.get("momentum", g.get("betas", (None,))[0]))
-    return seq, moms
+    return seq, moms, sorted(sched.state_dict())
 
 
 SCHEDULERS = {
@@ -344,10 +349,11 @@ SCHEDULERS = {
 def test_scheduler_lr_sequence_matches_torch(name):
     make, opt_cls, steps = SCHEDULERS[name]
     kw = dict(lr=0.1, momentum=0.9) if opt_cls == "SGD" else dict(lr=0.01)
-    ours, our_moms = lr_sequence(make, opt_cls, kw, steps, optim)
-    theirs, their_moms = lr_sequence(make, opt_cls, kw, steps, torch.optim)
+    ours, our_moms, our_keys = lr_sequence(make, opt_cls, kw, steps, optim)
+    theirs, their_moms, their_keys = lr_sequence(make, opt_cls, kw, steps, torch.optim)
     assert ours == theirs  # exact: the same float formulas in the same order
     assert our_moms == their_moms
+    assert our_keys == their_keys  # state_dict: the same attributes
 
 
 @pytest.mark.parametrize("kw", [dict(patience=2), dict(mode="max", factor=0.5, patience=1,
@@ -356,14 +362,16 @@ def test_scheduler_lr_sequence_matches_torch(name):
 def test_reduce_on_plateau_matches_torch(kw):
     metrics = [1.0, 0.9, 0.95, 0.95, 0.96, 0.97, 0.5, 0.6, 0.61, 0.7, 0.7, 0.7, 0.7, 0.8, 0.8]
     make = lambda m, o: m.ReduceLROnPlateau(o, **kw)  # noqa: E731
-    ours, _ = lr_sequence(make, "SGD", dict(lr=0.1), len(metrics), optim, metrics)
-    theirs, _ = lr_sequence(make, "SGD", dict(lr=0.1), len(metrics), torch.optim, metrics)
-    assert ours == theirs
+    ours, _, our_keys = lr_sequence(make, "SGD", dict(lr=0.1), len(metrics), optim, metrics)
+    theirs, _, their_keys = lr_sequence(make, "SGD", dict(lr=0.1), len(metrics), torch.optim,
+                                        metrics)
+    assert ours == theirs and our_keys == their_keys
     assert ours[-1] != ours[0]  # it did reduce
 
 
-@pytest.mark.parametrize("name", ["StepLR", "CosineAnnealingLR", "OneCycleLR-cos", "LinearLR"])
-def test_scheduler_state_dict_resume(name):
+@pytest.mark.parametrize("name", sorted(set(SCHEDULERS) - {"LambdaLR"}))
+@pytest.mark.parametrize("via_json", [False, True], ids=["dict", "json"])
+def test_scheduler_state_dict_resume(name, via_json):
     make, _, steps = SCHEDULERS[name]
 
     def fresh():
@@ -385,6 +393,8 @@ def test_scheduler_state_dict_resume(name):
         b.step()
     sd_sched, sd_opt = b.state_dict(), opt_b.state_dict()
     assert "optimizer" not in sd_sched
+    if via_json:  # what a checkpoint written as JSON gives back
+        sd_sched = json.loads(json.dumps(sd_sched))
     opt_c, c = fresh()
     opt_c.load_state_dict(sd_opt)
     c.load_state_dict(sd_sched)
@@ -418,3 +428,142 @@ def test_scheduler_errors_and_warnings():
     with pytest.warns(UserWarning, match="before `optimizer.step\\(\\)`"):
         s2.step()
     assert math.isclose(s2.get_last_lr()[0], 0.1)
+
+
+PER_ISA_CASES = (("SGD", dict(lr=0.05, momentum=0.9, nesterov=True, weight_decay=1e-3)),
+                 ("Adam", dict(lr=1e-2, amsgrad=True, weight_decay=1e-2)),
+                 ("RMSprop", dict(lr=1e-3, momentum=0.5, centered=True)))
+
+
+@pytest.fixture
+def restore_isa_and_threads():
+    isa, threads = _core.active_isa(), cnncore.get_num_threads()
+    yield
+    _core.set_isa(isa)
+    cnncore.set_num_threads(threads)
+
+
+@pytest.mark.parametrize("isa", list(_core.available_isas()))
+def test_every_isa_matches_torch(isa, restore_isa_and_threads):
+    _core.set_isa(isa)
+    assert _core.active_isa() == isa
+    for name, kw in PER_ISA_CASES:
+        run_parity(lambda ps: getattr(optim, name)(ps, **kw),
+                   lambda ps: getattr(torch.optim, name)(ps, **kw), f"{name} on {isa}")
+
+
+def test_threads_give_bitwise_identical_updates(restore_isa_and_threads):
+    # Elementwise updates: however the range is chunked, every element gets the same math.
+    init, grads = make_data(3, BIG_SHAPES, steps=3)
+    results = []
+    for threads in (1, 2):
+        cnncore.set_num_threads(threads)
+        runs = []
+        for name, kw in PER_ISA_CASES:
+            ps = ours_params(init)
+            opt = getattr(optim, name)(ps, **kw)
+            for g in grads:
+                for p, gi in zip(ps, g):
+                    p.grad = cnncore.tensor(gi)
+                opt.step()
+            runs.append([p.detach().numpy().copy() for p in ps])
+        results.append(runs)
+    for run1, run2 in zip(*results):
+        for a, b in zip(run1, run2):
+            np.testing.assert_array_equal(a, b)
+
+
+def test_named_parameters_give_param_names_like_torch():
+    model = cnncore.nn.Linear(3, 2)
+    opt = optim.SGD(model.named_parameters(), lr=0.1, momentum=0.9)
+    tmodel = torch.nn.Linear(3, 2)
+    topt = torch.optim.SGD(tmodel.named_parameters(), lr=0.1, momentum=0.9)
+    assert opt.param_groups[0]["param_names"] == ["weight", "bias"]
+    assert opt.state_dict()["param_groups"] == topt.state_dict()["param_groups"]
+    with pytest.raises(ValueError, match="with/without names"):
+        optim.SGD([("w", Parameter(np.ones(2, np.float32))), Parameter(np.ones(2, np.float32))])
+
+
+# ---- fast kernels vs their reference twins -------------------------------------------------------
+REF_SIZES = [1, 7, 16, 17, 33, 1000, 40001]
+KERNEL_CASES = [
+    ("sgd_step", dict(lr=0.1, momentum=0.9, dampening=0.1, weight_decay=0.01), 1),
+    ("sgd_step", dict(lr=0.1, momentum=0.9, nesterov=True, maximize=True), 1),
+    ("sgd_step", dict(lr=0.1, weight_decay=0.01), 0),
+    ("adam_step", dict(lr=1e-2, weight_decay=0.01, amsgrad=True), 3),
+    ("adam_step", dict(lr=1e-2, beta1=0.3, weight_decay=0.1, decoupled_weight_decay=True,
+                       maximize=True), 3),
+    ("rmsprop_step", dict(lr=1e-2, momentum=0.5, centered=True, weight_decay=0.01), 3),
+    ("rmsprop_step", dict(lr=1e-2, alpha=0.4, centered=True, maximize=True), 3),
+]
+
+
+def kernel_arrays(n, rng):
+    """param, grad, then three state buffers starting at zero as in the optimizers."""
+    return [rng.standard_normal(n).astype(np.float32) for _ in range(2)] + \
+        [np.zeros(n, np.float32) for _ in range(3)]
+
+
+def call_kernel(mod, fn, kw, arrays, step):
+    t = [_core.from_numpy(a) for a in arrays]
+    if fn == "sgd_step":
+        mod.sgd_step(t[0], t[1], t[2] if kw.get("momentum") else None, first_step=step == 1, **kw)
+    elif fn == "adam_step":
+        mod.adam_step(t[0], t[1], t[2], t[3], t[4], step=step, **kw)
+    else:
+        mod.rmsprop_step(t[0], t[1], t[2], t[3], t[4], **kw)
+
+
+@pytest.mark.parametrize("isa", list(_core.available_isas()))
+@pytest.mark.parametrize("case", KERNEL_CASES, ids=lambda c: f"{c[0]}-{sorted(c[1])}")
+def test_kernels_match_reference(case, isa, restore_isa_and_threads):
+    fn, kw, _ = case
+    _core.set_isa(isa)
+    rng = np.random.default_rng(0)
+    for n in REF_SIZES:
+        ours = kernel_arrays(n, rng)
+        ref = [a.copy() for a in ours]
+        for step in (1, 2, 3, 4):
+            grad = rng.standard_normal(n).astype(np.float32)
+            ours[1][:] = grad
+            ref[1][:] = grad
+            call_kernel(_core, fn, kw, ours, step)
+            call_kernel(_core.reference, fn, kw, ref, step)
+        for i, (a, b) in enumerate(zip(ours, ref)):
+            if isa == "baseline":  # same op order, no FMA: bit for bit
+                np.testing.assert_array_equal(a, b, err_msg=f"{fn} n={n} array {i}")
+            else:  # FMA contraction may round differently in the last bit
+                scale = max(1.0, float(np.abs(b).max()))
+                check_close(a, b, rtol=1e-5, atol=1e-6 * scale, what=f"{fn} n={n} array {i}")
+
+
+@pytest.mark.parametrize("name", ["SGD", "Adam"])
+def test_optimizer_with_scheduler_matches_torch(name):
+    # OneCycleLR changes lr and momentum / beta1 every step: the updates must follow.
+    init, grads = make_data(4, shapes=[(5, 3), (17,)], steps=10)
+    o_params, t_params = ours_params(init), torch_params(init)
+    kw = dict(lr=0.01, momentum=0.9) if name == "SGD" else dict(lr=0.01)
+    ours = getattr(optim, name)([{"params": o_params[:1]}, {"params": o_params[1:], "lr": 0.02}],
+                                **kw)
+    theirs = getattr(torch.optim, name)([{"params": t_params[:1]},
+                                         {"params": t_params[1:], "lr": 0.02}], **kw)
+    so = lr_scheduler.OneCycleLR(ours, max_lr=[0.1, 0.05], total_steps=10)
+    st = torch.optim.lr_scheduler.OneCycleLR(theirs, max_lr=[0.1, 0.05], total_steps=10)
+    for s in range(10):
+        step_both(ours, theirs, o_params, t_params, grads[s])
+        so.step()
+        st.step()
+        compare_params(o_params, t_params, f"{name} + OneCycleLR step {s + 1}")
+
+
+def test_non_contiguous_and_blocked_parameters_are_updated():
+    base = np.arange(24, dtype=np.float32).reshape(2, 3, 2, 2)
+    for make in (lambda c: c.to_blocked(8), lambda c: c.permute([0, 2, 3, 1])):
+        p = Parameter(base.copy())
+        p._c = make(p._c)
+        layout = p._c.block
+        p.grad = cnncore.tensor(np.ones(p.shape, np.float32))
+        optim.SGD([p], lr=0.5).step()
+        assert p._c.block == layout
+        check_close(p, (base if layout else base.transpose(0, 2, 3, 1)) - 0.5,
+                    what=f"SGD on a {'blocked' if layout else 'permuted'} parameter")

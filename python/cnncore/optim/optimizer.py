@@ -109,6 +109,17 @@ class Optimizer:
                             "Please use a list instead.")
         else:
             param_group["params"] = list(params)
+        # model.named_parameters() gives (name, param) pairs: the names go to 'param_names'.
+        names = [p[0] for p in param_group["params"] if isinstance(p, tuple)]
+        if names:
+            if len(names) != len(param_group["params"]):
+                raise ValueError("all optimizer params should be with/without names. Some param "
+                                 "names are missing")
+            param_group["params"] = [p[1] for p in param_group["params"]]
+            param_group["param_names"] = names
+        if self.param_groups and ("param_names" in param_group) != (
+                "param_names" in self.param_groups[0]):
+            raise ValueError("all optimizer param groups should be with/without names.")
         for p in param_group["params"]:
             if not isinstance(p, Tensor):
                 raise TypeError("optimizer can only optimize Tensors, but one of the params is "
@@ -216,11 +227,16 @@ class Optimizer:
     @staticmethod
     def _update_in_place(p: Tensor, fn) -> None:
         """Runs fn(param_core) on the parameter's own storage; a non-contiguous view is updated
-        through a contiguous copy written back, so the storage the model sees always changes."""
+        through a contiguous copy written back, so the storage the model sees always changes.
+        A blocked (NCHWc) parameter cannot be written through NCHW indices: it gets the updated
+        values re-blocked as new storage on the same Parameter object."""
         c = p._c
         if c.is_contiguous():
             fn(c)
+            return
+        tmp = c.contiguous()
+        fn(tmp)
+        if c.block:
+            p._c = tmp.to_blocked(c.block)
         else:
-            tmp = c.contiguous()
-            fn(tmp)
             c.copy_(tmp)
