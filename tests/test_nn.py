@@ -217,3 +217,45 @@ def test_seeded_init_is_reproducible():
 def test_bad_constructor_arguments(ctor, match):
     with pytest.raises(ValueError, match=match):
         ctor()
+
+
+def test_embedding_and_siamese_losses_match_torch():
+    torch = _torch()
+    rng = np.random.default_rng(3)
+    emb, temb = nn.Embedding(11, 4, padding_idx=2), torch.nn.Embedding(11, 4, padding_idx=2)
+    _sync(emb, temb)
+    idx = rng.integers(0, 11, (3, 5))
+    idx[0, 0] = 2
+    y, yt = emb(cnncore.tensor(idx)), temb(torch.tensor(idx))
+    check_close(y, yt, what="embedding forward")
+    g = rng.standard_normal((3, 5, 4)).astype(np.float32)
+    y.backward(cnncore.tensor(g))
+    yt.backward(torch.tensor(g))
+    check_close(emb.weight.grad, temb.weight.grad, atol=1e-6, what="embedding grad")
+    with pytest.raises(IndexError, match="out of range"):
+        emb(cnncore.tensor(np.array([11])))
+    with pytest.raises(TypeError, match="int64"):
+        emb(cnncore.tensor(np.zeros(2, np.float32)))
+
+    a, p, n = (rng.standard_normal((6, 5)).astype(np.float32) for _ in range(3))
+    for kwargs in ({}, {"margin": 0.5, "p": 1, "swap": True}, {"reduction": "none"}):
+        ours = [cnncore.tensor(v, requires_grad=True) for v in (a, p, n)]
+        theirs = [torch.tensor(v, requires_grad=True) for v in (a, p, n)]
+        lc = nn.TripletMarginLoss(**kwargs)(*ours)
+        lt = torch.nn.TripletMarginLoss(**kwargs)(*theirs)
+        check_close(lc, lt, rtol=1e-5, atol=1e-6, what=f"triplet {kwargs}")
+        lc.sum().backward()
+        lt.sum().backward()
+        for o, t in zip(ours, theirs):
+            check_close(o.grad, t.grad, rtol=1e-4, atol=1e-6, what=f"triplet grad {kwargs}")
+    target = np.array([1, -1, 1, -1, -1, 1])
+    for margin in (0.0, 0.3):
+        ours = [cnncore.tensor(v, requires_grad=True) for v in (a, p)]
+        theirs = [torch.tensor(v, requires_grad=True) for v in (a, p)]
+        lc = nn.CosineEmbeddingLoss(margin=margin)(*ours, cnncore.tensor(target))
+        lt = torch.nn.CosineEmbeddingLoss(margin=margin)(*theirs, torch.tensor(target))
+        check_close(lc, lt, rtol=1e-5, atol=1e-6, what="cosine embedding")
+        lc.backward()
+        lt.backward()
+        for o, t in zip(ours, theirs):
+            check_close(o.grad, t.grad, rtol=1e-4, atol=1e-6, what="cosine embedding grad")

@@ -16,10 +16,10 @@ from cnncore import data, optim
 from cnncore.train import Trainer
 
 
-def _data(n=96, seed=0):
+def _data(n=256, seed=0):
     rng = np.random.default_rng(seed)
     x = rng.standard_normal((n, 1, 8, 8)).astype(np.float32)
-    y = (x[:, 0, :4].mean(axis=(1, 2)) > 0).astype(np.int64)  # learnable: top half's sign
+    y = (x[:, 0, :4].mean(axis=(1, 2)) > 0).astype(np.int64)  # learnable: the top half's sign
     return x, y
 
 
@@ -27,12 +27,12 @@ def _setup(seed=0, checkpoint_dir=None, **kw):
     cnncore.manual_seed(seed)
     model = nn.Sequential(nn.Conv2d(1, 4, 3, padding=1), nn.BatchNorm2d(4), nn.ReLU(),
                           nn.MaxPool2d(2), nn.Flatten(), nn.Dropout(0.2), nn.Linear(64, 2))
-    opt = optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+    opt = optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
     sched = optim.lr_scheduler.StepLR(opt, step_size=2, gamma=0.5)
     x, y = _data()
-    train = data.DataLoader(data.TensorDataset(cnncore.tensor(x[:64]), cnncore.tensor(y[:64])),
+    train = data.DataLoader(data.TensorDataset(cnncore.tensor(x[:192]), cnncore.tensor(y[:192])),
                             batch_size=16, shuffle=True, generator=seed)
-    val = data.DataLoader(data.TensorDataset(cnncore.tensor(x[64:]), cnncore.tensor(y[64:])),
+    val = data.DataLoader(data.TensorDataset(cnncore.tensor(x[192:]), cnncore.tensor(y[192:])),
                           batch_size=32)
     t = Trainer(model, opt, nn.CrossEntropyLoss(), scheduler=sched, progress=False,
                 checkpoint_dir=checkpoint_dir, verbose=False, **kw)
@@ -45,13 +45,13 @@ def test_fit_learns_and_records_history(tmp_path):
     assert [h["epoch"] for h in hist] == [1, 2, 3, 4]
     assert hist[-1]["train_loss"] < hist[0]["train_loss"]
     assert hist[-1]["val_accuracy"] >= 0.75
-    assert [h["lr"] for h in hist] == pytest.approx([0.1, 0.1, 0.05, 0.05])
+    assert [h["lr"] for h in hist] == pytest.approx([0.05, 0.05, 0.025, 0.025])
     lines = (tmp_path / "h.csv").read_text().splitlines()
     assert lines[0].startswith("epoch,train_loss,train_accuracy") and len(lines) == 5
     res = t.evaluate(val)
     assert res["accuracy"] == pytest.approx(hist[-1]["val_accuracy"])
     pred = t.predict(val)
-    assert tuple(pred.shape) == (32, 2)
+    assert tuple(pred.shape) == (64, 2)
 
 
 def test_resume_is_bit_exact(tmp_path):

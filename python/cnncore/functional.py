@@ -4,6 +4,7 @@ Also importable as ``cnncore.nn.functional``.
 """
 
 from ._ops import activation as _activation
+from ._ops import composite as _composite
 from ._ops import conv as _conv
 from ._ops import linalg as _linalg
 from ._ops import loss as _loss
@@ -12,6 +13,7 @@ from ._ops import pool as _pool
 from ._ops import resample as _resample
 from ._ops import tensor_ops as _tensor_ops
 from ._ops.activation import *  # noqa: F401,F403
+from ._ops.composite import *  # noqa: F401,F403
 from ._ops.conv import *  # noqa: F401,F403
 from ._ops.linalg import *  # noqa: F401,F403
 from ._ops.loss import *  # noqa: F401,F403
@@ -22,6 +24,7 @@ from ._ops.tensor_ops import *  # noqa: F401,F403
 
 __all__ = [
     *_activation.__all__,
+    *_composite.__all__,
     *_conv.__all__,
     *_linalg.__all__,
     *_loss.__all__,
