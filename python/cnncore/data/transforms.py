@@ -22,7 +22,8 @@ import numpy as np
 from ..tensor import Tensor
 from .dataset import resolve_rng
 
-__all__ = ["is_batch_aware", "Compose", "ToTensor", "ToFloat", "Normalize", "RandomCrop", "CenterCrop",
+__all__ = ["is_batch_aware", "Compose", "ToTensor", "ToFloat", "Normalize", "RandomCrop",
+           "CenterCrop",
            "RandomHorizontalFlip", "RandomVerticalFlip", "RandomRotation", "RandomResizedCrop",
            "Resize", "ColorJitter", "RandomErasing", "Mixup", "CutMix", "Lambda"]
 
