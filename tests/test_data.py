@@ -504,3 +504,20 @@ def test_loader_state_dict_resumes_the_same_orders(generator):
     resumed.load_state_dict(saved)
     cnncore.set_rng_state(rng_state)  # the Trainer restores cnncore's RNG itself
     assert [order(resumed) for _ in range(2)] == orders[2:]
+
+
+def test_color_jitter_hue_rotates_hsv_hue():
+    import colorsys
+
+    x = images(n=1, c=3, h=4, w=5)[0]
+    out = T.ColorJitter(hue=(0.2, 0.2))(x)
+    expected = np.empty_like(x)
+    for i in range(4):
+        for j in range(5):
+            h, s, v = colorsys.rgb_to_hsv(*x[:, i, j])
+            expected[:, i, j] = colorsys.hsv_to_rgb((h + 0.2) % 1.0, s, v)
+    check_close(out, expected, what="hue shift of 0.2 turn")
+    grey = images(n=2, c=1)
+    np.testing.assert_array_equal(T.ColorJitter(hue=0.5, rng=0)(grey), grey)  # no hue in grey
+    with pytest.raises(ValueError, match="hue values should be between"):
+        T.ColorJitter(hue=0.6)

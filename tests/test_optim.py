@@ -342,6 +342,14 @@ SCHEDULERS = {
     "OneCycleLR-adam": (lambda m, o: m.OneCycleLR(o, max_lr=0.01, total_steps=12, pct_start=0.25),
                         "Adam", 12),
     "LambdaLR": (lambda m, o: m.LambdaLR(o, lambda e: 0.95 ** e + 0.01 * e), "SGD", 10),
+    "SequentialLR-warmup-cosine": (lambda m, o: m.SequentialLR(
+        o, [m.LinearLR(o, start_factor=0.1, total_iters=4), m.CosineAnnealingLR(o, T_max=8)],
+        milestones=[4]), "SGD", 14),
+    "SequentialLR-three": (lambda m, o: m.SequentialLR(
+        o, [m.ConstantLR(o, factor=0.5, total_iters=2), m.ExponentialLR(o, gamma=0.9),
+            m.StepLR(o, step_size=2)], milestones=[3, 6]), "SGD", 10),
+    "ChainedScheduler": (lambda m, o: m.ChainedScheduler(
+        [m.ConstantLR(o, factor=0.5, total_iters=3), m.ExponentialLR(o, gamma=0.9)]), "SGD", 8),
 }
 
 
@@ -369,7 +377,7 @@ def test_reduce_on_plateau_matches_torch(kw):
     assert ours[-1] != ours[0]  # it did reduce
 
 
-@pytest.mark.parametrize("name", sorted(set(SCHEDULERS) - {"LambdaLR"}))
+@pytest.mark.parametrize("name", sorted(set(SCHEDULERS) - {"LambdaLR", "SequentialLR-three"}))
 @pytest.mark.parametrize("via_json", [False, True], ids=["dict", "json"])
 def test_scheduler_state_dict_resume(name, via_json):
     make, _, steps = SCHEDULERS[name]

@@ -77,16 +77,18 @@ class DataLoader:
       - generator=int: the permutation of epoch e depends on (seed, e) only; set_epoch(e) jumps
         there, e.g. when resuming;
       - generator=numpy.random.Generator: drawn from it.
+    state_dict() / load_state_dict() carry the epoch and the generator, for exact resume.
     sampler (an iterable of indices, re-iterated each epoch) replaces the order instead, as torch;
     it excludes shuffle. batch_sampler (an iterable of index lists) gives whole batches and
-    excludes batch_size, shuffle, sampler and drop_last. drop_last drops a final batch smaller than batch_size. collate_fn(list of
-    samples) makes the batch (default_collate). batch_size=None yields single samples, uncollated.
-    num_workers and pin_memory are accepted for torch compatibility: loading runs in the calling
-    thread (the kernels are where the threads are) and memory is never pinned."""
+    excludes batch_size, shuffle, sampler and drop_last. drop_last drops a final batch smaller
+    than batch_size. collate_fn(list of samples) makes the batch (default_collate).
+    batch_size=None yields single samples, uncollated. num_workers and pin_memory are accepted
+    for torch compatibility: loading runs in the calling thread (the kernels are where the
+    threads are) and memory is never pinned."""
 
     def __init__(self, dataset, batch_size: int | None = 1, shuffle: bool = False,
-                 sampler=None, batch_sampler=None, num_workers: int = 0, collate_fn=None, pin_memory: bool = False,
-                 drop_last: bool = False, generator=None):
+                 sampler=None, batch_sampler=None, num_workers: int = 0, collate_fn=None,
+                 pin_memory: bool = False, drop_last: bool = False, generator=None):
         if batch_size is not None and (isinstance(batch_size, bool)
                                        or not isinstance(batch_size, numbers.Integral)
                                        or batch_size <= 0):

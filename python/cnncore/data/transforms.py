@@ -22,7 +22,8 @@ import numpy as np
 from ..tensor import Tensor
 from .dataset import resolve_rng
 
-__all__ = ["is_batch_aware", "Compose", "ToTensor", "ToFloat", "Normalize", "RandomCrop", "CenterCrop",
+__all__ = ["is_batch_aware", "Compose", "ToTensor", "ToFloat", "Normalize", "RandomCrop",
+           "CenterCrop",
            "RandomHorizontalFlip", "RandomVerticalFlip", "RandomRotation", "RandomResizedCrop",
            "Resize", "ColorJitter", "RandomErasing", "Mixup", "CutMix", "Lambda"]
 
@@ -426,17 +427,50 @@ def _blend(a: np.ndarray, b, ratio: float) -> np.ndarray:
     return np.clip(ratio * a + (1.0 - ratio) * b, 0.0, 1.0).astype(np.float32)
 
 
-class ColorJitter(_Random):
-    """Random brightness, contrast and saturation, in a random order per image (torchvision's
-    float semantics, values clamped to [0, 1]): brightness scales by b, contrast blends with the
-    mean grey level, saturation with the grey image; each factor is uniform in
-    [max(0, 1 - v), 1 + v] (or the (min, max) given)."""
+def _adjust_hue(im: np.ndarray, shift: float) -> np.ndarray:
+    """Rotates the hue of an RGB image (3, H, W) in [0, 1] by shift (in turns), via HSV as
+    torchvision's adjust_hue; other channel counts have no hue and pass through."""
+    if im.shape[0] != 3 or shift == 0.0:
+        return im
+    r, g, b = im.astype(np.float64)
+    maxc, minc = np.maximum(np.maximum(r, g), b), np.minimum(np.minimum(r, g), b)
+    v, delta = maxc, maxc - minc
+    s = np.where(maxc > 0, delta / np.where(maxc > 0, maxc, 1.0), 0.0)
+    dz = np.where(delta > 0, delta, 1.0)
+    rc, gc, bc = (maxc - r) / dz, (maxc - g) / dz, (maxc - b) / dz
+    h = np.where(maxc == r, bc - gc, np.where(maxc == g, 2.0 + rc - bc, 4.0 + gc - rc))
+    h = np.where(delta > 0, (h / 6.0) % 1.0, 0.0)
+    h = (h + shift) % 1.0
+    i = np.floor(h * 6.0)
+    f = h * 6.0 - i
+    p, q, t = v * (1 - s), v * (1 - s * f), v * (1 - s * (1 - f))
+    i = i.astype(np.int64) % 6
+    out = np.stack([np.choose(i, [v, q, p, p, t, v]), np.choose(i, [t, v, v, q, p, p]),
+                    np.choose(i, [p, p, t, v, v, q])])
+    return np.clip(out, 0.0, 1.0).astype(np.float32)
 
-    def __init__(self, brightness=0, contrast=0, saturation=0, rng=None):
+
+class ColorJitter(_Random):
+    """Random brightness, contrast, saturation and hue, in a random order per image
+    (torchvision's float semantics, values clamped to [0, 1]): brightness scales by b, contrast
+    blends with the mean grey level, saturation with the grey image, each factor uniform in
+    [max(0, 1 - v), 1 + v] (or the (min, max) given); hue shifts by a uniform draw in
+    [-hue, hue] turns (hue <= 0.5; RGB only)."""
+
+    def __init__(self, brightness=0, contrast=0, saturation=0, hue=0, rng=None):
         super().__init__(rng)
         self.brightness = self._range(brightness, "brightness")
         self.contrast = self._range(contrast, "contrast")
         self.saturation = self._range(saturation, "saturation")
+        if isinstance(hue, numbers.Real):
+            if hue < 0:
+                raise ValueError(f"ColorJitter: if hue is a single number, it must be non "
+                                 f"negative, but got {hue}")
+            hue = (-float(hue), float(hue))
+        if not -0.5 <= hue[0] <= hue[1] <= 0.5:
+            raise ValueError(f"ColorJitter: hue values should be between (-0.5, 0.5), but got "
+                             f"{hue}")
+        self.hue = None if hue[0] == hue[1] == 0.0 else (float(hue[0]), float(hue[1]))
 
     @staticmethod
     def _range(value, name):
@@ -457,13 +491,15 @@ class ColorJitter(_Random):
         rng = self.rng()
         out = []
         for im in xb:
-            for op in rng.permutation(3):
+            for op in rng.permutation(4):
                 if op == 0 and self.brightness is not None:
                     im = _blend(im, 0.0, rng.uniform(*self.brightness))
                 elif op == 1 and self.contrast is not None:
                     im = _blend(im, float(_grayscale(im).mean()), rng.uniform(*self.contrast))
                 elif op == 2 and self.saturation is not None:
                     im = _blend(im, _grayscale(im), rng.uniform(*self.saturation))
+                elif op == 3 and self.hue is not None:
+                    im = _adjust_hue(im, rng.uniform(*self.hue))
             out.append(im)
         return _unbatch(np.stack(out).astype(np.float32), single)
 

@@ -1,5 +1,8 @@
 """Optimizers and learning-rate schedules with torch.optim's names, signatures and state_dict
-format; the update math runs in C++ (one fused pass per parameter tensor)."""
+format; the update math runs in C++ (one fused pass per parameter tensor).
+
+Schedulers (cnncore.optim.lr_scheduler): StepLR, MultiStepLR, ExponentialLR, CosineAnnealingLR,
+OneCycleLR, ReduceLROnPlateau, LinearLR, ConstantLR, LambdaLR, SequentialLR, ChainedScheduler."""
 
 from . import lr_scheduler  # noqa: F401
 from .adam import Adam, AdamW

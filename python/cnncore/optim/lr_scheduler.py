@@ -16,7 +16,8 @@ from functools import wraps
 from .optimizer import Optimizer
 
 __all__ = ["LRScheduler", "StepLR", "MultiStepLR", "ExponentialLR", "CosineAnnealingLR",
-           "OneCycleLR", "ReduceLROnPlateau", "LinearLR", "ConstantLR", "LambdaLR"]
+           "OneCycleLR", "ReduceLROnPlateau", "LinearLR", "ConstantLR", "LambdaLR",
+           "SequentialLR", "ChainedScheduler"]
 
 EPOCH_DEPRECATION_WARNING = (
     "The epoch parameter in `scheduler.step()` was not necessary and is being deprecated where "
@@ -129,6 +130,10 @@ class LRScheduler:
         self._step_count += 1
         if epoch is not None:
             warnings.warn(EPOCH_DEPRECATION_WARNING, UserWarning, stacklevel=2)
+        self._update_lr(epoch)
+
+    def _update_lr(self, epoch: int | None = None) -> None:
+        """The next lrs (chainable form), or those at `epoch` (closed form where there is one)."""
         self._get_lr_called_within_step = True
         try:
             if epoch is None:
@@ -535,3 +540,92 @@ class OneCycleLR(LRScheduler):
                 else:
                     group["momentum"] = computed_momentum
         return lrs
+
+
+def _check_children(owner: str, optimizer, schedulers) -> None:
+    if len(schedulers) < 1:
+        raise ValueError(f"{owner} expects at least one scheduler, but got no scheduler.")
+    for i, sched in enumerate(schedulers):
+        if not hasattr(sched, "optimizer"):
+            raise TypeError(f"{owner} at index {i} should have `optimizer` as its attribute.")
+        if isinstance(sched, ReduceLROnPlateau):
+            raise ValueError(f"{owner} does not support `ReduceLROnPlateau` scheduler as it "
+                             "requires additional kwargs to be specified when calling `step`, "
+                             f"but got one at index {i} in the given schedulers sequence.")
+        if sched.optimizer is not optimizer:
+            raise ValueError(f"{owner} expects all schedulers to belong to the same optimizer, "
+                             f"but got scheduler {type(sched).__name__} at index {i} with a "
+                             "different optimizer.")
+
+
+class _Composite(LRScheduler):
+    def state_dict(self) -> dict:
+        state = {k: v for k, v in self.__dict__.items() if k not in ("optimizer", "_schedulers")}
+        state["_schedulers"] = [s.state_dict() for s in self._schedulers]
+        return state
+
+    def load_state_dict(self, state_dict: dict) -> None:
+        state = dict(state_dict)
+        children = state.pop("_schedulers")
+        self.__dict__.update(state)
+        for sched, s in zip(self._schedulers, children):
+            sched.load_state_dict(s)
+
+
+class SequentialLR(_Composite):
+    """Runs schedulers[0] until milestones[0], then schedulers[1] (restarted at its epoch 0), ...
+    e.g. a LinearLR warm-up followed by CosineAnnealingLR."""
+
+    def __init__(self, optimizer, schedulers, milestones, last_epoch: int = -1):
+        _check_children(type(self).__name__, optimizer, schedulers)
+        if len(milestones) != len(schedulers) - 1:
+            raise ValueError("Sequential Schedulers expects number of schedulers provided to be "
+                             "one more than the number of milestone points, but got number of "
+                             f"schedulers {len(schedulers)} and the number of milestones to be "
+                             f"equal to {len(milestones)}")
+        self._schedulers = list(schedulers)
+        self._milestones = list(milestones)
+        self.last_epoch = last_epoch + 1
+        self.optimizer = optimizer
+        # The children's constructors each stepped once: undo that, start the first one afresh.
+        for group in optimizer.param_groups:
+            group["lr"] = group["initial_lr"]
+        self.recursive_undo()
+        idx = bisect_right(self._milestones, 0)
+        self._schedulers[idx]._initial_step()
+        self._last_lr = self._schedulers[idx].get_last_lr()
+
+    def recursive_undo(self, sched=None) -> None:
+        scheds = self if sched is None else sched
+        if hasattr(scheds, "_schedulers"):
+            for s in scheds._schedulers:
+                self.recursive_undo(s)
+        elif hasattr(scheds, "last_epoch"):
+            scheds.last_epoch -= 1
+
+    def step(self) -> None:
+        self.last_epoch += 1
+        idx = bisect_right(self._milestones, self.last_epoch)
+        sched = self._schedulers[idx]
+        if idx > 0 and self._milestones[idx - 1] == self.last_epoch:
+            sched._update_lr(0)
+        else:
+            sched.step()
+        self._last_lr = sched.get_last_lr()
+
+
+class ChainedScheduler(_Composite):
+    """Steps every scheduler each step, so their factors compose."""
+
+    def __init__(self, schedulers, optimizer=None):
+        schedulers = list(schedulers)
+        optimizer = optimizer or (schedulers[0].optimizer if schedulers else None)
+        _check_children(type(self).__name__, optimizer, schedulers)
+        self._schedulers = schedulers
+        self.optimizer = optimizer
+        self._last_lr = _group_values(self._schedulers[-1].optimizer, "lr")
+
+    def step(self) -> None:
+        for sched in self._schedulers:
+            sched.step()
+        self._last_lr = _group_values(self._schedulers[-1].optimizer, "lr")
