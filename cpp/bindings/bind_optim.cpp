@@ -1,5 +1,5 @@
 #include "common.hpp"
-#include "cpu/optim_reference.hpp"
+#include "cpu/reference/optim.hpp"
 
 namespace cnncore::bindings {
 

@@ -1,4 +1,4 @@
-#include "cpu/optim_reference.hpp"
+#include "cpu/reference/optim.hpp"
 
 #include <cmath>
 
