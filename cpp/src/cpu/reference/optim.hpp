@@ -1,7 +1,5 @@
 // Reference twins of cnncore/ops/optim.hpp: same signatures, one scalar loop each written straight
 // from torch's _single_tensor_* formulas, no SIMD, no threads, nothing shared with optim_kernels.
-// (It sits beside the fast kernels, not in cpu/reference/, only because of file ownership while
-// the family was written; it belongs in cpu/reference/optim.{hpp,cpp}.)
 #pragma once
 
 #include "cnncore/ops/optim.hpp"
