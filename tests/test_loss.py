@@ -105,16 +105,23 @@ def test_cross_entropy_probability_targets_against_torch(reduction):
     x = rng.standard_normal((4, 5, 3)).astype(np.float32)
     q = rng.dirichlet(np.ones(5), size=(4, 3)).transpose(0, 2, 1).astype(np.float32)
     w = rng.uniform(0.5, 2.0, 5).astype(np.float32)
-    xs = cnncore.tensor(x, requires_grad=True)
-    loss = F.cross_entropy(xs, cnncore.tensor(q), weight=cnncore.tensor(w), reduction=reduction,
+    xs, qs = cnncore.tensor(x, requires_grad=True), cnncore.tensor(q, requires_grad=True)
+    loss = F.cross_entropy(xs, qs, weight=cnncore.tensor(w), reduction=reduction,
                            label_smoothing=0.2)
-    tx = torch.tensor(x, requires_grad=True)
-    tl = torch.nn.functional.cross_entropy(tx, torch.tensor(q), weight=torch.tensor(w),
+    tx, tq = torch.tensor(x, requires_grad=True), torch.tensor(q, requires_grad=True)
+    tl = torch.nn.functional.cross_entropy(tx, tq, weight=torch.tensor(w),
                                            reduction=reduction, label_smoothing=0.2)
     check_close(loss, tl, rtol=1e-5, atol=1e-6, what="soft cross_entropy")
-    loss.backward(cnncore.tensor(np.ones(tl.shape, np.float32)))
-    tl.backward(torch.ones(tl.shape))
+    g = rng.standard_normal(tl.shape).astype(np.float32)
+    loss.backward(cnncore.tensor(g))
+    tl.backward(torch.tensor(g))
     check_close(xs.grad, tx.grad, rtol=1e-4, atol=1e-6, what="soft cross_entropy grad")
+    check_close(qs.grad, tq.grad, rtol=1e-4, atol=1e-6, what="soft cross_entropy target grad")
+    args = (_core.from_numpy(np.ascontiguousarray(g)), _core.log_softmax_forward(xs._c, 1), qs._c,
+            _core.from_numpy(w), RED[reduction], 0.2, _core.full([], 12.0))
+    check_close(_core.cross_entropy_logp_backward_target(*args),
+                _core.reference.cross_entropy_logp_backward_target(*args), rtol=1e-5, atol=1e-7,
+                what="target grad vs reference")
 
 
 def test_nll_loss_against_torch():

@@ -25,6 +25,10 @@ void bind_loss(py::module_& m, py::module_& ref) {
         py::arg("logp"), py::arg("target"), py::arg("weight"), py::arg("reduction"),
         py::arg("ignore_index"), py::arg("label_smoothing"), py::arg("total_weight"), nogil,
         "gradient of cross_entropy_logp with respect to logp");
+  m.def("cross_entropy_logp_backward_target", &cross_entropy_logp_backward_target,
+        py::arg("grad_output"), py::arg("logp"), py::arg("target"), py::arg("weight"),
+        py::arg("reduction"), py::arg("label_smoothing"), py::arg("total_weight"), nogil,
+        "gradient of cross_entropy_logp with respect to probability targets");
   m.def("mse_loss_forward", &mse_loss_forward, py::arg("x"), py::arg("target"),
         py::arg("reduction"), py::arg("weight") = py::none(), nogil,
         "(x - target)^2 (times weight) reduced; weighted mean divides by sum(weight)");
@@ -67,6 +71,10 @@ void bind_loss(py::module_& m, py::module_& ref) {
           py::arg("grad_output"), py::arg("logp"), py::arg("target"), py::arg("weight"),
           py::arg("reduction"), py::arg("ignore_index"), py::arg("label_smoothing"),
           py::arg("total_weight"), nogil, "reference cross_entropy_logp backward");
+  ref.def("cross_entropy_logp_backward_target", &reference::cross_entropy_logp_backward_target,
+          py::arg("grad_output"), py::arg("logp"), py::arg("target"), py::arg("weight"),
+          py::arg("reduction"), py::arg("label_smoothing"), py::arg("total_weight"), nogil,
+          "reference cross_entropy_logp target gradient");
   ref.def("mse_loss_forward", &reference::mse_loss_forward, py::arg("x"), py::arg("target"),
           py::arg("reduction"), py::arg("weight") = py::none(), nogil, "reference mse_loss");
   ref.def("mse_loss_backward", &reference::mse_loss_backward, py::arg("grad_output"),

@@ -387,6 +387,51 @@ Tensor cross_entropy_logp_backward(const Tensor& dloss, const Tensor& logp, cons
       reduction, total_weight, op);
 }
 
+Tensor cross_entropy_logp_backward_target(const Tensor& dloss_in, const Tensor& logp,
+                                          const Tensor& target, const std::optional<Tensor>& weight,
+                                          Reduction reduction, double label_smoothing,
+                                          const Tensor& total_weight) {
+  const char* op = "cross_entropy_backward_target";
+  const ClassArgs a =
+      class_args(logp, target, weight, reduction, -100, label_smoothing, true, op);
+  CNNCORE_CHECK_VALUE(a.prob, op, ": only probability targets (float32) have a gradient");
+  check_dtype(dloss_in, DType::Float32, op, "grad_output");
+  if (reduction == Reduction::None) {
+    CNNCORE_CHECK_VALUE(dloss_in.shape() == a.s.out_shape, op, ": grad_output must have shape ",
+                        shape_str(a.s.out_shape), " (reduction='none'), but got ",
+                        shape_str(dloss_in.shape()));
+  } else {
+    CNNCORE_CHECK_VALUE(dloss_in.numel() == 1, op, ": grad_output must be a scalar (reduction='",
+                        reduction_name(reduction), "'), but got shape ",
+                        shape_str(dloss_in.shape()));
+  }
+  check_dtype(total_weight, DType::Float32, op, "total_weight");
+  CNNCORE_CHECK_VALUE(total_weight.numel() == 1, op, ": total_weight must be a scalar, but got ",
+                      shape_str(total_weight.shape()));
+  Tensor dloss = dloss_in.contiguous();
+  const float* gp = dloss.data<float>();
+  double scale = reduction == Reduction::None ? 1.0 : gp[0];
+  if (reduction == Reduction::Mean) scale /= total_weight.contiguous().data<float>()[0];
+  const int64_t C = a.s.C, inner = a.s.inner;
+  const float* w = a.weight.defined() ? a.weight.data<float>() : nullptr;
+  const float* lp = a.logp.data<float>();
+  const double keep = 1.0 - a.eps;
+  Tensor dt = Tensor::empty(a.logp.shape());
+  float* dp = dt.data<float>();
+  parallel_for(0, a.s.N, std::max<int64_t>(1, kGrain / std::max<int64_t>(1, C * inner)),
+               [&](int64_t b, int64_t e) {
+                 for (int64_t n = b; n < e; ++n)
+                   for (int64_t c = 0; c < C; ++c)
+                     for (int64_t i = 0; i < inner; ++i) {
+                       const double g =
+                           reduction == Reduction::None ? gp[n * inner + i] : scale;
+                       const int64_t k = (n * C + c) * inner + i;
+                       dp[k] = static_cast<float>(-g * (w ? w[c] : 1.0) * keep * lp[k]);
+                     }
+               });
+  return dt;
+}
+
 Tensor mse_loss_forward(const Tensor& x, const Tensor& t, Reduction reduction,
                         const std::optional<Tensor>& weight) {
   const PairArgs a = weighted_pair_args(x, t, reduction, "mse_loss", weight);

@@ -48,8 +48,8 @@ def cross_entropy(input, target, weight=None, size_average=None, ignore_index=-1
                   reduction="mean", label_smoothing=0.0):
     """log_softmax over the class dim (1, or 0 for a 1-D input) then PyTorch's loss formula.
 
-    target: int64 class indices, or float class probabilities of the input's shape (the gradient
-    flows to the input only, not to probability targets)."""
+    target: int64 class indices, or float class probabilities of the input's shape (those get a
+    gradient too, as in torch)."""
     op = "cross_entropy"
     x = as_tensor(input, op, "input")
     t = as_tensor(target, op, "target")
@@ -64,11 +64,19 @@ def cross_entropy(input, target, weight=None, size_average=None, ignore_index=-1
     tc, wc = t._c, _core_or_none(w)
     loss, tw = _core.cross_entropy_logp_forward(logp, tc, wc, red, ii, ls)
 
-    def backward(g, needs):
-        dlogp = _core.cross_entropy_logp_backward(g, logp, tc, wc, red, ii, ls, tw)
-        return (_core.log_softmax_backward(dlogp, logp, dim),)
+    soft = tc.dtype == "float32"
 
-    return _record(loss, (x,), backward, "CrossEntropyLossBackward")
+    def backward(g, needs):
+        dx = None
+        if needs[0]:
+            dlogp = _core.cross_entropy_logp_backward(g, logp, tc, wc, red, ii, ls, tw)
+            dx = _core.log_softmax_backward(dlogp, logp, dim)
+        dt = None
+        if soft and needs[1]:
+            dt = _core.cross_entropy_logp_backward_target(g, logp, tc, wc, red, ls, tw)
+        return dx, dt
+
+    return _record(loss, (x, t if soft else None), backward, "CrossEntropyLossBackward")
 
 
 def _pair(input, target, op):

@@ -41,6 +41,15 @@ CNNCORE_API Tensor cross_entropy_logp_backward(const Tensor& dloss, const Tensor
                                                Reduction reduction, int64_t ignore_index,
                                                double label_smoothing, const Tensor& total_weight);
 
+// Gradient with respect to float32 probability targets (target's shape):
+// dtarget = -g w_c (1 - e) logp_c, g the incoming gradient of the element (divided by
+// total_weight for mean). ValueError for class-index targets (they have no gradient).
+CNNCORE_API Tensor cross_entropy_logp_backward_target(const Tensor& dloss, const Tensor& logp,
+                                                      const Tensor& target,
+                                                      const std::optional<Tensor>& weight,
+                                                      Reduction reduction, double label_smoothing,
+                                                      const Tensor& total_weight);
+
 // mse_loss: (x - t)^2 reduced; mean divides by numel. x and t the same shape. With a weight
 // (x's shape) each term is multiplied by it and mean divides by sum(weight), as PyTorch's
 // weighted mse_loss/l1_loss do.
