@@ -184,26 +184,27 @@ def test_binary_cross_entropy_against_torch(reduction):
     t = rng.uniform(size=(4, 6)).astype(np.float32)
     w = rng.uniform(0.5, 2, (6,)).astype(np.float32)
     pw = rng.uniform(0.5, 3, (6,)).astype(np.float32)
-    a = cnncore.tensor(p, requires_grad=True)
-    loss = F.binary_cross_entropy(a, cnncore.tensor(t), cnncore.tensor(w), reduction=reduction)
-    ta = torch.tensor(p, requires_grad=True)
-    tl = torch.nn.functional.binary_cross_entropy(ta, torch.tensor(t), torch.tensor(w),
-                                                  reduction=reduction)
+    a, at = cnncore.tensor(p, requires_grad=True), cnncore.tensor(t, requires_grad=True)
+    loss = F.binary_cross_entropy(a, at, cnncore.tensor(w), reduction=reduction)
+    ta, tt = torch.tensor(p, requires_grad=True), torch.tensor(t, requires_grad=True)
+    tl = torch.nn.functional.binary_cross_entropy(ta, tt, torch.tensor(w), reduction=reduction)
     check_close(loss, tl, rtol=1e-5, atol=1e-5, what="bce")
     loss.backward(cnncore.tensor(np.ones(tl.shape, np.float32)))
     tl.backward(torch.ones(tl.shape))
     check_close(a.grad, ta.grad, rtol=1e-4, atol=1e-5, what="bce grad")
+    check_close(at.grad, tt.grad, rtol=1e-4, atol=1e-5, what="bce target grad")
 
-    b = cnncore.tensor(logits, requires_grad=True)
-    loss = F.binary_cross_entropy_with_logits(b, cnncore.tensor(t), cnncore.tensor(w),
-                                              reduction=reduction, pos_weight=cnncore.tensor(pw))
-    tb = torch.tensor(logits, requires_grad=True)
+    b, bt = cnncore.tensor(logits, requires_grad=True), cnncore.tensor(t, requires_grad=True)
+    loss = F.binary_cross_entropy_with_logits(b, bt, cnncore.tensor(w), reduction=reduction,
+                                              pos_weight=cnncore.tensor(pw))
+    tb, tbt = torch.tensor(logits, requires_grad=True), torch.tensor(t, requires_grad=True)
     tl = torch.nn.functional.binary_cross_entropy_with_logits(
-        tb, torch.tensor(t), torch.tensor(w), reduction=reduction, pos_weight=torch.tensor(pw))
+        tb, tbt, torch.tensor(w), reduction=reduction, pos_weight=torch.tensor(pw))
     check_close(loss, tl, rtol=1e-5, atol=1e-6, what="bce_with_logits")
     loss.backward(cnncore.tensor(np.ones(tl.shape, np.float32)))
     tl.backward(torch.ones(tl.shape))
     check_close(b.grad, tb.grad, rtol=1e-5, atol=1e-6, what="bce_with_logits grad")
+    check_close(bt.grad, tbt.grad, rtol=1e-5, atol=1e-6, what="bce_with_logits target grad")
 
 
 def test_gradcheck_cross_entropy_and_mse():

@@ -51,6 +51,12 @@ void bind_loss(py::module_& m, py::module_& ref) {
   m.def("binary_cross_entropy_backward", &binary_cross_entropy_backward, py::arg("grad_output"),
         py::arg("x"), py::arg("target"), py::arg("weight"), py::arg("reduction"), nogil,
         "d bce / dx");
+  m.def("binary_cross_entropy_backward_target", &binary_cross_entropy_backward_target,
+        py::arg("grad_output"), py::arg("x"), py::arg("target"), py::arg("weight"),
+        py::arg("reduction"), nogil, "d bce / d target");
+  m.def("bce_with_logits_backward_target", &bce_with_logits_backward_target,
+        py::arg("grad_output"), py::arg("x"), py::arg("target"), py::arg("weight"),
+        py::arg("pos_weight"), py::arg("reduction"), nogil, "d bce_with_logits / d target");
   m.def("bce_with_logits_forward", &bce_with_logits_forward, py::arg("x"), py::arg("target"),
         py::arg("weight"), py::arg("pos_weight"), py::arg("reduction"), nogil,
         "binary cross entropy on logits (stable form)");

@@ -517,6 +517,18 @@ Tensor binary_cross_entropy_backward(const Tensor& dloss, const Tensor& x, const
   });
 }
 
+Tensor binary_cross_entropy_backward_target(const Tensor& dloss, const Tensor& x, const Tensor& t,
+                                            const std::optional<Tensor>& weight,
+                                            Reduction reduction) {
+  const char* op = "binary_cross_entropy_backward_target";
+  const PairArgs a = pair_args(x, t, reduction, op, weight);
+  return grad_elementwise(dloss, a, reduction, op, [&](int64_t i) {
+    // Unclamped, as PyTorch: +-inf at x = 0 or 1 (the loss is flat there only after clamping).
+    const double xv = a.xp[i];
+    return -(a.wp ? a.wp[i] : 1.0) * (std::log(xv) - std::log1p(-xv));
+  });
+}
+
 Tensor bce_with_logits_forward(const Tensor& x, const Tensor& t,
                                const std::optional<Tensor>& weight,
                                const std::optional<Tensor>& pos_weight, Reduction reduction) {
@@ -543,6 +555,20 @@ Tensor bce_with_logits_backward(const Tensor& dloss, const Tensor& x, const Tens
     const double w = a.wp ? a.wp[i] : 1.0;
     const double s = xv >= 0 ? 1.0 / (1.0 + std::exp(-xv)) : std::exp(xv) / (1.0 + std::exp(xv));
     return w * (s * (pw * tv + 1.0 - tv) - pw * tv);
+  });
+}
+
+Tensor bce_with_logits_backward_target(const Tensor& dloss, const Tensor& x, const Tensor& t,
+                                       const std::optional<Tensor>& weight,
+                                       const std::optional<Tensor>& pos_weight,
+                                       Reduction reduction) {
+  const char* op = "binary_cross_entropy_with_logits_backward_target";
+  const PairArgs a = pair_args(x, t, reduction, op, weight, pos_weight);
+  return grad_elementwise(dloss, a, reduction, op, [&](int64_t i) {
+    const double xv = a.xp[i];
+    const double pw = a.pwp ? a.pwp[i] : 1.0;
+    const double nls = std::log1p(std::exp(-std::fabs(xv))) + std::max(-xv, 0.0);
+    return (a.wp ? a.wp[i] : 1.0) * ((pw - 1.0) * nls - xv);
   });
 }
 

@@ -155,21 +155,23 @@ def smooth_l1_loss(input, target, size_average=None, reduce=None, reduction="mea
 
 def binary_cross_entropy(input, target, weight=None, size_average=None, reduce=None,
                          reduction="mean"):
-    """The gradient flows to the input only."""
     op = "binary_cross_entropy"
     x, t = _pair(input, target, op)
     red = _reduction(reduction, size_average, reduce, op)
     wc = _broadcast(weight, x.shape, op, "weight")
     loss = _core.binary_cross_entropy_forward(x._c, t._c, wc, red)
     xc, tc = x._c, t._c
-    return _record(loss, (x,),
-                   lambda g, needs: (_core.binary_cross_entropy_backward(g, xc, tc, wc, red),),
-                   "BinaryCrossEntropyBackward")
+
+    def backward(g, needs):
+        return (_core.binary_cross_entropy_backward(g, xc, tc, wc, red) if needs[0] else None,
+                _core.binary_cross_entropy_backward_target(g, xc, tc, wc, red) if needs[1]
+                else None)
+
+    return _record(loss, (x, t), backward, "BinaryCrossEntropyBackward")
 
 
 def binary_cross_entropy_with_logits(input, target, weight=None, size_average=None, reduce=None,
                                      reduction="mean", pos_weight=None):
-    """The gradient flows to the input only."""
     op = "binary_cross_entropy_with_logits"
     x, t = _pair(input, target, op)
     red = _reduction(reduction, size_average, reduce, op)
@@ -177,6 +179,10 @@ def binary_cross_entropy_with_logits(input, target, weight=None, size_average=No
     pc = _broadcast(pos_weight, x.shape, op, "pos_weight")
     loss = _core.bce_with_logits_forward(x._c, t._c, wc, pc, red)
     xc, tc = x._c, t._c
-    return _record(loss, (x,),
-                   lambda g, needs: (_core.bce_with_logits_backward(g, xc, tc, wc, pc, red),),
-                   "BinaryCrossEntropyWithLogitsBackward")
+
+    def backward(g, needs):
+        return (_core.bce_with_logits_backward(g, xc, tc, wc, pc, red) if needs[0] else None,
+                _core.bce_with_logits_backward_target(g, xc, tc, wc, pc, red) if needs[1]
+                else None)
+
+    return _record(loss, (x, t), backward, "BinaryCrossEntropyWithLogitsBackward")

@@ -85,6 +85,13 @@ CNNCORE_API Tensor binary_cross_entropy_backward(const Tensor& dloss, const Tens
                                                  const std::optional<Tensor>& weight,
                                                  Reduction reduction);
 
+// d loss / d target (x's shape): -w (log x - log(1 - x)), not clamped (+-inf at x = 0 or 1, as
+// PyTorch).
+CNNCORE_API Tensor binary_cross_entropy_backward_target(const Tensor& dloss, const Tensor& x,
+                                                        const Tensor& t,
+                                                        const std::optional<Tensor>& weight,
+                                                        Reduction reduction);
+
 // binary_cross_entropy_with_logits: -w (p t log s(x) + (1 - t) log(1 - s(x))), s = sigmoid, in
 // the stable form. weight and pos_weight (p) already broadcast to x's shape, or none.
 CNNCORE_API Tensor bce_with_logits_forward(const Tensor& x, const Tensor& t,
@@ -96,5 +103,12 @@ CNNCORE_API Tensor bce_with_logits_backward(const Tensor& dloss, const Tensor& x
                                             const std::optional<Tensor>& weight,
                                             const std::optional<Tensor>& pos_weight,
                                             Reduction reduction);
+
+// d loss / d target (x's shape): w ((p - 1) (-log sigmoid(x)) - x).
+CNNCORE_API Tensor bce_with_logits_backward_target(const Tensor& dloss, const Tensor& x,
+                                                   const Tensor& t,
+                                                   const std::optional<Tensor>& weight,
+                                                   const std::optional<Tensor>& pos_weight,
+                                                   Reduction reduction);
 
 }  // namespace cnncore
