@@ -148,7 +148,8 @@ def test_nll_loss_against_torch():
 def test_regression_losses_against_torch(name, kwargs, reduction):
     torch = pytest.importorskip("torch", reason="PyTorch comparison")
     rng = np.random.default_rng(6)
-    x, y = rng.standard_normal((2, 3, 17)).astype(np.float32), rng.standard_normal((2, 3, 17)).astype(np.float32)
+    x = rng.standard_normal((2, 3, 17)).astype(np.float32)
+    y = rng.standard_normal((2, 3, 17)).astype(np.float32)
     a, b = cnncore.tensor(x, requires_grad=True), cnncore.tensor(y, requires_grad=True)
     loss = getattr(F, name)(a, b, reduction=reduction, **kwargs)
     ta, tb = torch.tensor(x, requires_grad=True), torch.tensor(y, requires_grad=True)
@@ -170,8 +171,9 @@ def test_mse_matches_reference(reduction):
     loss = _core.mse_loss_forward(x, t, red)
     check_close(loss, _core.reference.mse_loss_forward(x, t, red), rtol=1e-6, what="mse")
     g = _core.full(list(loss.shape), 1.5)
-    check_close(_core.mse_loss_backward(g, x, t, red), _core.reference.mse_loss_backward(g, x, t, red),
-                rtol=1e-6, atol=1e-9, what="mse backward")
+    check_close(_core.mse_loss_backward(g, x, t, red),
+                _core.reference.mse_loss_backward(g, x, t, red), rtol=1e-6, atol=1e-9,
+                what="mse backward")
 
 
 @pytest.mark.parametrize("reduction", ["none", "mean", "sum"])
@@ -240,7 +242,8 @@ def test_bad_inputs():
         F.cross_entropy(x, cnncore.tensor(np.array([1, 7])))
     with pytest.raises(ValueError, match=r"nll_loss: target value -3"):
         F.nll_loss(x, cnncore.tensor(np.array([-3, 0])))
-    with pytest.raises(TypeError, match="nll_loss: target must be int64 class indices, but got float32"):
+    with pytest.raises(TypeError, match="nll_loss: target must be int64 class indices, but got "
+                                        "float32"):
         F.nll_loss(x, cnncore.tensor(np.array([1.0, 2.0])))
     with pytest.raises(TypeError, match="cross_entropy: target must be int64 class indices"):
         F.cross_entropy(x, cnncore.tensor(np.array([1.0, 2.0])))
@@ -269,7 +272,8 @@ def test_bad_inputs():
 def test_weighted_regression_losses_against_torch(name, reduction):
     torch = pytest.importorskip("torch", reason="PyTorch comparison")
     rng = np.random.default_rng(9)
-    x, y = rng.standard_normal((3, 7)).astype(np.float32), rng.standard_normal((3, 7)).astype(np.float32)
+    x = rng.standard_normal((3, 7)).astype(np.float32)
+    y = rng.standard_normal((3, 7)).astype(np.float32)
     w = rng.uniform(0.1, 2.0, (3, 7)).astype(np.float32)
     a = cnncore.tensor(x, requires_grad=True)
     loss = getattr(F, name)(a, cnncore.tensor(y), reduction=reduction, weight=cnncore.tensor(w))

@@ -161,7 +161,8 @@ std::pair<Tensor, Tensor> class_forward(const ClassArgs& a, Reduction reduction)
                    for (int64_t i = 0; i < inner; ++i) s += el[i];
                    part[n] = s;
                    if (reduction == Reduction::None)
-                     for (int64_t i = 0; i < inner; ++i) op[n * inner + i] = static_cast<float>(el[i]);
+                     for (int64_t i = 0; i < inner; ++i)
+                       op[n * inner + i] = static_cast<float>(el[i]);
                  }
                });
   double total = 0.0, weight_sum = 0.0;

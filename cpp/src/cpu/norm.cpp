@@ -366,8 +366,8 @@ std::pair<Tensor, Tensor> dropout_forward(const Tensor& x_in, double p, bool cha
   Shape mshape = x.shape();
   int64_t plane = 1;
   if (channel_wise) {
-    CNNCORE_CHECK_VALUE(x.dim() >= 3, op, ": input must be (N, C, *) with at least 3 dims, but got ",
-                        x.dim(), "-D with shape ", shape_str(x.shape()));
+    CNNCORE_CHECK_VALUE(x.dim() >= 3, op,
+                        ": input must be (N, C, *) with at least 3 dims, but got ", x.dim(), "-D with shape ", shape_str(x.shape()));
     for (int64_t d = 2; d < x.dim(); ++d) {
       plane *= x.size(d);
       mshape[d] = 1;

@@ -58,7 +58,8 @@ def cross_entropy(input, target, weight=None, size_average=None, ignore_index=-1
     ls = check_float(label_smoothing, op, "label_smoothing")
     red = _reduction(reduction, size_average, reduce, op)
     if x.ndim == 0:
-        raise ValueError(f"{op}: input must be (C), (N, C) or (N, C, d1, ...), but got a 0-D tensor")
+        raise ValueError(f"{op}: input must be (C), (N, C) or (N, C, d1, ...), but got a 0-D "
+                         "tensor")
     dim = 0 if x.ndim == 1 else 1
     logp = _core.log_softmax_forward(x._c, dim)
     tc, wc = t._c, _core_or_none(w)
@@ -131,7 +132,8 @@ def mse_loss(input, target, size_average=None, reduce=None, reduction="mean", we
     red = _reduction(reduction, size_average, reduce, op)
     wc = _same_shape_weight(weight, x, op)
     return _symmetric_loss(x, t, lambda a, b: _core.mse_loss_forward(a, b, red, wc),
-                           lambda g, a, b: _core.mse_loss_backward(g, a, b, red, wc), "MseLossBackward")
+                           lambda g, a, b: _core.mse_loss_backward(g, a, b, red, wc),
+                           "MseLossBackward")
 
 
 def l1_loss(input, target, size_average=None, reduce=None, reduction="mean", weight=None):
@@ -140,7 +142,8 @@ def l1_loss(input, target, size_average=None, reduce=None, reduction="mean", wei
     red = _reduction(reduction, size_average, reduce, op)
     wc = _same_shape_weight(weight, x, op)
     return _symmetric_loss(x, t, lambda a, b: _core.l1_loss_forward(a, b, red, wc),
-                           lambda g, a, b: _core.l1_loss_backward(g, a, b, red, wc), "L1LossBackward")
+                           lambda g, a, b: _core.l1_loss_backward(g, a, b, red, wc),
+                           "L1LossBackward")
 
 
 def smooth_l1_loss(input, target, size_average=None, reduce=None, reduction="mean", beta=1.0):

@@ -141,8 +141,8 @@ std::pair<Tensor, Tensor> nll_loss_forward(const Tensor& logp, const Tensor& tar
 Tensor nll_loss_backward(const Tensor& dloss, const Tensor& logp, const Tensor& target,
                          const std::optional<Tensor>& weight, Reduction reduction,
                          int64_t ignore_index, const Tensor& total_weight) {
-  return reference::cross_entropy_logp_backward(dloss, logp, target, weight, reduction, ignore_index, 0.0,
-                                     total_weight);
+  return reference::cross_entropy_logp_backward(dloss, logp, target, weight, reduction,
+                                                ignore_index, 0.0, total_weight);
 }
 
 Tensor mse_loss_forward(const Tensor& x_in, const Tensor& t_in, Reduction reduction,
