@@ -291,3 +291,55 @@ def test_weighted_regression_losses_against_torch(name, reduction):
                     rtol=1e-6, what="weighted mse vs reference")
     with pytest.raises(ValueError, match=f"{name}: weight must have the input's shape"):
         getattr(F, name)(a, cnncore.tensor(y), weight=cnncore.ones(7))
+
+
+@pytest.mark.parametrize("reduction", ["none", "mean", "sum"])
+@pytest.mark.parametrize("p,swap", [(2.0, False), (1.0, True), (3.0, False)])
+def test_triplet_margin_loss_against_torch(reduction, p, swap):
+    torch = pytest.importorskip("torch", reason="PyTorch comparison")
+    rng = np.random.default_rng(10)
+    arrs = [rng.standard_normal((6, 5)).astype(np.float32) for _ in range(3)]
+    ours = [cnncore.tensor(a, requires_grad=True) for a in arrs]
+    theirs = [torch.tensor(a, requires_grad=True) for a in arrs]
+    loss = F.triplet_margin_loss(*ours, margin=1.5, p=p, swap=swap, reduction=reduction)
+    tl = torch.nn.functional.triplet_margin_loss(*theirs, margin=1.5, p=p, swap=swap,
+                                                 reduction=reduction)
+    check_close(loss, tl, rtol=1e-5, atol=1e-6, what=f"triplet p={p} swap={swap}")
+    g = rng.standard_normal(tl.shape).astype(np.float32)
+    loss.backward(cnncore.tensor(g))
+    tl.backward(torch.tensor(g))
+    for i, (o, t) in enumerate(zip(ours, theirs)):
+        check_close(o.grad, t.grad, rtol=1e-4, atol=1e-6, what=f"triplet grad {i}")
+
+
+@pytest.mark.parametrize("reduction", ["none", "mean", "sum"])
+def test_cosine_embedding_loss_against_torch(reduction):
+    torch = pytest.importorskip("torch", reason="PyTorch comparison")
+    rng = np.random.default_rng(11)
+    a, b = (rng.standard_normal((7, 4)).astype(np.float32) for _ in range(2))
+    y = np.array([1, -1, 1, -1, -1, 1, -1])
+    oa, ob = cnncore.tensor(a, requires_grad=True), cnncore.tensor(b, requires_grad=True)
+    loss = F.cosine_embedding_loss(oa, ob, cnncore.tensor(y), margin=0.1, reduction=reduction)
+    ta, tb = torch.tensor(a, requires_grad=True), torch.tensor(b, requires_grad=True)
+    tl = torch.nn.functional.cosine_embedding_loss(ta, tb, torch.tensor(y), margin=0.1,
+                                                   reduction=reduction)
+    check_close(loss, tl, rtol=1e-5, atol=1e-6, what="cosine_embedding_loss")
+    g = rng.standard_normal(tl.shape).astype(np.float32)
+    loss.backward(cnncore.tensor(g))
+    tl.backward(torch.tensor(g))
+    check_close(oa.grad, ta.grad, rtol=1e-4, atol=1e-6, what="cosine grad 1")
+    check_close(ob.grad, tb.grad, rtol=1e-4, atol=1e-6, what="cosine grad 2")
+    with pytest.raises(ValueError, match="cosine_embedding_loss: target values must be 1 or -1"):
+        F.cosine_embedding_loss(oa, ob, cnncore.tensor(np.array([1, 0, 1, 1, 1, 1, 1])))
+
+
+def test_embedding_losses_gradcheck_and_modules():
+    rng = np.random.default_rng(12)
+    arrs = [rng.standard_normal((3, 4)) for _ in range(3)]
+    gradcheck(lambda a, p, n: F.triplet_margin_loss(a, p, n, margin=2.0), arrs)
+    y = cnncore.tensor(np.array([1, -1, 1]))
+    gradcheck(lambda a, b: F.cosine_embedding_loss(a, b, y, reduction="sum"), arrs[:2])
+    out = cnncore.nn.TripletMarginLoss()(*[cnncore.tensor(a) for a in arrs])
+    assert out.shape == ()
+    with pytest.raises(ValueError, match="triplet_margin_loss: positive shape"):
+        F.triplet_margin_loss(cnncore.zeros(3, 4), cnncore.zeros(3, 5), cnncore.zeros(3, 4))
