@@ -8,8 +8,7 @@ from ..tensor import _record
 from ._args import as_tensor, check_choice, check_float, check_int, optional_tensor
 
 __all__ = ["nll_loss", "cross_entropy", "mse_loss", "l1_loss", "smooth_l1_loss",
-           "binary_cross_entropy", "binary_cross_entropy_with_logits", "triplet_margin_loss",
-           "cosine_embedding_loss"]
+           "binary_cross_entropy", "binary_cross_entropy_with_logits"]
 
 
 def _reduction(reduction, size_average, reduce, op):
@@ -99,7 +98,7 @@ def _broadcast(weight, shape, op, arg):
     except ValueError:
         raise ValueError(f"{op}: {arg} of shape {tuple(w.shape)} cannot be broadcast to the "
                          f"input's shape {tuple(shape)}") from None
-    return _core.from_numpy(np.array(arr, dtype=np.float32, order="C"))
+    return _core.from_numpy(np.ascontiguousarray(arr, dtype=np.float32))
 
 
 def _same_shape_weight(weight, x, op):
@@ -190,122 +189,3 @@ def binary_cross_entropy_with_logits(input, target, weight=None, size_average=No
                 else None)
 
     return _record(loss, (x, t), backward, "BinaryCrossEntropyWithLogitsBackward")
-
-
-# ---- embedding losses (Siamese networks) ---------------------------------------------------------
-# These work on (N, D) embeddings, small next to the convolutions that produce them, so they are
-# vectorised numpy (float64) rather than C++ kernels for now; forward and backward are still one
-# recorded op each.
-def _embeddings(tensors, names, op):
-    ts = [as_tensor(t, op, n) for t, n in zip(tensors, names)]
-    for t, n in zip(ts, names):
-        if t.dtype != np.float32:
-            raise TypeError(f"{op}: {n} must be float32, but got {t.dtype}")
-        if t.ndim not in (1, 2):
-            raise ValueError(f"{op}: {n} must be (D) or (N, D), but got shape {tuple(t.shape)}")
-    for t, n in zip(ts[1:], names[1:]):
-        if tuple(t.shape) != tuple(ts[0].shape):
-            raise ValueError(f"{op}: {n} shape {tuple(t.shape)} must match {names[0]} shape "
-                             f"{tuple(ts[0].shape)}")
-    return ts
-
-
-def _reduce_np(per_sample, red):
-    """(loss as float32 _core tensor, d loss / d per_sample as float64 array of its shape)."""
-    n = per_sample.size
-    if red == _core.Reduction.none:
-        out, scale = per_sample, np.ones_like(per_sample)
-    elif red == _core.Reduction.sum:
-        out, scale = np.asarray(per_sample.sum()), np.ones_like(per_sample)
-    else:
-        out = np.asarray(per_sample.sum() / n if n else np.nan)
-        scale = np.full_like(per_sample, 1.0 / n if n else np.nan)
-    # np.array, not ascontiguousarray: the latter turns a 0-d loss into shape (1,).
-    return _core.from_numpy(np.array(out, dtype=np.float32, order="C")), scale
-
-
-def _incoming(g, scale, red):
-    gg = g.numpy().astype(np.float64)
-    return scale * (gg if red == _core.Reduction.none else gg.reshape(()))
-
-
-def _to_core(a):
-    return _core.from_numpy(np.array(a, dtype=np.float32, order="C"))
-
-
-def _pairwise_distance(a, b, p, eps):
-    """torch.pairwise_distance: ||a - b + eps||_p over the last dim, and d/da of it."""
-    diff = a - b + eps
-    ad = np.abs(diff)
-    if np.isinf(p):
-        d = ad.max(axis=-1)
-        grad = np.where(ad == d[..., None], np.sign(diff), 0.0)
-        return d, grad
-    d = (ad ** p).sum(axis=-1) ** (1.0 / p)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        grad = np.sign(diff) * ad ** (p - 1) / (d[..., None] ** (p - 1))
-    return d, np.nan_to_num(grad, nan=0.0, posinf=0.0, neginf=0.0)
-
-
-def triplet_margin_loss(anchor, positive, negative, margin=1.0, p=2, eps=1e-6, swap=False,
-                        size_average=None, reduce=None, reduction="mean"):
-    op = "triplet_margin_loss"
-    a, pos, neg = _embeddings((anchor, positive, negative), ("anchor", "positive", "negative"), op)
-    m = check_float(margin, op, "margin")
-    pn = check_float(p, op, "p")
-    if pn <= 0:
-        raise ValueError(f"{op}: p must be > 0, but got {p}")
-    e = check_float(eps, op, "eps")
-    red = _reduction(reduction, size_average, reduce, op)
-    A, P, N = (t._c.numpy().astype(np.float64) for t in (a, pos, neg))
-    d_ap, g_ap = _pairwise_distance(A, P, pn, e)
-    d_an, g_an = _pairwise_distance(A, N, pn, e)
-    use_pn = np.zeros_like(d_an, dtype=bool)
-    if swap:
-        d_pn, g_pn = _pairwise_distance(P, N, pn, e)
-        use_pn = d_pn < d_an
-        d_an = np.where(use_pn, d_pn, d_an)
-    raw = m + d_ap - d_an
-    loss, scale = _reduce_np(np.maximum(raw, 0.0), red)
-
-    def backward(g, needs):
-        w = (_incoming(g, scale, red) * (raw > 0))[..., None]
-        wa, wp = w * ~use_pn[..., None], w * use_pn[..., None]
-        da = w * g_ap - wa * g_an
-        dp = -w * g_ap - (wp * g_pn if swap else 0.0)
-        dn = wa * g_an + (wp * g_pn if swap else 0.0)
-        return tuple(_to_core(x) if need else None for x, need in zip((da, dp, dn), needs))
-
-    return _record(loss, (a, pos, neg), backward, "TripletMarginLossBackward")
-
-
-def cosine_embedding_loss(input1, input2, target, margin=0, size_average=None, reduce=None,
-                          reduction="mean"):
-    op = "cosine_embedding_loss"
-    x1, x2 = _embeddings((input1, input2), ("input1", "input2"), op)
-    t = as_tensor(target, op, "target")
-    expected = tuple(x1.shape[:-1])
-    if tuple(t.shape) != expected:
-        raise ValueError(f"{op}: target must have shape {expected}, but got {tuple(t.shape)}")
-    y = t._c.numpy()
-    if not np.all((y == 1) | (y == -1)):
-        bad = y[(y != 1) & (y != -1)].reshape(-1)[0]
-        raise ValueError(f"{op}: target values must be 1 or -1, but got {bad}")
-    m = check_float(margin, op, "margin")
-    red = _reduction(reduction, size_average, reduce, op)
-    A, B = x1._c.numpy().astype(np.float64), x2._c.numpy().astype(np.float64)
-    prod = (A * B).sum(-1)
-    m1, m2 = (A * A).sum(-1) + 1e-12, (B * B).sum(-1) + 1e-12  # torch's EPSILON
-    denom = np.sqrt(m1 * m2)
-    cos = prod / denom
-    per = np.where(y == 1, 1.0 - cos, np.where(y == -1, np.maximum(cos - m, 0.0), 0.0))
-    loss, scale = _reduce_np(per, red)
-
-    def backward(g, needs):
-        dcos = _incoming(g, scale, red) * np.where(y == 1, -1.0, (y == -1) & (cos - m > 0))
-        dcos = dcos[..., None]
-        d1 = dcos * (B / denom[..., None] - cos[..., None] * A / m1[..., None])
-        d2 = dcos * (A / denom[..., None] - cos[..., None] * B / m2[..., None])
-        return (_to_core(d1) if needs[0] else None, _to_core(d2) if needs[1] else None, None)
-
-    return _record(loss, (x1, x2, t), backward, "CosineEmbeddingLossBackward")
