@@ -98,7 +98,7 @@ def _broadcast(weight, shape, op, arg):
     except ValueError:
         raise ValueError(f"{op}: {arg} of shape {tuple(w.shape)} cannot be broadcast to the "
                          f"input's shape {tuple(shape)}") from None
-    return _core.from_numpy(np.ascontiguousarray(arr, dtype=np.float32))
+    return _core.from_numpy(np.array(arr, dtype=np.float32, order="C"))  # keeps 0-d shapes
 
 
 def _same_shape_weight(weight, x, op):
