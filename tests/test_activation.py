@@ -162,7 +162,8 @@ def test_bad_inputs():
         F.tanh([1.0, 2.0])
     with pytest.raises(ValueError, match="hardtanh: min_val must be <= max_val"):
         F.hardtanh(x, 2.0, 1.0)
-    with pytest.raises(ValueError, match="leaky_relu: negative_slope must be a number, but got nan"):
+    with pytest.raises(ValueError, match="leaky_relu: negative_slope must be a number, but got "
+                                         "nan"):
         F.leaky_relu(x, float("nan"))
     with pytest.raises(TypeError, match="leaky_relu: negative_slope must be a number"):
         F.leaky_relu(x, "0.1")
@@ -177,7 +178,7 @@ def test_blocked_and_strided_inputs_give_the_nchw_result():
     strided = _core.from_numpy(np.ascontiguousarray(x.transpose(0, 2, 3, 1))).permute([0, 3, 1, 2])
     for inp in (blocked, strided):
         for name in ("relu", "sigmoid", "tanh"):
-            check_close(getattr(_core, name + "_forward")(inp), getattr(_core, name + "_forward")(xc),
-                        rtol=0, atol=0, what=f"{name} layout")
+            fwd = getattr(_core, name + "_forward")
+            check_close(fwd(inp), fwd(xc), rtol=0, atol=0, what=f"{name} layout")
         check_close(_core.softmax_forward(inp, 1), _core.softmax_forward(xc, 1), rtol=0, atol=0,
                     what="softmax layout")

@@ -105,16 +105,23 @@ def test_cross_entropy_probability_targets_against_torch(reduction):
     x = rng.standard_normal((4, 5, 3)).astype(np.float32)
     q = rng.dirichlet(np.ones(5), size=(4, 3)).transpose(0, 2, 1).astype(np.float32)
     w = rng.uniform(0.5, 2.0, 5).astype(np.float32)
-    xs = cnncore.tensor(x, requires_grad=True)
-    loss = F.cross_entropy(xs, cnncore.tensor(q), weight=cnncore.tensor(w), reduction=reduction,
+    xs, qs = cnncore.tensor(x, requires_grad=True), cnncore.tensor(q, requires_grad=True)
+    loss = F.cross_entropy(xs, qs, weight=cnncore.tensor(w), reduction=reduction,
                            label_smoothing=0.2)
-    tx = torch.tensor(x, requires_grad=True)
-    tl = torch.nn.functional.cross_entropy(tx, torch.tensor(q), weight=torch.tensor(w),
+    tx, tq = torch.tensor(x, requires_grad=True), torch.tensor(q, requires_grad=True)
+    tl = torch.nn.functional.cross_entropy(tx, tq, weight=torch.tensor(w),
                                            reduction=reduction, label_smoothing=0.2)
     check_close(loss, tl, rtol=1e-5, atol=1e-6, what="soft cross_entropy")
-    loss.backward(cnncore.tensor(np.ones(tl.shape, np.float32)))
-    tl.backward(torch.ones(tl.shape))
+    g = rng.standard_normal(tl.shape).astype(np.float32)
+    loss.backward(cnncore.tensor(g))
+    tl.backward(torch.tensor(g))
     check_close(xs.grad, tx.grad, rtol=1e-4, atol=1e-6, what="soft cross_entropy grad")
+    check_close(qs.grad, tq.grad, rtol=1e-4, atol=1e-6, what="soft cross_entropy target grad")
+    args = (_core.from_numpy(np.ascontiguousarray(g)), _core.log_softmax_forward(xs._c, 1), qs._c,
+            _core.from_numpy(w), RED[reduction], 0.2, _core.full([], 12.0))
+    check_close(_core.cross_entropy_logp_backward_target(*args),
+                _core.reference.cross_entropy_logp_backward_target(*args), rtol=1e-5, atol=1e-7,
+                what="target grad vs reference")
 
 
 def test_nll_loss_against_torch():
@@ -141,7 +148,8 @@ def test_nll_loss_against_torch():
 def test_regression_losses_against_torch(name, kwargs, reduction):
     torch = pytest.importorskip("torch", reason="PyTorch comparison")
     rng = np.random.default_rng(6)
-    x, y = rng.standard_normal((2, 3, 17)).astype(np.float32), rng.standard_normal((2, 3, 17)).astype(np.float32)
+    x = rng.standard_normal((2, 3, 17)).astype(np.float32)
+    y = rng.standard_normal((2, 3, 17)).astype(np.float32)
     a, b = cnncore.tensor(x, requires_grad=True), cnncore.tensor(y, requires_grad=True)
     loss = getattr(F, name)(a, b, reduction=reduction, **kwargs)
     ta, tb = torch.tensor(x, requires_grad=True), torch.tensor(y, requires_grad=True)
@@ -163,8 +171,9 @@ def test_mse_matches_reference(reduction):
     loss = _core.mse_loss_forward(x, t, red)
     check_close(loss, _core.reference.mse_loss_forward(x, t, red), rtol=1e-6, what="mse")
     g = _core.full(list(loss.shape), 1.5)
-    check_close(_core.mse_loss_backward(g, x, t, red), _core.reference.mse_loss_backward(g, x, t, red),
-                rtol=1e-6, atol=1e-9, what="mse backward")
+    check_close(_core.mse_loss_backward(g, x, t, red),
+                _core.reference.mse_loss_backward(g, x, t, red), rtol=1e-6, atol=1e-9,
+                what="mse backward")
 
 
 @pytest.mark.parametrize("reduction", ["none", "mean", "sum"])
@@ -177,26 +186,27 @@ def test_binary_cross_entropy_against_torch(reduction):
     t = rng.uniform(size=(4, 6)).astype(np.float32)
     w = rng.uniform(0.5, 2, (6,)).astype(np.float32)
     pw = rng.uniform(0.5, 3, (6,)).astype(np.float32)
-    a = cnncore.tensor(p, requires_grad=True)
-    loss = F.binary_cross_entropy(a, cnncore.tensor(t), cnncore.tensor(w), reduction=reduction)
-    ta = torch.tensor(p, requires_grad=True)
-    tl = torch.nn.functional.binary_cross_entropy(ta, torch.tensor(t), torch.tensor(w),
-                                                  reduction=reduction)
+    a, at = cnncore.tensor(p, requires_grad=True), cnncore.tensor(t, requires_grad=True)
+    loss = F.binary_cross_entropy(a, at, cnncore.tensor(w), reduction=reduction)
+    ta, tt = torch.tensor(p, requires_grad=True), torch.tensor(t, requires_grad=True)
+    tl = torch.nn.functional.binary_cross_entropy(ta, tt, torch.tensor(w), reduction=reduction)
     check_close(loss, tl, rtol=1e-5, atol=1e-5, what="bce")
     loss.backward(cnncore.tensor(np.ones(tl.shape, np.float32)))
     tl.backward(torch.ones(tl.shape))
     check_close(a.grad, ta.grad, rtol=1e-4, atol=1e-5, what="bce grad")
+    check_close(at.grad, tt.grad, rtol=1e-4, atol=1e-5, what="bce target grad")
 
-    b = cnncore.tensor(logits, requires_grad=True)
-    loss = F.binary_cross_entropy_with_logits(b, cnncore.tensor(t), cnncore.tensor(w),
-                                              reduction=reduction, pos_weight=cnncore.tensor(pw))
-    tb = torch.tensor(logits, requires_grad=True)
+    b, bt = cnncore.tensor(logits, requires_grad=True), cnncore.tensor(t, requires_grad=True)
+    loss = F.binary_cross_entropy_with_logits(b, bt, cnncore.tensor(w), reduction=reduction,
+                                              pos_weight=cnncore.tensor(pw))
+    tb, tbt = torch.tensor(logits, requires_grad=True), torch.tensor(t, requires_grad=True)
     tl = torch.nn.functional.binary_cross_entropy_with_logits(
-        tb, torch.tensor(t), torch.tensor(w), reduction=reduction, pos_weight=torch.tensor(pw))
+        tb, tbt, torch.tensor(w), reduction=reduction, pos_weight=torch.tensor(pw))
     check_close(loss, tl, rtol=1e-5, atol=1e-6, what="bce_with_logits")
     loss.backward(cnncore.tensor(np.ones(tl.shape, np.float32)))
     tl.backward(torch.ones(tl.shape))
     check_close(b.grad, tb.grad, rtol=1e-5, atol=1e-6, what="bce_with_logits grad")
+    check_close(bt.grad, tbt.grad, rtol=1e-5, atol=1e-6, what="bce_with_logits target grad")
 
 
 def test_gradcheck_cross_entropy_and_mse():
@@ -232,7 +242,8 @@ def test_bad_inputs():
         F.cross_entropy(x, cnncore.tensor(np.array([1, 7])))
     with pytest.raises(ValueError, match=r"nll_loss: target value -3"):
         F.nll_loss(x, cnncore.tensor(np.array([-3, 0])))
-    with pytest.raises(TypeError, match="nll_loss: target must be int64 class indices, but got float32"):
+    with pytest.raises(TypeError, match="nll_loss: target must be int64 class indices, but got "
+                                        "float32"):
         F.nll_loss(x, cnncore.tensor(np.array([1.0, 2.0])))
     with pytest.raises(TypeError, match="cross_entropy: target must be int64 class indices"):
         F.cross_entropy(x, cnncore.tensor(np.array([1.0, 2.0])))
@@ -261,7 +272,8 @@ def test_bad_inputs():
 def test_weighted_regression_losses_against_torch(name, reduction):
     torch = pytest.importorskip("torch", reason="PyTorch comparison")
     rng = np.random.default_rng(9)
-    x, y = rng.standard_normal((3, 7)).astype(np.float32), rng.standard_normal((3, 7)).astype(np.float32)
+    x = rng.standard_normal((3, 7)).astype(np.float32)
+    y = rng.standard_normal((3, 7)).astype(np.float32)
     w = rng.uniform(0.1, 2.0, (3, 7)).astype(np.float32)
     a = cnncore.tensor(x, requires_grad=True)
     loss = getattr(F, name)(a, cnncore.tensor(y), reduction=reduction, weight=cnncore.tensor(w))

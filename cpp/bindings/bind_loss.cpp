@@ -25,6 +25,10 @@ void bind_loss(py::module_& m, py::module_& ref) {
         py::arg("logp"), py::arg("target"), py::arg("weight"), py::arg("reduction"),
         py::arg("ignore_index"), py::arg("label_smoothing"), py::arg("total_weight"), nogil,
         "gradient of cross_entropy_logp with respect to logp");
+  m.def("cross_entropy_logp_backward_target", &cross_entropy_logp_backward_target,
+        py::arg("grad_output"), py::arg("logp"), py::arg("target"), py::arg("weight"),
+        py::arg("reduction"), py::arg("label_smoothing"), py::arg("total_weight"), nogil,
+        "gradient of cross_entropy_logp with respect to probability targets");
   m.def("mse_loss_forward", &mse_loss_forward, py::arg("x"), py::arg("target"),
         py::arg("reduction"), py::arg("weight") = py::none(), nogil,
         "(x - target)^2 (times weight) reduced; weighted mean divides by sum(weight)");
@@ -47,6 +51,12 @@ void bind_loss(py::module_& m, py::module_& ref) {
   m.def("binary_cross_entropy_backward", &binary_cross_entropy_backward, py::arg("grad_output"),
         py::arg("x"), py::arg("target"), py::arg("weight"), py::arg("reduction"), nogil,
         "d bce / dx");
+  m.def("binary_cross_entropy_backward_target", &binary_cross_entropy_backward_target,
+        py::arg("grad_output"), py::arg("x"), py::arg("target"), py::arg("weight"),
+        py::arg("reduction"), nogil, "d bce / d target");
+  m.def("bce_with_logits_backward_target", &bce_with_logits_backward_target,
+        py::arg("grad_output"), py::arg("x"), py::arg("target"), py::arg("weight"),
+        py::arg("pos_weight"), py::arg("reduction"), nogil, "d bce_with_logits / d target");
   m.def("bce_with_logits_forward", &bce_with_logits_forward, py::arg("x"), py::arg("target"),
         py::arg("weight"), py::arg("pos_weight"), py::arg("reduction"), nogil,
         "binary cross entropy on logits (stable form)");
@@ -67,6 +77,10 @@ void bind_loss(py::module_& m, py::module_& ref) {
           py::arg("grad_output"), py::arg("logp"), py::arg("target"), py::arg("weight"),
           py::arg("reduction"), py::arg("ignore_index"), py::arg("label_smoothing"),
           py::arg("total_weight"), nogil, "reference cross_entropy_logp backward");
+  ref.def("cross_entropy_logp_backward_target", &reference::cross_entropy_logp_backward_target,
+          py::arg("grad_output"), py::arg("logp"), py::arg("target"), py::arg("weight"),
+          py::arg("reduction"), py::arg("label_smoothing"), py::arg("total_weight"), nogil,
+          "reference cross_entropy_logp target gradient");
   ref.def("mse_loss_forward", &reference::mse_loss_forward, py::arg("x"), py::arg("target"),
           py::arg("reduction"), py::arg("weight") = py::none(), nogil, "reference mse_loss");
   ref.def("mse_loss_backward", &reference::mse_loss_backward, py::arg("grad_output"),

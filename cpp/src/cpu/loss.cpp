@@ -161,7 +161,8 @@ std::pair<Tensor, Tensor> class_forward(const ClassArgs& a, Reduction reduction)
                    for (int64_t i = 0; i < inner; ++i) s += el[i];
                    part[n] = s;
                    if (reduction == Reduction::None)
-                     for (int64_t i = 0; i < inner; ++i) op[n * inner + i] = static_cast<float>(el[i]);
+                     for (int64_t i = 0; i < inner; ++i)
+                       op[n * inner + i] = static_cast<float>(el[i]);
                  }
                });
   double total = 0.0, weight_sum = 0.0;
@@ -387,6 +388,51 @@ Tensor cross_entropy_logp_backward(const Tensor& dloss, const Tensor& logp, cons
       reduction, total_weight, op);
 }
 
+Tensor cross_entropy_logp_backward_target(const Tensor& dloss_in, const Tensor& logp,
+                                          const Tensor& target, const std::optional<Tensor>& weight,
+                                          Reduction reduction, double label_smoothing,
+                                          const Tensor& total_weight) {
+  const char* op = "cross_entropy_backward_target";
+  const ClassArgs a =
+      class_args(logp, target, weight, reduction, -100, label_smoothing, true, op);
+  CNNCORE_CHECK_VALUE(a.prob, op, ": only probability targets (float32) have a gradient");
+  check_dtype(dloss_in, DType::Float32, op, "grad_output");
+  if (reduction == Reduction::None) {
+    CNNCORE_CHECK_VALUE(dloss_in.shape() == a.s.out_shape, op, ": grad_output must have shape ",
+                        shape_str(a.s.out_shape), " (reduction='none'), but got ",
+                        shape_str(dloss_in.shape()));
+  } else {
+    CNNCORE_CHECK_VALUE(dloss_in.numel() == 1, op, ": grad_output must be a scalar (reduction='",
+                        reduction_name(reduction), "'), but got shape ",
+                        shape_str(dloss_in.shape()));
+  }
+  check_dtype(total_weight, DType::Float32, op, "total_weight");
+  CNNCORE_CHECK_VALUE(total_weight.numel() == 1, op, ": total_weight must be a scalar, but got ",
+                      shape_str(total_weight.shape()));
+  Tensor dloss = dloss_in.contiguous();
+  const float* gp = dloss.data<float>();
+  double scale = reduction == Reduction::None ? 1.0 : gp[0];
+  if (reduction == Reduction::Mean) scale /= total_weight.contiguous().data<float>()[0];
+  const int64_t C = a.s.C, inner = a.s.inner;
+  const float* w = a.weight.defined() ? a.weight.data<float>() : nullptr;
+  const float* lp = a.logp.data<float>();
+  const double keep = 1.0 - a.eps;
+  Tensor dt = Tensor::empty(a.logp.shape());
+  float* dp = dt.data<float>();
+  parallel_for(0, a.s.N, std::max<int64_t>(1, kGrain / std::max<int64_t>(1, C * inner)),
+               [&](int64_t b, int64_t e) {
+                 for (int64_t n = b; n < e; ++n)
+                   for (int64_t c = 0; c < C; ++c)
+                     for (int64_t i = 0; i < inner; ++i) {
+                       const double g =
+                           reduction == Reduction::None ? gp[n * inner + i] : scale;
+                       const int64_t k = (n * C + c) * inner + i;
+                       dp[k] = static_cast<float>(-g * (w ? w[c] : 1.0) * keep * lp[k]);
+                     }
+               });
+  return dt;
+}
+
 Tensor mse_loss_forward(const Tensor& x, const Tensor& t, Reduction reduction,
                         const std::optional<Tensor>& weight) {
   const PairArgs a = weighted_pair_args(x, t, reduction, "mse_loss", weight);
@@ -472,6 +518,18 @@ Tensor binary_cross_entropy_backward(const Tensor& dloss, const Tensor& x, const
   });
 }
 
+Tensor binary_cross_entropy_backward_target(const Tensor& dloss, const Tensor& x, const Tensor& t,
+                                            const std::optional<Tensor>& weight,
+                                            Reduction reduction) {
+  const char* op = "binary_cross_entropy_backward_target";
+  const PairArgs a = pair_args(x, t, reduction, op, weight);
+  return grad_elementwise(dloss, a, reduction, op, [&](int64_t i) {
+    // Unclamped, as PyTorch: +-inf at x = 0 or 1 (the loss is flat there only after clamping).
+    const double xv = a.xp[i];
+    return -(a.wp ? a.wp[i] : 1.0) * (std::log(xv) - std::log1p(-xv));
+  });
+}
+
 Tensor bce_with_logits_forward(const Tensor& x, const Tensor& t,
                                const std::optional<Tensor>& weight,
                                const std::optional<Tensor>& pos_weight, Reduction reduction) {
@@ -498,6 +556,20 @@ Tensor bce_with_logits_backward(const Tensor& dloss, const Tensor& x, const Tens
     const double w = a.wp ? a.wp[i] : 1.0;
     const double s = xv >= 0 ? 1.0 / (1.0 + std::exp(-xv)) : std::exp(xv) / (1.0 + std::exp(xv));
     return w * (s * (pw * tv + 1.0 - tv) - pw * tv);
+  });
+}
+
+Tensor bce_with_logits_backward_target(const Tensor& dloss, const Tensor& x, const Tensor& t,
+                                       const std::optional<Tensor>& weight,
+                                       const std::optional<Tensor>& pos_weight,
+                                       Reduction reduction) {
+  const char* op = "binary_cross_entropy_with_logits_backward_target";
+  const PairArgs a = pair_args(x, t, reduction, op, weight, pos_weight);
+  return grad_elementwise(dloss, a, reduction, op, [&](int64_t i) {
+    const double xv = a.xp[i];
+    const double pw = a.pwp ? a.pwp[i] : 1.0;
+    const double nls = std::log1p(std::exp(-std::fabs(xv))) + std::max(-xv, 0.0);
+    return (a.wp ? a.wp[i] : 1.0) * ((pw - 1.0) * nls - xv);
   });
 }
 

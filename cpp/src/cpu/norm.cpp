@@ -366,24 +366,24 @@ std::pair<Tensor, Tensor> dropout_forward(const Tensor& x_in, double p, bool cha
   Shape mshape = x.shape();
   int64_t plane = 1;
   if (channel_wise) {
-    CNNCORE_CHECK_VALUE(x.dim() >= 3, op, ": input must be (N, C, *) with at least 3 dims, but got ",
-                        x.dim(), "-D with shape ", shape_str(x.shape()));
+    CNNCORE_CHECK_VALUE(x.dim() >= 3, op,
+                        ": input must be (N, C, *) with at least 3 dims, but got ", x.dim(), "-D with shape ", shape_str(x.shape()));
     for (int64_t d = 2; d < x.dim(); ++d) {
       plane *= x.size(d);
       mshape[d] = 1;
     }
   }
-  Tensor mask = Tensor::empty(mshape);
+  // rand() reserves one draw per mask element from the global stream and fills element i with
+  // draw i (the same draws as rng_reserve + rng_uniform, generated where they inline).
+  Tensor mask = rand(mshape);
   Tensor y = Tensor::empty(x.shape());
   const int64_t nm = mask.numel();
-  // Draws are reserved before any thread runs: draw i belongs to mask element i.
-  const RngState st = rng_reserve(static_cast<uint64_t>(nm));
   const float scale = p < 1.0 ? static_cast<float>(1.0 / (1.0 - p)) : 0.0f;
   const float pf = static_cast<float>(p);
   float* mp = mask.data<float>();
   parallel_for(0, nm, kGrain, [&](int64_t b, int64_t e) {
-    for (int64_t i = b; i < e; ++i)
-      mp[i] = rng_uniform(st, static_cast<uint64_t>(i)) >= pf ? scale : 0.0f;
+    // Branch-free: keep/drop is a coin flip, so a branch would mispredict half the time.
+    for (int64_t i = b; i < e; ++i) mp[i] = static_cast<float>(mp[i] >= pf) * scale;
   });
   // p == 1 must give zeros even where rounding would let u >= p through.
   if (p >= 1.0) std::fill(mp, mp + nm, 0.0f);

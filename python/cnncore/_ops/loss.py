@@ -48,8 +48,8 @@ def cross_entropy(input, target, weight=None, size_average=None, ignore_index=-1
                   reduction="mean", label_smoothing=0.0):
     """log_softmax over the class dim (1, or 0 for a 1-D input) then PyTorch's loss formula.
 
-    target: int64 class indices, or float class probabilities of the input's shape (the gradient
-    flows to the input only, not to probability targets)."""
+    target: int64 class indices, or float class probabilities of the input's shape (those get a
+    gradient too, as in torch)."""
     op = "cross_entropy"
     x = as_tensor(input, op, "input")
     t = as_tensor(target, op, "target")
@@ -58,17 +58,26 @@ def cross_entropy(input, target, weight=None, size_average=None, ignore_index=-1
     ls = check_float(label_smoothing, op, "label_smoothing")
     red = _reduction(reduction, size_average, reduce, op)
     if x.ndim == 0:
-        raise ValueError(f"{op}: input must be (C), (N, C) or (N, C, d1, ...), but got a 0-D tensor")
+        raise ValueError(f"{op}: input must be (C), (N, C) or (N, C, d1, ...), but got a 0-D "
+                         "tensor")
     dim = 0 if x.ndim == 1 else 1
     logp = _core.log_softmax_forward(x._c, dim)
     tc, wc = t._c, _core_or_none(w)
     loss, tw = _core.cross_entropy_logp_forward(logp, tc, wc, red, ii, ls)
 
-    def backward(g, needs):
-        dlogp = _core.cross_entropy_logp_backward(g, logp, tc, wc, red, ii, ls, tw)
-        return (_core.log_softmax_backward(dlogp, logp, dim),)
+    soft = tc.dtype == "float32"
 
-    return _record(loss, (x,), backward, "CrossEntropyLossBackward")
+    def backward(g, needs):
+        dx = None
+        if needs[0]:
+            dlogp = _core.cross_entropy_logp_backward(g, logp, tc, wc, red, ii, ls, tw)
+            dx = _core.log_softmax_backward(dlogp, logp, dim)
+        dt = None
+        if soft and needs[1]:
+            dt = _core.cross_entropy_logp_backward_target(g, logp, tc, wc, red, ls, tw)
+        return dx, dt
+
+    return _record(loss, (x, t if soft else None), backward, "CrossEntropyLossBackward")
 
 
 def _pair(input, target, op):
@@ -89,7 +98,7 @@ def _broadcast(weight, shape, op, arg):
     except ValueError:
         raise ValueError(f"{op}: {arg} of shape {tuple(w.shape)} cannot be broadcast to the "
                          f"input's shape {tuple(shape)}") from None
-    return _core.from_numpy(np.ascontiguousarray(arr, dtype=np.float32))
+    return _core.from_numpy(np.array(arr, dtype=np.float32, order="C"))  # keeps 0-d shapes
 
 
 def _same_shape_weight(weight, x, op):
@@ -123,7 +132,8 @@ def mse_loss(input, target, size_average=None, reduce=None, reduction="mean", we
     red = _reduction(reduction, size_average, reduce, op)
     wc = _same_shape_weight(weight, x, op)
     return _symmetric_loss(x, t, lambda a, b: _core.mse_loss_forward(a, b, red, wc),
-                           lambda g, a, b: _core.mse_loss_backward(g, a, b, red, wc), "MseLossBackward")
+                           lambda g, a, b: _core.mse_loss_backward(g, a, b, red, wc),
+                           "MseLossBackward")
 
 
 def l1_loss(input, target, size_average=None, reduce=None, reduction="mean", weight=None):
@@ -132,7 +142,8 @@ def l1_loss(input, target, size_average=None, reduce=None, reduction="mean", wei
     red = _reduction(reduction, size_average, reduce, op)
     wc = _same_shape_weight(weight, x, op)
     return _symmetric_loss(x, t, lambda a, b: _core.l1_loss_forward(a, b, red, wc),
-                           lambda g, a, b: _core.l1_loss_backward(g, a, b, red, wc), "L1LossBackward")
+                           lambda g, a, b: _core.l1_loss_backward(g, a, b, red, wc),
+                           "L1LossBackward")
 
 
 def smooth_l1_loss(input, target, size_average=None, reduce=None, reduction="mean", beta=1.0):
@@ -147,21 +158,23 @@ def smooth_l1_loss(input, target, size_average=None, reduce=None, reduction="mea
 
 def binary_cross_entropy(input, target, weight=None, size_average=None, reduce=None,
                          reduction="mean"):
-    """The gradient flows to the input only."""
     op = "binary_cross_entropy"
     x, t = _pair(input, target, op)
     red = _reduction(reduction, size_average, reduce, op)
     wc = _broadcast(weight, x.shape, op, "weight")
     loss = _core.binary_cross_entropy_forward(x._c, t._c, wc, red)
     xc, tc = x._c, t._c
-    return _record(loss, (x,),
-                   lambda g, needs: (_core.binary_cross_entropy_backward(g, xc, tc, wc, red),),
-                   "BinaryCrossEntropyBackward")
+
+    def backward(g, needs):
+        return (_core.binary_cross_entropy_backward(g, xc, tc, wc, red) if needs[0] else None,
+                _core.binary_cross_entropy_backward_target(g, xc, tc, wc, red) if needs[1]
+                else None)
+
+    return _record(loss, (x, t), backward, "BinaryCrossEntropyBackward")
 
 
 def binary_cross_entropy_with_logits(input, target, weight=None, size_average=None, reduce=None,
                                      reduction="mean", pos_weight=None):
-    """The gradient flows to the input only."""
     op = "binary_cross_entropy_with_logits"
     x, t = _pair(input, target, op)
     red = _reduction(reduction, size_average, reduce, op)
@@ -169,6 +182,10 @@ def binary_cross_entropy_with_logits(input, target, weight=None, size_average=No
     pc = _broadcast(pos_weight, x.shape, op, "pos_weight")
     loss = _core.bce_with_logits_forward(x._c, t._c, wc, pc, red)
     xc, tc = x._c, t._c
-    return _record(loss, (x,),
-                   lambda g, needs: (_core.bce_with_logits_backward(g, xc, tc, wc, pc, red),),
-                   "BinaryCrossEntropyWithLogitsBackward")
+
+    def backward(g, needs):
+        return (_core.bce_with_logits_backward(g, xc, tc, wc, pc, red) if needs[0] else None,
+                _core.bce_with_logits_backward_target(g, xc, tc, wc, pc, red) if needs[1]
+                else None)
+
+    return _record(loss, (x, t), backward, "BinaryCrossEntropyWithLogitsBackward")

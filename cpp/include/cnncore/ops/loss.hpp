@@ -41,6 +41,15 @@ CNNCORE_API Tensor cross_entropy_logp_backward(const Tensor& dloss, const Tensor
                                                Reduction reduction, int64_t ignore_index,
                                                double label_smoothing, const Tensor& total_weight);
 
+// Gradient with respect to float32 probability targets (target's shape):
+// dtarget = -g w_c (1 - e) logp_c, g the incoming gradient of the element (divided by
+// total_weight for mean). ValueError for class-index targets (they have no gradient).
+CNNCORE_API Tensor cross_entropy_logp_backward_target(const Tensor& dloss, const Tensor& logp,
+                                                      const Tensor& target,
+                                                      const std::optional<Tensor>& weight,
+                                                      Reduction reduction, double label_smoothing,
+                                                      const Tensor& total_weight);
+
 // mse_loss: (x - t)^2 reduced; mean divides by numel. x and t the same shape. With a weight
 // (x's shape) each term is multiplied by it and mean divides by sum(weight), as PyTorch's
 // weighted mse_loss/l1_loss do.
@@ -76,6 +85,13 @@ CNNCORE_API Tensor binary_cross_entropy_backward(const Tensor& dloss, const Tens
                                                  const std::optional<Tensor>& weight,
                                                  Reduction reduction);
 
+// d loss / d target (x's shape): -w (log x - log(1 - x)), not clamped (+-inf at x = 0 or 1, as
+// PyTorch).
+CNNCORE_API Tensor binary_cross_entropy_backward_target(const Tensor& dloss, const Tensor& x,
+                                                        const Tensor& t,
+                                                        const std::optional<Tensor>& weight,
+                                                        Reduction reduction);
+
 // binary_cross_entropy_with_logits: -w (p t log s(x) + (1 - t) log(1 - s(x))), s = sigmoid, in
 // the stable form. weight and pos_weight (p) already broadcast to x's shape, or none.
 CNNCORE_API Tensor bce_with_logits_forward(const Tensor& x, const Tensor& t,
@@ -87,5 +103,12 @@ CNNCORE_API Tensor bce_with_logits_backward(const Tensor& dloss, const Tensor& x
                                             const std::optional<Tensor>& weight,
                                             const std::optional<Tensor>& pos_weight,
                                             Reduction reduction);
+
+// d loss / d target (x's shape): w ((p - 1) (-log sigmoid(x)) - x).
+CNNCORE_API Tensor bce_with_logits_backward_target(const Tensor& dloss, const Tensor& x,
+                                                   const Tensor& t,
+                                                   const std::optional<Tensor>& weight,
+                                                   const std::optional<Tensor>& pos_weight,
+                                                   Reduction reduction);
 
 }  // namespace cnncore

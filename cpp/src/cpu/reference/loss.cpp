@@ -109,6 +109,29 @@ Tensor cross_entropy_logp_backward(const Tensor& dloss_in, const Tensor& logp_in
   return dl;
 }
 
+Tensor cross_entropy_logp_backward_target(const Tensor& dloss_in, const Tensor& logp_in,
+                                          const Tensor& target_in,
+                                          const std::optional<Tensor>& weight, Reduction reduction,
+                                          double eps, const Tensor& total_weight) {
+  Tensor logp = logp_in.contiguous(), dloss = dloss_in.contiguous();
+  const Dims d = dims_of(logp, target_in, true);
+  Tensor w = weight.has_value() && weight->defined() ? weight->contiguous() : Tensor();
+  const double tw = total_weight.contiguous().data<float>()[0];
+  Tensor dt = Tensor::empty(logp.shape());
+  for (int64_t n = 0; n < d.N; ++n)
+    for (int64_t i = 0; i < d.inner; ++i) {
+      double g = reduction == Reduction::None ? dloss.data<float>()[n * d.inner + i]
+                                              : dloss.data<float>()[0];
+      if (reduction == Reduction::Mean) g /= tw;
+      for (int64_t c = 0; c < d.C; ++c) {
+        const double wc = w.defined() ? w.data<float>()[c] : 1.0;
+        dt.data<float>()[at(d, n, c, i)] =
+            static_cast<float>(-g * wc * (1.0 - eps) * logp.data<float>()[at(d, n, c, i)]);
+      }
+    }
+  return dt;
+}
+
 std::pair<Tensor, Tensor> nll_loss_forward(const Tensor& logp, const Tensor& target,
                                            const std::optional<Tensor>& weight,
                                            Reduction reduction, int64_t ignore_index) {
@@ -118,8 +141,8 @@ std::pair<Tensor, Tensor> nll_loss_forward(const Tensor& logp, const Tensor& tar
 Tensor nll_loss_backward(const Tensor& dloss, const Tensor& logp, const Tensor& target,
                          const std::optional<Tensor>& weight, Reduction reduction,
                          int64_t ignore_index, const Tensor& total_weight) {
-  return reference::cross_entropy_logp_backward(dloss, logp, target, weight, reduction, ignore_index, 0.0,
-                                     total_weight);
+  return reference::cross_entropy_logp_backward(dloss, logp, target, weight, reduction,
+                                                ignore_index, 0.0, total_weight);
 }
 
 Tensor mse_loss_forward(const Tensor& x_in, const Tensor& t_in, Reduction reduction,

@@ -23,6 +23,10 @@ Tensor cross_entropy_logp_backward(const Tensor& dloss, const Tensor& logp, cons
                                    const std::optional<Tensor>& weight, Reduction reduction,
                                    int64_t ignore_index, double label_smoothing,
                                    const Tensor& total_weight);
+Tensor cross_entropy_logp_backward_target(const Tensor& dloss, const Tensor& logp,
+                                          const Tensor& target, const std::optional<Tensor>& weight,
+                                          Reduction reduction, double label_smoothing,
+                                          const Tensor& total_weight);
 Tensor mse_loss_forward(const Tensor& x, const Tensor& t, Reduction reduction,
                         const std::optional<Tensor>& weight = std::nullopt);
 Tensor mse_loss_backward(const Tensor& dloss, const Tensor& x, const Tensor& t,

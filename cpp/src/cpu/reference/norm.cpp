@@ -18,6 +18,11 @@ NCI nci(const Tensor& x) {
 }
 int64_t at(const NCI& s, int64_t n, int64_t c, int64_t i) { return (n * s.C + c) * s.inner + i; }
 
+// Channel c of an optional (C) parameter, or `none` when it is absent.
+double param_at(const std::optional<Tensor>& t, int64_t c, double none) {
+  return t.has_value() && t->defined() ? t->contiguous().data<float>()[c] : none;
+}
+
 // base(n, c, i) = k + alpha/size * sum over c's window of x^2.
 double lrn_base(const float* x, const NCI& s, int64_t n, int64_t c, int64_t i, int64_t size,
                 double alpha, double k) {
@@ -100,12 +105,13 @@ std::tuple<Tensor, Tensor, Tensor> batch_norm_forward(const Tensor& x_in,
       }
     } else {
       mean = running_mean->contiguous().data<float>()[c];
-      invstd = 1.0 / std::sqrt(static_cast<double>(running_var->contiguous().data<float>()[c]) + eps);
+      const double var = running_var->contiguous().data<float>()[c];
+      invstd = 1.0 / std::sqrt(var + eps);
     }
     sm.data<float>()[c] = static_cast<float>(mean);
     si.data<float>()[c] = static_cast<float>(invstd);
-    const double w = weight.has_value() && weight->defined() ? weight->contiguous().data<float>()[c] : 1.0;
-    const double b = bias.has_value() && bias->defined() ? bias->contiguous().data<float>()[c] : 0.0;
+    const double w = param_at(weight, c, 1.0);
+    const double b = param_at(bias, c, 0.0);
     for (int64_t n = 0; n < s.N; ++n)
       for (int64_t i = 0; i < s.inner; ++i)
         y.data<float>()[at(s, n, c, i)] =
@@ -126,7 +132,7 @@ std::tuple<Tensor, Tensor, Tensor> batch_norm_backward(const Tensor& dy_in, cons
   for (int64_t c = 0; c < s.C; ++c) {
     const double mean = save_mean.contiguous().data<float>()[c];
     const double invstd = save_invstd.contiguous().data<float>()[c];
-    const double w = weight.has_value() && weight->defined() ? weight->contiguous().data<float>()[c] : 1.0;
+    const double w = param_at(weight, c, 1.0);
     double sdy = 0.0, sdyxh = 0.0;
     for (int64_t n = 0; n < s.N; ++n)
       for (int64_t i = 0; i < s.inner; ++i) {
