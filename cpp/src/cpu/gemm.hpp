@@ -37,6 +37,8 @@ inline constexpr int64_t kGemmResidentABytes = int64_t{256} << 10;
 
 // Below this many multiply-adds one thread is faster than waking the pool.
 inline constexpr int64_t kGemmMinFlopsPerThread = int64_t{1} << 17;
+// Batched products smaller than this run one per thread rather than each across all threads.
+inline constexpr int64_t kGemmBatchParallelFlops = int64_t{1} << 20;
 
 CNNCORE_DECLARE_ISA_KERNELS(
     // Same contract as cnncore::sgemm (arguments already validated, M, N, K > 0, alpha != 0).
@@ -44,6 +46,16 @@ CNNCORE_DECLARE_ISA_KERNELS(
                       const float* A, int64_t lda, const float* B, int64_t ldb, float beta,
                       float* C, int64_t ldc);
     GemmBlocking gemm_blocking();)
+
+// `batch` independent products C_i = alpha * op(A_i) @ op(B_i) + beta * C_i with A_i = A + i *
+// stride_a, B_i = B + i * stride_b, C_i = C + i * stride_c (strides in elements; 0 shares an
+// operand, e.g. one weight for every group or image). Same shapes and rules as cnncore::sgemm,
+// checked once. Small products run one per thread; large ones one after another, each threaded.
+// The C_i must not overlap.
+void sgemm_strided_batched(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha,
+                           const float* A, int64_t lda, int64_t stride_a, const float* B,
+                           int64_t ldb, int64_t stride_b, float beta, float* C, int64_t ldc,
+                           int64_t stride_c, int64_t batch);
 
 // Blocking of the path active_isa() selects (for tests and benchmarks).
 GemmBlocking active_gemm_blocking();
