@@ -6,6 +6,13 @@
 //       for ic in M step MC        packed A: MR-row panels (MC x KC) lives in L2
 //         for jr in NC step NR     one B micro-panel (KC x NR) stays in L1
 //           for ir in MC step MR   micro-kernel: MR x NR accumulators in registers
+// Variations on that nest, chosen per call in gemm_kernels.inc:
+//   - rows of one thread fit one A block: each B panel is packed just before its only use (L1);
+//     if all of that A (every depth block) fits kGemmResidentABytes, it is packed once and each
+//     B panel goes through the full depth, so its C tile stays in L1 (batch-1 convs, M = 64);
+//   - M == 1 or N == 1: vectorized GEMV, no packing;
+//   - C^T = op(B)^T op(A)^T when that pads the micro-tiles much less (N = 49: 7x7 convs), with
+//     the tiles stored transposed.
 // Threads split C into a grid of independent blocks (each thread packs what it reads), so no
 // barrier is needed and both cores work even when M is one micro-panel tall.
 #pragma once
