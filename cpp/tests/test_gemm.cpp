@@ -5,6 +5,7 @@
 #include <vector>
 
 #include "check.hpp"
+#include "cpu/gemm.hpp"
 #include "cpu/reference/linalg.hpp"
 
 using namespace cnncore;
@@ -49,6 +50,23 @@ void check_case(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, 
         ": wrote past N into the row padding");
 }
 
+// sgemm_strided_batched against one reference sgemm per batch; B shared when share_b.
+void check_batched(bool ta, bool tb, int64_t M, int64_t N, int64_t K, int64_t batch, bool share_b) {
+  const int64_t lda = ta ? M : K, ldb = tb ? K : N, ldc = N;
+  const int64_t sa = M * K, sb = share_b ? 0 : K * N, sc = M * N;
+  const std::vector<float> A = random_vec(sa * batch, 11), B = random_vec(K * N * batch, 12);
+  std::vector<float> C = random_vec(sc * batch, 13), R = C;
+  sgemm_strided_batched(ta, tb, M, N, K, 1.5f, A.data(), lda, sa, B.data(), ldb, sb, 0.5f,
+                        C.data(), ldc, sc, batch);
+  for (int64_t i = 0; i < batch; ++i)
+    reference::sgemm(ta, tb, M, N, K, 1.5f, A.data() + i * sa, lda, B.data() + i * sb, ldb, 0.5f,
+                     R.data() + i * sc, ldc);
+  double worst = 0.0;
+  for (size_t i = 0; i < C.size(); ++i) worst = std::fmax(worst, std::fabs(double(C[i]) - R[i]));
+  CHECK(worst < 1e-4, "strided batched M=", M, " N=", N, " K=", K, " batch=", batch,
+        " share_b=", share_b, ": max error ", worst);
+}
+
 }  // namespace
 
 int main() {
@@ -77,6 +95,11 @@ int main() {
   }
   set_isa(available_isas().back());
   set_num_threads(2);
+  check_batched(false, false, 13, 17, 9, 5, true);
+  check_batched(true, true, 7, 33, 65, 4, false);
+  check_batched(false, true, 130, 128, 127, 3, false);
+  CHECK_THROWS(ValueError, sgemm_strided_batched(false, false, 2, 2, 2, 1.0f, nullptr, 2, 4, nullptr,
+                                                 2, 4, 0.0f, nullptr, 2, 4, -1));
   // K == 0 and alpha == 0 only scale C (beta == 0 clears NaN).
   std::vector<float> C(6, std::numeric_limits<float>::quiet_NaN());
   sgemm(false, false, 2, 3, 0, 1.0f, nullptr, 1, nullptr, 3, 0.0f, C.data(), 3);

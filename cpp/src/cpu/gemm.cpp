@@ -33,8 +33,10 @@ void scale_c(int64_t M, int64_t N, float beta, float* C, int64_t ldc) {
 }
 }  // namespace
 
-void sgemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha, const float* A,
-           int64_t lda, const float* B, int64_t ldb, float beta, float* C, int64_t ldc) {
+namespace {
+// Shapes and leading dimensions; the rest of the contract is sgemm's doc comment.
+void check_args(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, const float* A,
+                int64_t lda, const float* B, int64_t ldb, const float* C, int64_t ldc) {
   CNNCORE_CHECK_VALUE(M >= 0 && N >= 0 && K >= 0, "sgemm: M, N, K must be >= 0, but got M=", M,
                       ", N=", N, ", K=", K);
   check_ld(lda, trans_a ? M : K, "lda", trans_a ? "A is K x M, trans_a=true" : "A is M x K");
@@ -42,12 +44,47 @@ void sgemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float al
   check_ld(ldc, N, "ldc", "C is M x N");
   if (M == 0 || N == 0) return;
   CNNCORE_CHECK_VALUE(C != nullptr, "sgemm: C must not be null");
+  if (K > 0) CNNCORE_CHECK_VALUE(A != nullptr && B != nullptr, "sgemm: A and B must not be null");
+}
+
+// sgemm after check_args.
+void sgemm_checked(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha,
+                   const float* A, int64_t lda, const float* B, int64_t ldb, float beta, float* C,
+                   int64_t ldc) {
+  if (M == 0 || N == 0) return;
   if (K == 0 || alpha == 0.0f) {
     scale_c(M, N, beta, C, ldc);
     return;
   }
-  CNNCORE_CHECK_VALUE(A != nullptr && B != nullptr, "sgemm: A and B must not be null");
   CNNCORE_ISA_CALL(sgemm_driver(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc));
+}
+}  // namespace
+
+void sgemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha, const float* A,
+           int64_t lda, const float* B, int64_t ldb, float beta, float* C, int64_t ldc) {
+  check_args(trans_a, trans_b, M, N, K, A, lda, B, ldb, C, ldc);
+  sgemm_checked(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+}
+
+void sgemm_strided_batched(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha,
+                           const float* A, int64_t lda, int64_t stride_a, const float* B,
+                           int64_t ldb, int64_t stride_b, float beta, float* C, int64_t ldc,
+                           int64_t stride_c, int64_t batch) {
+  CNNCORE_CHECK_VALUE(batch >= 0, "sgemm_strided_batched: batch must be >= 0, but got ", batch);
+  if (batch == 0) return;
+  check_args(trans_a, trans_b, M, N, K, A, lda, B, ldb, C, ldc);
+  auto one = [&](int64_t i) {
+    sgemm_checked(trans_a, trans_b, M, N, K, alpha, A + i * stride_a, lda, B + i * stride_b, ldb,
+                  beta, C + i * stride_c, ldc);
+  };
+  if (batch > 1 && double(M) * double(N) * double(K) < double(kGemmBatchParallelFlops)) {
+    // Inside the region each product runs serially (parallel_region does not nest).
+    parallel_for(0, batch, 1, [&](int64_t b0, int64_t b1) {
+      for (int64_t i = b0; i < b1; ++i) one(i);
+    });
+  } else {
+    for (int64_t i = 0; i < batch; ++i) one(i);
+  }
 }
 
 }  // namespace cnncore

@@ -6,6 +6,13 @@
 //       for ic in M step MC        packed A: MR-row panels (MC x KC) lives in L2
 //         for jr in NC step NR     one B micro-panel (KC x NR) stays in L1
 //           for ir in MC step MR   micro-kernel: MR x NR accumulators in registers
+// Variations on that nest, chosen per call in gemm_kernels.inc:
+//   - rows of one thread fit one A block: each B panel is packed just before its only use (L1);
+//     if all of that A (every depth block) fits kGemmResidentABytes, it is packed once and each
+//     B panel goes through the full depth, so its C tile stays in L1 (batch-1 convs, M = 64);
+//   - M == 1 or N == 1: vectorized GEMV, no packing;
+//   - C^T = op(B)^T op(A)^T when that pads the micro-tiles much less (N = 49: 7x7 convs), with
+//     the tiles stored transposed.
 // Threads split C into a grid of independent blocks (each thread packs what it reads), so no
 // barrier is needed and both cores work even when M is one micro-panel tall.
 #pragma once
@@ -37,6 +44,8 @@ inline constexpr int64_t kGemmResidentABytes = int64_t{256} << 10;
 
 // Below this many multiply-adds one thread is faster than waking the pool.
 inline constexpr int64_t kGemmMinFlopsPerThread = int64_t{1} << 17;
+// Batched products smaller than this run one per thread rather than each across all threads.
+inline constexpr int64_t kGemmBatchParallelFlops = int64_t{1} << 20;
 
 CNNCORE_DECLARE_ISA_KERNELS(
     // Same contract as cnncore::sgemm (arguments already validated, M, N, K > 0, alpha != 0).
@@ -44,6 +53,16 @@ CNNCORE_DECLARE_ISA_KERNELS(
                       const float* A, int64_t lda, const float* B, int64_t ldb, float beta,
                       float* C, int64_t ldc);
     GemmBlocking gemm_blocking();)
+
+// `batch` independent products C_i = alpha * op(A_i) @ op(B_i) + beta * C_i with A_i = A + i *
+// stride_a, B_i = B + i * stride_b, C_i = C + i * stride_c (strides in elements; 0 shares an
+// operand, e.g. one weight for every group or image). Same shapes and rules as cnncore::sgemm,
+// checked once. Small products run one per thread; large ones one after another, each threaded.
+// The C_i must not overlap.
+void sgemm_strided_batched(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha,
+                           const float* A, int64_t lda, int64_t stride_a, const float* B,
+                           int64_t ldb, int64_t stride_b, float beta, float* C, int64_t ldc,
+                           int64_t stride_c, int64_t batch);
 
 // Blocking of the path active_isa() selects (for tests and benchmarks).
 GemmBlocking active_gemm_blocking();

@@ -5,6 +5,7 @@
 #include <vector>
 
 #include "cnncore/ops/linalg.hpp"
+#include "cpu/gemm.hpp"
 #include "parallel.hpp"
 
 namespace cnncore {
@@ -167,9 +168,6 @@ std::vector<int64_t> batch_offsets(const Tensor& t, const Shape& batch) {
   return off;
 }
 
-// Batches whose single GEMM is below this many multiply-adds run one per thread instead.
-constexpr int64_t kBatchParallelFlops = int64_t{1} << 20;
-
 }  // namespace
 
 // ---- ops --------------------------------------------------------------------------------------
@@ -297,7 +295,7 @@ Tensor matmul(const Tensor& a_in, const Tensor& b_in) {
     sgemm(la.trans, lb.trans, s.M, s.N, s.K, 1.0f, ap + off_a[i], la.ld, bp + off_b[i], lb.ld, 0.0f,
           yp + i * mn, std::max<int64_t>(s.N, 1));
   };
-  if (double(s.M) * double(s.N) * double(s.K) < double(kBatchParallelFlops)) {
+  if (double(s.M) * double(s.N) * double(s.K) < double(kGemmBatchParallelFlops)) {
     // Small matrices: one thread per batch range (sgemm runs serially inside a parallel region).
     parallel_for(0, nbatch, 1, [&](int64_t b0, int64_t b1) {
       for (int64_t i = b0; i < b1; ++i) one(i);

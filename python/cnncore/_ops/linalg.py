@@ -14,12 +14,14 @@ __all__ = ["linear", "matmul"]
 def _sum_to(g, shape):
     """Sums a gradient over the dims that broadcasting added or expanded, down to ``shape``.
 
-    Stand-in until the tensor_ops family's ``_core.sum_to_shape`` lands; the reduction is a small
-    fraction of the matmul that produced ``g``.
+    Uses the tensor_ops family's ``_core.sum_to_shape`` when the build has it; the numpy
+    fallback is a small fraction of the matmul that produced ``g``.
     """
     shape = tuple(shape)
     if tuple(g.shape) == shape:
         return g
+    if hasattr(_core, "sum_to_shape"):
+        return _core.sum_to_shape(g, list(shape))
     arr = g.numpy()
     lead = arr.ndim - len(shape)
     if lead:

@@ -10,8 +10,9 @@ namespace cnncore {
 // C (M,N) = alpha * op(A) @ op(B) + beta * C, row-major, op = transpose when trans_*.
 // op(A) is (M,K): A is (M,K) with row stride lda, or (K,M) when trans_a. op(B) is (K,N): B is (K,N)
 // with row stride ldb, or (N,K) when trans_b. Overwrites C when beta == 0 (NaNs in C are ignored),
-// otherwise accumulates onto beta * C. Threads over C blocks; serial when called inside a
-// parallel region. ValueError on negative sizes or leading dimensions smaller than a row.
+// otherwise accumulates onto beta * C. C must not overlap A or B. Threads over C blocks; serial
+// when called inside a parallel region. ValueError on negative sizes or leading dimensions
+// smaller than a row.
 CNNCORE_API void sgemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha,
                        const float* A, int64_t lda, const float* B, int64_t ldb, float beta,
                        float* C, int64_t ldc);
