@@ -87,22 +87,31 @@ def test_blocked_and_strided_inputs():
     check_close(_core.conv2d_forward(nhwc, Wc, B, opt), expected, what="channels-last view")
 
 
-def test_threads_and_batch_split_agree():
-    """Batch-parallel (N >= threads) and GEMM-parallel (N < threads) give the same numbers."""
-    x, w, b = _data((3, 4, 9, 10, 6, (3, 3), 1, 1, 1, 1, ""), 3)
-    opt = _opts(1, 1, 1, 1)
+@pytest.mark.parametrize("groups,k", [(1, 6), (4, 4)], ids=["gemm", "depthwise"])
+def test_thread_counts_agree(groups, k):
+    """Whole images per thread (4 on 2 or 4 threads), the GEMM splitting each image (4 on 3) and
+    one thread give the same numbers, forward and backward."""
+    x, w, _ = _data((4, 4, 9, 10, k, (3, 3), 1, 1, 1, groups, ""), 3)
+    opt = _opts(1, 1, 1, groups)
+    X, Wc = _core.from_numpy(x), _core.from_numpy(w)
+    dy = _core.from_numpy(np.random.default_rng(4).standard_normal((4, k, 9, 10)).astype(np.float32))
     prev = cnncore.get_num_threads()
     outs = []
     try:
-        for t in (1, 2, 4):
+        for t in (1, 2, 3, 4):
             cnncore.set_num_threads(t)
-            outs.append(_core.conv2d_backward_weight(
-                _core.from_numpy(np.ones((3, 6, 9, 10), np.float32)), _core.from_numpy(x),
-                list(w.shape), opt).numpy().copy())
+            p = _core.conv2d_params(list(x.shape), list(w.shape), opt)
+            if groups == 1:
+                expect = "threads over the batch" if t in (2, 4) else "threads inside the GEMM"
+                assert expect in _core.conv2d_algorithm(p) or t == 1
+            outs.append([_core.conv2d_forward(X, Wc, None, opt).numpy().copy(),
+                         _core.conv2d_backward_input(dy, Wc, list(x.shape), opt).numpy().copy(),
+                         _core.conv2d_backward_weight(dy, X, list(w.shape), opt).numpy().copy()])
     finally:
         cnncore.set_num_threads(prev)
-    for o in outs[1:]:
-        check_close(o, outs[0], rtol=1e-5, atol=1e-4, what="backward weight across thread counts")
+    for t, o in zip((2, 3, 4), outs[1:]):
+        for name, a, e in zip(("forward", "backward input", "backward weight"), o, outs[0]):
+            check_close(a, e, rtol=1e-5, atol=1e-4, what=f"{name}, {t} threads vs 1")
 
 
 def test_algorithm_choice():

@@ -17,6 +17,11 @@ namespace cnncore {
 
 namespace conv_impl {
 
+bool split_batch(const Conv2dParams& p) {
+  const int64_t threads = get_num_threads();
+  return threads > 1 && p.N >= threads && (p.N % threads == 0 || p.N >= 4 * threads);
+}
+
 namespace {
 
 // Calls image(n, col, slot) for every image n. slot is 0..slots-1, one per concurrent worker,
@@ -24,8 +29,7 @@ namespace {
 // floats, allocated once per call). Returns the number of slots used.
 template <class F>
 int64_t for_each_image(const Conv2dParams& p, int64_t col_size, const F& image) {
-  const int64_t threads = get_num_threads();
-  if (p.N >= threads && threads > 1) {
+  if (split_batch(p)) {
     int64_t used = 1;
     parallel_region(p.N, [&](int64_t tid, int64_t nt) {
       if (tid == 0) used = nt;
@@ -42,8 +46,7 @@ int64_t for_each_image(const Conv2dParams& p, int64_t col_size, const F& image) 
 }
 
 int64_t slots_for(const Conv2dParams& p) {
-  const int64_t threads = get_num_threads();
-  return (p.N >= threads && threads > 1) ? std::min<int64_t>(threads, p.N) : 1;
+  return split_batch(p) ? std::min<int64_t>(get_num_threads(), p.N) : 1;
 }
 
 }  // namespace

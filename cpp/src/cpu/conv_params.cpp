@@ -5,6 +5,7 @@
 
 #include "cnncore/ops/conv.hpp"
 #include "cnncore/runtime.hpp"
+#include "cpu/conv2d.hpp"
 
 namespace cnncore {
 
@@ -176,9 +177,8 @@ std::string conv2d_algorithm(const Conv2dParams& p) {
             std::to_string(p.OH * p.OW) + " per image and group";
       break;
   }
-  const int64_t threads = get_num_threads();
   if (a != ConvAlgo::DepthwiseDirect)
-    why += p.N >= threads ? "; threads over the batch" : "; threads inside the GEMM";
+    why += conv_impl::split_batch(p) ? "; threads over the batch" : "; threads inside the GEMM";
   return std::string(conv_algo_name(a)) + ": " + why + " (isa " + isa_name(active_isa()) + ")";
 }
 
