@@ -82,9 +82,13 @@ enum class ConvAlgo {
   Im2colGemm,       // per image and group: columns (C/g*R*S, rows of OH x OW), one SGEMM per tile
   Gemm1x1,          // 1x1, stride 1, unpadded: the input already is the column matrix
   DepthwiseDirect,  // groups == C: a direct SIMD kernel over output rows, no im2col
+  Direct,           // the depthwise kernel per (output, input) channel pair; valid for every
+                    // shape, chosen only when forced (see select_conv_algo)
 };
 CNNCORE_API const char* conv_algo_name(ConvAlgo a);
-// Deterministic for given params (the choice depends on the shape only).
+// Deterministic for given params and environment: the choice depends on the shape only, unless
+// CNNCORE_CONV_ALGO names an algorithm (im2col+gemm, gemm-1x1, direct; tests use it to cover
+// every path). A forced algorithm that cannot run the shape (gemm-1x1 on a 3x3) is ignored.
 CNNCORE_API ConvAlgo select_conv_algo(const Conv2dParams& p);
 
 // Validates shapes and options for conv2d and resolves the padding. `op` names the caller in
@@ -123,8 +127,9 @@ CNNCORE_API Tensor conv2d_backward_bias(const Tensor& dy);
 //   -> y (N,C_out,OH,OW), a new tensor, OH = conv_transpose_output_size(H, R, ...).
 // Padding must be explicit (or 'valid'); 'same' has no transposed meaning and is rejected.
 CNNCORE_API Tensor conv_transpose2d_forward(const Tensor& x, const Tensor& w,
-                                            const std::optional<Tensor>& b, const Conv2dOptions& opt,
-                                            int64_t output_padding_h, int64_t output_padding_w);
+                                            const std::optional<Tensor>& b,
+                                            const Conv2dOptions& opt, int64_t output_padding_h,
+                                            int64_t output_padding_w);
 // dx = conv2d_forward(dy, w) of the equivalent conv.  dy (N,C_out,OH,OW) -> dx (N,C_in,H,W), new.
 // x_shape is the forward input's shape; the bias gradient is conv2d_backward_bias(dy).
 CNNCORE_API Tensor conv_transpose2d_backward_input(const Tensor& dy, const Tensor& w,
