@@ -1,7 +1,7 @@
 """conv2d: cnncore vs PyTorch on the Performance issue's shape list, same process, interleaved.
 
     PYTHONPATH=python python3 benchmarks/conv.py [--threads 2] [--batch 8] [--repeats 5]
-        [--only resnet] [--mode fwd|fwdbwd|both] [--json out.json]
+        [--only resnet] [--mode fwd|fwdbwd|both] [--clock wall|cpu] [--json out.json]
 
 For every shape: cnncore (the functional API, as a user calls it) and PyTorch in NCHW and in
 channels_last (the faster counts) run one after the other in each repeat, with the same thread
@@ -9,6 +9,10 @@ count; the median of the repeats gives GFLOP/s (forward: 2*N*K*OH*OW*C/g*R*S; fo
 3x that, for the input and weight gradients) and the ratio cnncore / PyTorch (> 1 = cnncore
 faster). Also printed: the algorithm cnncore chose, the spread (min-max over repeats) and the
 largest difference from PyTorch's output. Nothing here is asserted by the test suite.
+
+--clock cpu times with the process's CPU time instead of the wall clock: on a shared, overloaded
+machine it leaves out the time other processes held the cores (GFLOP/s then means per CPU-second
+summed over threads, so compare like with like, best with --threads 1).
 """
 
 from __future__ import annotations
@@ -57,10 +61,13 @@ def cpu_name() -> str:
     return platform.processor() or "unknown CPU"
 
 
+CLOCK = time.perf_counter
+
+
 def timed(fn) -> float:
-    t0 = time.perf_counter()
+    t0 = CLOCK()
     fn()
-    return time.perf_counter() - t0
+    return CLOCK() - t0
 
 
 def make_cases(shape, batch, rng, torch):
@@ -119,7 +126,7 @@ def run(args) -> dict:
         torch.set_num_threads(args.threads)
     info = _core.build_info()
     print(f"CPU: {cpu_name()}  isa: {info['isa']} (cpu: {info['cpu_isas']})  threads: "
-          f"{args.threads}  batch: {args.batch}  repeats: {args.repeats}"
+          f"{args.threads}  batch: {args.batch}  repeats: {args.repeats}  clock: {args.clock}"
           + (f"  torch {torch.__version__}" if torch is not None else ""))
     rng = np.random.default_rng(0)
     modes = ["fwd", "fwdbwd"] if args.mode == "both" else [args.mode]
@@ -171,6 +178,7 @@ def run(args) -> dict:
             print(f"geometric mean ratio {m}: {float(np.exp(np.mean(np.log(rs)))):.2f} "
                   f"(min {min(rs):.2f}) over {len(rs)} shapes")
     return dict(cpu=cpu_name(), isa=info["isa"], threads=args.threads, batch=args.batch,
+                clock=args.clock,
                 repeats=args.repeats, date=time.strftime("%Y-%m-%d %H:%M:%S %Z"),
                 torch=None if torch is None else torch.__version__, rows=rows)
 
@@ -182,8 +190,12 @@ def main(argv=None):
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--mode", choices=["fwd", "fwdbwd", "both"], default="both")
     ap.add_argument("--only", default="", help="comma-separated substrings of shape names")
+    ap.add_argument("--clock", choices=["wall", "cpu"], default="wall",
+                    help="cpu: process CPU time (for overloaded shared machines)")
     ap.add_argument("--json", default=None, help="write the results to this file")
     args = ap.parse_args(argv)
+    global CLOCK
+    CLOCK = time.process_time if args.clock == "cpu" else time.perf_counter
     result = run(args)
     if args.json:
         with open(args.json, "w") as f:

@@ -76,6 +76,31 @@ def test_fast_matches_reference(shape, isa):
          f"backward bias {what}")
 
 
+@pytest.mark.parametrize("algo", ["im2col+gemm", "direct", "gemm-1x1"])
+@pytest.mark.parametrize("shape", SHAPES[:9] + SHAPES[13:14], ids=IDS[:9] + IDS[13:14])
+def test_forced_algorithm_matches_reference(shape, algo, monkeypatch):
+    """CNNCORE_CONV_ALGO forces each path on shapes the default rule sends elsewhere."""
+    monkeypatch.setenv("CNNCORE_CONV_ALGO", algo)
+    x, w, b = _data(shape, 14)
+    *_, stride, padding, dilation, groups, what = shape
+    opt = _opts(stride, padding, dilation, groups)
+    p = _core.conv2d_params(list(x.shape), list(w.shape), opt)
+    chosen = _core.conv2d_algorithm(p).split(":")[0]
+    if algo != "gemm-1x1" or (w.shape[2:] == (1, 1) and p.pad_t + p.pad_l + p.pad_b + p.pad_r == 0
+                              and stride == 1):
+        assert chosen in (algo, "depthwise-direct" if algo == "direct" else algo)
+    X, Wc, B = _core.from_numpy(x), _core.from_numpy(w), _core.from_numpy(b)
+    y = _core.conv2d_forward(X, Wc, B, opt)
+    _rel(y.numpy(), _core.reference.conv2d_forward(X, Wc, B, opt).numpy(), f"forward {what}")
+    dy = _core.from_numpy(np.random.default_rng(15).standard_normal(y.shape).astype(np.float32))
+    _rel(_core.conv2d_backward_input(dy, Wc, list(x.shape), opt).numpy(),
+         _core.reference.conv2d_backward_input(dy, Wc, list(x.shape), opt).numpy(),
+         f"backward input {what}")
+    _rel(_core.conv2d_backward_weight(dy, X, list(w.shape), opt).numpy(),
+         _core.reference.conv2d_backward_weight(dy, X, list(w.shape), opt).numpy(),
+         f"backward weight {what}")
+
+
 def test_blocked_and_strided_inputs():
     """Any memory format is accepted: NCHWc blocked and permuted views give the NCHW result."""
     x, w, b = _data((2, 5, 7, 6, 4, (3, 3), 1, 1, 1, 1, ""), 13)
@@ -87,22 +112,36 @@ def test_blocked_and_strided_inputs():
     check_close(_core.conv2d_forward(nhwc, Wc, B, opt), expected, what="channels-last view")
 
 
-def test_threads_and_batch_split_agree():
-    """Batch-parallel (N >= threads) and GEMM-parallel (N < threads) give the same numbers."""
-    x, w, b = _data((3, 4, 9, 10, 6, (3, 3), 1, 1, 1, 1, ""), 3)
-    opt = _opts(1, 1, 1, 1)
+@pytest.mark.parametrize("groups,c,k,algo",
+                         [(1, 8, 6, None), (4, 4, 4, None), (1, 3, 5, "direct")],
+                         ids=["gemm", "depthwise", "direct"])
+def test_thread_counts_agree(groups, c, k, algo, monkeypatch):
+    """Whole images per thread (4 on 2 or 4 threads), the GEMM splitting each image (4 on 3) and
+    one thread give the same numbers, forward and backward."""
+    if algo:
+        monkeypatch.setenv("CNNCORE_CONV_ALGO", algo)
+    x, w, _ = _data((4, c, 9, 10, k, (3, 3), 1, 1, 1, groups, ""), 3)
+    opt = _opts(1, 1, 1, groups)
+    X, Wc = _core.from_numpy(x), _core.from_numpy(w)
+    dy = np.random.default_rng(4).standard_normal((4, k, 9, 10)).astype(np.float32)
+    dy = _core.from_numpy(dy)
     prev = cnncore.get_num_threads()
     outs = []
     try:
-        for t in (1, 2, 4):
+        for t in (1, 2, 3, 4):
             cnncore.set_num_threads(t)
-            outs.append(_core.conv2d_backward_weight(
-                _core.from_numpy(np.ones((3, 6, 9, 10), np.float32)), _core.from_numpy(x),
-                list(w.shape), opt).numpy().copy())
+            p = _core.conv2d_params(list(x.shape), list(w.shape), opt)
+            if c == 8:
+                expect = "threads over the batch" if t in (2, 4) else "threads inside the GEMM"
+                assert expect in _core.conv2d_algorithm(p) or t == 1
+            outs.append([_core.conv2d_forward(X, Wc, None, opt).numpy().copy(),
+                         _core.conv2d_backward_input(dy, Wc, list(x.shape), opt).numpy().copy(),
+                         _core.conv2d_backward_weight(dy, X, list(w.shape), opt).numpy().copy()])
     finally:
         cnncore.set_num_threads(prev)
-    for o in outs[1:]:
-        check_close(o, outs[0], rtol=1e-5, atol=1e-4, what="backward weight across thread counts")
+    for t, o in zip((2, 3, 4), outs[1:]):
+        for name, a, e in zip(("forward", "backward input", "backward weight"), o, outs[0]):
+            check_close(a, e, rtol=1e-5, atol=1e-4, what=f"{name}, {t} threads vs 1")
 
 
 def test_algorithm_choice():
@@ -116,6 +155,9 @@ def test_algorithm_choice():
     assert algo([1, 8, 5, 5], [4, 8, 1, 1], stride=2) == "im2col+gemm"
     assert algo([1, 8, 5, 5], [4, 8, 3, 3]) == "im2col+gemm"
     assert algo([1, 8, 5, 5], [8, 2, 3, 3], groups=4) == "im2col+gemm"
+    assert algo([1, 3, 9, 9], [16, 3, 3, 3]) == "im2col+gemm"
+    assert algo([1, 3, 9, 9], [16, 3, 1, 1]) == "gemm-1x1"
+    assert algo([1, 16, 9, 9], [16, 8, 3, 3], groups=2) == "im2col+gemm"
 
 
 def test_params_same_padding_tensorflow_rule():

@@ -76,7 +76,8 @@ void bind_conv(py::module_& m, py::module_& ref) {
 
   m.def("conv_output_size", &conv_output_size, py::arg("n"), py::arg("k"), py::arg("stride"),
         py::arg("pad_total"), py::arg("dilation"),
-        "floor((n + pad_total - dilation*(k-1) - 1) / stride) + 1, or 0 when the kernel does not fit");
+        "floor((n + pad_total - dilation*(k-1) - 1) / stride) + 1, or 0 when the kernel does not "
+        "fit");
   m.def("conv_transpose_output_size", &conv_transpose_output_size, py::arg("n"), py::arg("k"),
         py::arg("stride"), py::arg("pad_total"), py::arg("dilation"), py::arg("output_padding"),
         "(n - 1)*stride - pad_total + dilation*(k-1) + output_padding + 1");

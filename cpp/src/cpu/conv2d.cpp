@@ -17,15 +17,21 @@ namespace cnncore {
 
 namespace conv_impl {
 
+bool split_batch(const Conv2dParams& p) {
+  const int64_t threads = get_num_threads();
+  return threads > 1 && p.N >= threads && (p.N % threads == 0 || p.N >= 4 * threads);
+}
+
 namespace {
+
+bool is_direct(ConvAlgo a) { return a == ConvAlgo::DepthwiseDirect || a == ConvAlgo::Direct; }
 
 // Calls image(n, col, slot) for every image n. slot is 0..slots-1, one per concurrent worker,
 // so callers can keep per-worker accumulators; col is that worker's column buffer (col_size
 // floats, allocated once per call). Returns the number of slots used.
 template <class F>
 int64_t for_each_image(const Conv2dParams& p, int64_t col_size, const F& image) {
-  const int64_t threads = get_num_threads();
-  if (p.N >= threads && threads > 1) {
+  if (split_batch(p)) {
     int64_t used = 1;
     parallel_region(p.N, [&](int64_t tid, int64_t nt) {
       if (tid == 0) used = nt;
@@ -42,15 +48,14 @@ int64_t for_each_image(const Conv2dParams& p, int64_t col_size, const F& image) 
 }
 
 int64_t slots_for(const Conv2dParams& p) {
-  const int64_t threads = get_num_threads();
-  return (p.N >= threads && threads > 1) ? std::min<int64_t>(threads, p.N) : 1;
+  return split_batch(p) ? std::min<int64_t>(get_num_threads(), p.N) : 1;
 }
 
 }  // namespace
 
 Tensor forward(const Tensor& x, const Tensor& w, const float* bias, const Conv2dParams& p) {
   const ConvAlgo algo = select_conv_algo(p);
-  if (algo == ConvAlgo::DepthwiseDirect) return depthwise_forward(x, w, bias, p);
+  if (is_direct(algo)) return depthwise_forward(x, w, bias, p);
   Tensor y = Tensor::empty(p.output_shape());
   const int64_t G = p.groups, Cg = p.C / G, Kg = p.K / G;
   const int64_t HW = p.H * p.W, L = p.OH * p.OW, RSC = Cg * p.R * p.S;
@@ -85,7 +90,7 @@ Tensor forward(const Tensor& x, const Tensor& w, const float* bias, const Conv2d
 
 Tensor backward_input(const Tensor& dy, const Tensor& w, const Conv2dParams& p) {
   const ConvAlgo algo = select_conv_algo(p);
-  if (algo == ConvAlgo::DepthwiseDirect) return depthwise_backward_input(dy, w, p);
+  if (is_direct(algo)) return depthwise_backward_input(dy, w, p);
   Tensor dx = Tensor::empty(p.input_shape());
   const int64_t G = p.groups, Cg = p.C / G, Kg = p.K / G;
   const int64_t HW = p.H * p.W, L = p.OH * p.OW, RSC = Cg * p.R * p.S;
@@ -117,7 +122,7 @@ Tensor backward_input(const Tensor& dy, const Tensor& w, const Conv2dParams& p) 
 
 Tensor backward_weight(const Tensor& dy, const Tensor& x, const Conv2dParams& p) {
   const ConvAlgo algo = select_conv_algo(p);
-  if (algo == ConvAlgo::DepthwiseDirect) return depthwise_backward_weight(dy, x, p);
+  if (is_direct(algo)) return depthwise_backward_weight(dy, x, p);
   Tensor dw = Tensor::zeros(p.weight_shape());
   const int64_t G = p.groups, Cg = p.C / G, Kg = p.K / G;
   const int64_t HW = p.H * p.W, L = p.OH * p.OW, RSC = Cg * p.R * p.S;
@@ -221,7 +226,8 @@ Tensor conv2d_backward_input(const Tensor& dy_in, const Tensor& w_in, const Shap
                              const Conv2dOptions& opt) {
   const char* op = "conv2d_backward_input";
   Tensor dy = float_nchw(dy_in, op, "grad_output"), w = float_nchw(w_in, op, "weight");
-  const Conv2dParams p = conv2d_params(checked_shape(x_shape, op, "input_shape"), w.shape(), opt, op);
+  const Conv2dParams p =
+      conv2d_params(checked_shape(x_shape, op, "input_shape"), w.shape(), opt, op);
   check_shape(dy, p.output_shape(), op, "grad_output");
   return conv_impl::backward_input(dy, w, p);
 }
@@ -230,7 +236,8 @@ Tensor conv2d_backward_weight(const Tensor& dy_in, const Tensor& x_in, const Sha
                               const Conv2dOptions& opt) {
   const char* op = "conv2d_backward_weight";
   Tensor dy = float_nchw(dy_in, op, "grad_output"), x = float_nchw(x_in, op, "input");
-  const Conv2dParams p = conv2d_params(x.shape(), checked_shape(w_shape, op, "weight_shape"), opt, op);
+  const Conv2dParams p =
+      conv2d_params(x.shape(), checked_shape(w_shape, op, "weight_shape"), opt, op);
   check_shape(dy, p.output_shape(), op, "grad_output");
   return conv_impl::backward_weight(dy, x, p);
 }
@@ -296,8 +303,9 @@ Tensor conv_transpose2d_backward_weight(const Tensor& dy_in, const Tensor& x_in,
                                         int64_t output_padding_h, int64_t output_padding_w) {
   const char* op = "conv_transpose2d_backward_weight";
   Tensor dy = float_nchw(dy_in, op, "grad_output"), x = float_nchw(x_in, op, "input");
-  const Conv2dParams p = conv_transpose2d_params(x.shape(), checked_shape(w_shape, op, "weight_shape"),
-                                                 opt, output_padding_h, output_padding_w, op);
+  const Conv2dParams p =
+      conv_transpose2d_params(x.shape(), checked_shape(w_shape, op, "weight_shape"), opt,
+                              output_padding_h, output_padding_w, op);
   check_shape(dy, p.input_shape(), op, "grad_output");
   // The equivalent conv reads dy as its input and x as its output gradient.
   return conv_impl::backward_weight(x, dy, p);

@@ -7,6 +7,10 @@
 
 namespace cnncore::conv_impl {
 
+// GEMM paths: whole images per thread when they divide evenly (or there are many), with no
+// synchronisation at all; otherwise (batch 1, 3 images on 2 threads) the GEMM splits each image.
+bool split_batch(const Conv2dParams& p);
+
 // x (N,C,H,W), w (K,C/g,R,S) contiguous NCHW, bias K floats or null -> y (N,K,OH,OW), new.
 Tensor forward(const Tensor& x, const Tensor& w, const float* bias, const Conv2dParams& p);
 // dy (N,K,OH,OW), w -> dx (N,C,H,W), new.
@@ -14,8 +18,10 @@ Tensor backward_input(const Tensor& dy, const Tensor& w, const Conv2dParams& p);
 // dy (N,K,OH,OW), x (N,C,H,W) -> dw (K,C/g,R,S), new, summed over N.
 Tensor backward_weight(const Tensor& dy, const Tensor& x, const Conv2dParams& p);
 
-// The depthwise-direct path (select_conv_algo == DepthwiseDirect); same contracts as above.
-Tensor depthwise_forward(const Tensor& x, const Tensor& w, const float* bias, const Conv2dParams& p);
+// The direct paths (select_conv_algo == DepthwiseDirect or Direct; any groups, depthwise is
+// C/g == 1); same contracts as above.
+Tensor depthwise_forward(const Tensor& x, const Tensor& w, const float* bias,
+                         const Conv2dParams& p);
 Tensor depthwise_backward_input(const Tensor& dy, const Tensor& w, const Conv2dParams& p);
 Tensor depthwise_backward_weight(const Tensor& dy, const Tensor& x, const Conv2dParams& p);
 

@@ -1,5 +1,7 @@
-// Depthwise convolution (groups == C, K = C * multiplier) without im2col: per input plane a
-// padded, phase-split copy (see conv_depthwise_kernels.hpp), then SIMD loops over output rows.
+// Direct convolution without im2col, for depthwise layers (groups == C, K = C * multiplier) and
+// layers with few input channels per group (the RGB stem, LeNet's first layer): per input plane
+// a padded, phase-split copy (see conv_depthwise_kernels.hpp), then SIMD loops over output rows,
+// one (output channel, input channel) pair at a time.
 #include <algorithm>
 #include <cstring>
 #include <vector>
@@ -34,31 +36,38 @@ namespace conv_impl {
 
 namespace {
 
-// Planes per chunk so that a chunk is worth waking a thread for.
-int64_t plane_grain(const Conv2dParams& p) {
-  const int64_t work = std::max<int64_t>(1, p.OH * p.OW * p.R * p.S * (p.K / p.C));
-  return std::max<int64_t>(1, (int64_t{1} << 15) / work);
+// Work items per chunk so that a chunk is worth waking a thread for; `taps` = FMAs per output.
+int64_t grain_for(int64_t outputs, int64_t taps) {
+  return std::max<int64_t>(1, (int64_t{1} << 15) / std::max<int64_t>(1, outputs * taps));
 }
 
 }  // namespace
 
-Tensor depthwise_forward(const Tensor& x, const Tensor& w, const float* bias, const Conv2dParams& p) {
+Tensor depthwise_forward(const Tensor& x, const Tensor& w, const float* bias,
+                         const Conv2dParams& p) {
   Tensor y = Tensor::empty(p.output_shape());
   const DwGeom g = DwGeom::from(p);
-  const int64_t M = p.K / p.C, L = p.OH * p.OW, RS = p.R * p.S;
+  const int64_t Cg = p.C / p.groups, Kg = p.K / p.groups, L = p.OH * p.OW, RS = p.R * p.S;
+  const int64_t bs = g.buf_size();
   const float* xp = x.data<float>();
   const float* wp = w.data<float>();
   float* yp = y.data<float>();
-  parallel_for(0, p.N * p.C, plane_grain(p), [&](int64_t b, int64_t e) {
-    std::vector<float> buf(static_cast<size_t>(g.buf_size()));  // once per chunk, not per plane
-    for (int64_t nc = b; nc < e; ++nc) {
-      const int64_t n = nc / p.C, c = nc % p.C;
-      CNNCORE_ISA_CALL(dw_pack_plane(xp + nc * p.H * p.W, g, buf.data()));
-      for (int64_t m = 0; m < M; ++m) {
-        const int64_t k = c * M + m;
-        CNNCORE_ISA_CALL(dw_forward_plane(buf.data(), g, wp + k * RS, bias ? bias[k] : 0.0f,
-                                          yp + (n * p.K + k) * L, false));
+  // Threads over (image, output channel): batch 1 with one group still uses every thread. A
+  // chunk packs the Cg input planes of a group once and reuses them for its channels there.
+  parallel_for(0, p.N * p.K, grain_for(L, Cg * RS), [&](int64_t b, int64_t e) {
+    std::vector<float> buf(static_cast<size_t>(Cg * bs));  // once per chunk
+    int64_t packed = -1;                                   // (n, group) in buf
+    for (int64_t nk = b; nk < e; ++nk) {
+      const int64_t n = nk / p.K, k = nk % p.K, grp = k / Kg, key = n * p.groups + grp;
+      if (key != packed) {
+        for (int64_t c = 0; c < Cg; ++c)
+          CNNCORE_ISA_CALL(dw_pack_plane(xp + (n * p.C + grp * Cg + c) * p.H * p.W, g,
+                                         buf.data() + c * bs));
+        packed = key;
       }
+      for (int64_t c = 0; c < Cg; ++c)
+        CNNCORE_ISA_CALL(dw_forward_plane(buf.data() + c * bs, g, wp + (k * Cg + c) * RS,
+                                          bias ? bias[k] : 0.0f, yp + nk * L, c > 0));
     }
   });
   return y;
@@ -66,7 +75,8 @@ Tensor depthwise_forward(const Tensor& x, const Tensor& w, const float* bias, co
 
 Tensor depthwise_backward_input(const Tensor& dy, const Tensor& w, const Conv2dParams& p) {
   Tensor dx = Tensor::empty(p.input_shape());
-  const int64_t M = p.K / p.C, L = p.OH * p.OW, RS = p.R * p.S;
+  const int64_t Cg = p.C / p.groups, Kg = p.K / p.groups, L = p.OH * p.OW, RS = p.R * p.S;
+  const int64_t HW = p.H * p.W;
   const float* dyp = dy.data<float>();
   const float* wp = w.data<float>();
   float* dxp = dx.data<float>();
@@ -76,35 +86,42 @@ Tensor depthwise_backward_input(const Tensor& dy, const Tensor& w, const Conv2dP
     // scattering into overlapping outputs.
     const DwGeom g = DwGeom::make(p.OH, p.OW, p.H, p.W, p.R, p.S, 1, 1, p.dil_h, p.dil_w,
                                   p.dil_h * (p.R - 1) - p.pad_t, p.dil_w * (p.S - 1) - p.pad_l);
-    std::vector<float> flipped(static_cast<size_t>(p.K * RS));
-    for (int64_t k = 0; k < p.K; ++k)
-      for (int64_t t = 0; t < RS; ++t) flipped[k * RS + t] = wp[k * RS + (RS - 1 - t)];
-    parallel_for(0, p.N * p.C, plane_grain(p), [&](int64_t b, int64_t e) {
-      std::vector<float> buf(static_cast<size_t>(g.buf_size()));
+    const int64_t bs = g.buf_size();
+    std::vector<float> flipped(static_cast<size_t>(p.K * Cg * RS));
+    for (int64_t kc = 0; kc < p.K * Cg; ++kc)
+      for (int64_t t = 0; t < RS; ++t) flipped[kc * RS + t] = wp[kc * RS + (RS - 1 - t)];
+    parallel_for(0, p.N * p.C, grain_for(HW, Kg * RS), [&](int64_t b, int64_t e) {
+      std::vector<float> buf(static_cast<size_t>(Kg * bs));
+      int64_t packed = -1;
       for (int64_t nc = b; nc < e; ++nc) {
-        const int64_t n = nc / p.C, c = nc % p.C;
-        for (int64_t m = 0; m < M; ++m) {
-          const int64_t k = c * M + m;
-          CNNCORE_ISA_CALL(dw_pack_plane(dyp + (n * p.K + k) * L, g, buf.data()));
-          CNNCORE_ISA_CALL(dw_forward_plane(buf.data(), g, flipped.data() + k * RS, 0.0f,
-                                            dxp + nc * p.H * p.W, m > 0));
+        const int64_t n = nc / p.C, ci = nc % p.C, grp = ci / Cg, c = ci % Cg;
+        const int64_t key = n * p.groups + grp;
+        if (key != packed) {
+          for (int64_t kk = 0; kk < Kg; ++kk)
+            CNNCORE_ISA_CALL(dw_pack_plane(dyp + (n * p.K + grp * Kg + kk) * L, g,
+                                           buf.data() + kk * bs));
+          packed = key;
         }
+        for (int64_t kk = 0; kk < Kg; ++kk)
+          CNNCORE_ISA_CALL(dw_forward_plane(buf.data() + kk * bs, g,
+                                            flipped.data() + ((grp * Kg + kk) * Cg + c) * RS,
+                                            0.0f, dxp + nc * HW, kk > 0));
       }
     });
     return dx;
   }
   const DwGeom g = DwGeom::from(p);
-  parallel_for(0, p.N * p.C, plane_grain(p), [&](int64_t b, int64_t e) {
+  parallel_for(0, p.N * p.C, grain_for(L, Kg * RS), [&](int64_t b, int64_t e) {
     std::vector<float> buf(static_cast<size_t>(g.buf_size()));
     for (int64_t nc = b; nc < e; ++nc) {
-      const int64_t n = nc / p.C, c = nc % p.C;
+      const int64_t n = nc / p.C, ci = nc % p.C, grp = ci / Cg, c = ci % Cg;
       std::fill(buf.begin(), buf.end(), 0.0f);
-      for (int64_t m = 0; m < M; ++m) {
-        const int64_t k = c * M + m;
-        CNNCORE_ISA_CALL(dw_backward_input_plane(buf.data(), g, wp + k * RS,
+      for (int64_t kk = 0; kk < Kg; ++kk) {
+        const int64_t k = grp * Kg + kk;
+        CNNCORE_ISA_CALL(dw_backward_input_plane(buf.data(), g, wp + (k * Cg + c) * RS,
                                                  dyp + (n * p.K + k) * L));
       }
-      CNNCORE_ISA_CALL(dw_unpack_plane(buf.data(), g, dxp + nc * p.H * p.W));
+      CNNCORE_ISA_CALL(dw_unpack_plane(buf.data(), g, dxp + nc * HW));
     }
   });
   return dx;
@@ -113,22 +130,26 @@ Tensor depthwise_backward_input(const Tensor& dy, const Tensor& w, const Conv2dP
 Tensor depthwise_backward_weight(const Tensor& dy, const Tensor& x, const Conv2dParams& p) {
   Tensor dw = Tensor::zeros(p.weight_shape());
   const DwGeom g = DwGeom::from(p);
-  const int64_t M = p.K / p.C, L = p.OH * p.OW, RS = p.R * p.S;
+  const int64_t Cg = p.C / p.groups, Kg = p.K / p.groups, L = p.OH * p.OW, RS = p.R * p.S;
+  const int64_t bs = g.buf_size();
   const float* dyp = dy.data<float>();
   const float* xp = x.data<float>();
   float* dwp = dw.data<float>();
-  // Threads over channels: the weights of channel c's outputs are written by one thread only.
-  const int64_t grain = std::max<int64_t>(1, plane_grain(p) / std::max<int64_t>(p.N, 1));
-  parallel_for(0, p.C, grain, [&](int64_t b, int64_t e) {
-    std::vector<float> buf(static_cast<size_t>(g.buf_size()));
-    for (int64_t c = b; c < e; ++c)
-      for (int64_t n = 0; n < p.N; ++n) {
-        CNNCORE_ISA_CALL(dw_pack_plane(xp + (n * p.C + c) * p.H * p.W, g, buf.data()));
-        for (int64_t m = 0; m < M; ++m) {
-          const int64_t k = c * M + m;
-          CNNCORE_ISA_CALL(dw_backward_weight_plane(buf.data(), g, dyp + (n * p.K + k) * L,
-                                                    dwp + k * RS));
-        }
+  // Threads over output channels: dw[k] is written by one thread only. A chunk packs each input
+  // plane of a group once per image for all of its channels in that group.
+  parallel_for(0, p.K, grain_for(p.N * L, Cg * RS), [&](int64_t b, int64_t e) {
+    std::vector<float> buf(static_cast<size_t>(Cg * bs));
+    for (int64_t n = 0; n < p.N; ++n)
+      for (int64_t grp = b / Kg; grp <= (e - 1) / Kg; ++grp) {
+        for (int64_t c = 0; c < Cg; ++c)
+          CNNCORE_ISA_CALL(dw_pack_plane(xp + (n * p.C + grp * Cg + c) * p.H * p.W, g,
+                                         buf.data() + c * bs));
+        const int64_t k0 = std::max(b, grp * Kg), k1 = std::min(e, (grp + 1) * Kg);
+        for (int64_t k = k0; k < k1; ++k)
+          for (int64_t c = 0; c < Cg; ++c)
+            CNNCORE_ISA_CALL(dw_backward_weight_plane(buf.data() + c * bs, g,
+                                                      dyp + (n * p.K + k) * L,
+                                                      dwp + (k * Cg + c) * RS));
       }
   });
   return dw;

@@ -1,10 +1,12 @@
 // Validation and shape arithmetic for conv2d / conv_transpose2d, done once per call and shared by
 // the fast kernels, the reference twins, the bindings and Python shape inference.
 #include <algorithm>
+#include <cstdlib>
 #include <limits>
 
 #include "cnncore/ops/conv.hpp"
 #include "cnncore/runtime.hpp"
+#include "cpu/conv2d.hpp"
 
 namespace cnncore {
 
@@ -18,8 +20,8 @@ void check_rank4(const Shape& s, const char* op, const char* arg, const char* le
   CNNCORE_CHECK_VALUE(s.size() == 4, op, ": ", arg, " must be 4-D ", letters, ", but got ",
                       s.size(), "-D with shape ", shape_str(s));
   for (int64_t v : s)
-    CNNCORE_CHECK_VALUE(v > 0, op, ": ", arg, " must not be empty (every size >= 1), but got shape ",
-                        shape_str(s));
+    CNNCORE_CHECK_VALUE(v > 0, op, ": ", arg,
+                        " must not be empty (every size >= 1), but got shape ", shape_str(s));
   for (int64_t v : s)
     CNNCORE_CHECK_VALUE(v <= kMaxExtent, op, ": ", arg, " sizes must be at most ", kMaxExtent,
                         ", but got shape ", shape_str(s));
@@ -150,13 +152,29 @@ const char* conv_algo_name(ConvAlgo a) {
     case ConvAlgo::Im2colGemm: return "im2col+gemm";
     case ConvAlgo::Gemm1x1: return "gemm-1x1";
     case ConvAlgo::DepthwiseDirect: return "depthwise-direct";
+    case ConvAlgo::Direct: return "direct";
   }
   return "unknown";
 }
 
+namespace {
+bool gemm_1x1_fits(const Conv2dParams& p) {
+  return p.is_1x1() && !p.is_strided() && !p.is_padded();
+}
+}  // namespace
+
 ConvAlgo select_conv_algo(const Conv2dParams& p) {
+  if (const char* forced = std::getenv("CNNCORE_CONV_ALGO")) {
+    const std::string f(forced);
+    if (f == "im2col+gemm") return ConvAlgo::Im2colGemm;
+    if (f == "direct") return p.is_depthwise() ? ConvAlgo::DepthwiseDirect : ConvAlgo::Direct;
+    if (f == "gemm-1x1" && gemm_1x1_fits(p)) return ConvAlgo::Gemm1x1;
+  }
   if (p.is_depthwise()) return ConvAlgo::DepthwiseDirect;
-  if (p.is_1x1() && !p.is_strided() && !p.is_padded()) return ConvAlgo::Gemm1x1;
+  if (gemm_1x1_fits(p)) return ConvAlgo::Gemm1x1;
+  // Not chosen by default: measured (AVX2, 1 thread, batch 8) the direct kernel per channel pair
+  // loses to im2col + GEMM on every RGB stem and LeNet layer (0.2x-1.0x), most on 11x11/4. It
+  // stays reachable through CNNCORE_CONV_ALGO=direct until a register-blocked version wins.
   return ConvAlgo::Im2colGemm;
 }
 
@@ -168,6 +186,10 @@ std::string conv2d_algorithm(const Conv2dParams& p) {
       why = "groups == in_channels (" + std::to_string(p.groups) + "), channel multiplier " +
             std::to_string(p.K / p.C) + ": direct SIMD kernel over output rows, no im2col";
       break;
+    case ConvAlgo::Direct:
+      why = std::to_string(p.C / p.groups) + " input channels per group: direct SIMD kernel "
+            "per (output, input) channel pair, no im2col";
+      break;
     case ConvAlgo::Gemm1x1:
       why = "1x1 kernel, stride 1, no padding: the input is already the column matrix";
       break;
@@ -176,9 +198,8 @@ std::string conv2d_algorithm(const Conv2dParams& p) {
             std::to_string(p.OH * p.OW) + " per image and group";
       break;
   }
-  const int64_t threads = get_num_threads();
-  if (a != ConvAlgo::DepthwiseDirect)
-    why += p.N >= threads ? "; threads over the batch" : "; threads inside the GEMM";
+  if (a == ConvAlgo::Im2colGemm || a == ConvAlgo::Gemm1x1)
+    why += conv_impl::split_batch(p) ? "; threads over the batch" : "; threads inside the GEMM";
   return std::string(conv_algo_name(a)) + ": " + why + " (isa " + isa_name(active_isa()) + ")";
 }
 

@@ -79,12 +79,16 @@ struct CNNCORE_API Conv2dParams {
 // The algorithms conv2d (and, through it, conv_transpose2d) can take. One selector picks per
 // shape, so new paths (Winograd, direct NCHWc) slot in as new enumerators and new rules.
 enum class ConvAlgo {
-  Im2colGemm,       // per group: columns (C/g*R*S, OH*OW), then one SGEMM per image and group
+  Im2colGemm,       // per image and group: columns (C/g*R*S, rows of OH x OW), one SGEMM per tile
   Gemm1x1,          // 1x1, stride 1, unpadded: the input already is the column matrix
   DepthwiseDirect,  // groups == C: a direct SIMD kernel over output rows, no im2col
+  Direct,           // the depthwise kernel per (output, input) channel pair; valid for every
+                    // shape, chosen only when forced (see select_conv_algo)
 };
 CNNCORE_API const char* conv_algo_name(ConvAlgo a);
-// Deterministic for given params (the choice depends on the shape only).
+// Deterministic for given params and environment: the choice depends on the shape only, unless
+// CNNCORE_CONV_ALGO names an algorithm (im2col+gemm, gemm-1x1, direct; tests use it to cover
+// every path). A forced algorithm that cannot run the shape (gemm-1x1 on a 3x3) is ignored.
 CNNCORE_API ConvAlgo select_conv_algo(const Conv2dParams& p);
 
 // Validates shapes and options for conv2d and resolves the padding. `op` names the caller in
@@ -101,7 +105,11 @@ CNNCORE_API Conv2dParams conv_transpose2d_params(const Shape& input, const Shape
                                                  int64_t output_padding_w,
                                                  const char* op = "conv_transpose2d");
 
-// y = conv2d(x, w) + b.  x (N,C,H,W), w (K,C/g,R,S), b (K) or none -> y (N,K,OH,OW), overwritten.
+// All functions below accept any memory format (strided views, NCHWc blocked) and any thread
+// count, validate through the params functions above (ValueError / TypeError naming the op and
+// argument) and return a new contiguous NCHW tensor: nothing is accumulated into caller memory.
+
+// y = conv2d(x, w) + b.  x (N,C,H,W), w (K,C/g,R,S), b (K) or none -> y (N,K,OH,OW), a new tensor.
 CNNCORE_API Tensor conv2d_forward(const Tensor& x, const Tensor& w, const std::optional<Tensor>& b,
                                   const Conv2dOptions& opt);
 // dx from dy.  dy (N,K,OH,OW), w (K,C/g,R,S) -> dx (N,C,H,W), a new tensor (overwritten).
@@ -111,15 +119,17 @@ CNNCORE_API Tensor conv2d_backward_input(const Tensor& dy, const Tensor& w, cons
 // dw from dy and x.  dy (N,K,OH,OW), x (N,C,H,W) -> dw (K,C/g,R,S), a new tensor, summed over N.
 CNNCORE_API Tensor conv2d_backward_weight(const Tensor& dy, const Tensor& x, const Shape& w_shape,
                                           const Conv2dOptions& opt);
-// db = sum of dy over N, OH, OW.  dy (N,K,OH,OW) -> db (K).
+// db = sum of dy over N, OH, OW.  dy (N,K,OH,OW) -> db (K), a new tensor. Also the bias
+// gradient of conv_transpose2d (dy (N,C_out,OH,OW) -> (C_out)).
 CNNCORE_API Tensor conv2d_backward_bias(const Tensor& dy);
 
 // Transposed convolution. x (N,C_in,H,W), w (C_in,C_out/g,R,S), b (C_out) or none
 //   -> y (N,C_out,OH,OW), a new tensor, OH = conv_transpose_output_size(H, R, ...).
 // Padding must be explicit (or 'valid'); 'same' has no transposed meaning and is rejected.
 CNNCORE_API Tensor conv_transpose2d_forward(const Tensor& x, const Tensor& w,
-                                            const std::optional<Tensor>& b, const Conv2dOptions& opt,
-                                            int64_t output_padding_h, int64_t output_padding_w);
+                                            const std::optional<Tensor>& b,
+                                            const Conv2dOptions& opt, int64_t output_padding_h,
+                                            int64_t output_padding_w);
 // dx = conv2d_forward(dy, w) of the equivalent conv.  dy (N,C_out,OH,OW) -> dx (N,C_in,H,W), new.
 // x_shape is the forward input's shape; the bias gradient is conv2d_backward_bias(dy).
 CNNCORE_API Tensor conv_transpose2d_backward_input(const Tensor& dy, const Tensor& w,

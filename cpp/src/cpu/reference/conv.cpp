@@ -179,7 +179,8 @@ Tensor conv2d_backward_bias(const Tensor& dy_in) {
 
 // The transposed convolution written from its own definition (a scatter of every input pixel
 // through the kernel), not through the conv2d above, so it checks the equivalence the fast path
-// relies on. t.* below are the transposed op's sizes: input (N, Ci, Hi, Wi), output (N, Co, Ho, Wo).
+// relies on. TGeom holds the transposed op's sizes: input (N, Ci, Hi, Wi), output
+// (N, Co, Ho, Wo).
 namespace {
 struct TGeom {
   int64_t N, Ci, Hi, Wi, Co, Ho, Wo, R, S, G, sh, sw, pt, pl, dh, dw;
