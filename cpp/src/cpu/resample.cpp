@@ -94,12 +94,21 @@ Tensor interpolate_forward(const Tensor& x_in, int64_t OH, int64_t OW, InterpMod
   const int64_t grain = std::max<int64_t>(1, kGrain / OW);
   if (mode == InterpMode::Nearest) {
     const auto th = nearest_table(H, OH, sh), tw = nearest_table(W, OW, sw);
+    const bool twice = OW == 2 * W;  // tw[ow] == ow / 2: no table lookups
     parallel_for(0, rows, grain, [&](int64_t b, int64_t e) {
       for (int64_t r = b; r < e; ++r) {
         const int64_t pl = r / OH, oh = r % OH;
-        const float* xr = xp + pl * H * W + th[oh] * W;
         float* yr = yp + r * OW;
-        for (int64_t ow = 0; ow < OW; ++ow) yr[ow] = xr[tw[ow]];
+        if (r > b && oh > 0 && th[oh] == th[oh - 1]) {  // upsampling repeats rows: copy the last
+          std::memcpy(yr, yr - OW, sizeof(float) * OW);
+          continue;
+        }
+        const float* xr = xp + pl * H * W + th[oh] * W;
+        if (twice) {
+          for (int64_t iw = 0; iw < W; ++iw) yr[2 * iw] = yr[2 * iw + 1] = xr[iw];
+        } else {
+          for (int64_t ow = 0; ow < OW; ++ow) yr[ow] = xr[tw[ow]];
+        }
       }
     });
   } else {
@@ -155,12 +164,17 @@ Tensor interpolate_backward(const Tensor& dy_in, const Shape& x_shape, InterpMod
   const int64_t grain = std::max<int64_t>(1, kGrain / (OH * OW));
   if (mode == InterpMode::Nearest) {
     const auto th = nearest_table(H, OH, sh), tw = nearest_table(W, OW, sw);
+    const bool twice = OW == 2 * W;
     parallel_for(0, N * C, grain, [&](int64_t b, int64_t e) {
       for (int64_t pl = b; pl < e; ++pl)
         for (int64_t oh = 0; oh < OH; ++oh) {
           const float* g = gp + (pl * OH + oh) * OW;
           float* d = dp + pl * H * W + th[oh] * W;
-          for (int64_t ow = 0; ow < OW; ++ow) d[tw[ow]] += g[ow];
+          if (twice) {
+            for (int64_t iw = 0; iw < W; ++iw) d[iw] += g[2 * iw] + g[2 * iw + 1];
+          } else {
+            for (int64_t ow = 0; ow < OW; ++ow) d[tw[ow]] += g[ow];
+          }
         }
     });
   } else {
@@ -299,10 +313,32 @@ Tensor pad_backward(const Tensor& dy_in, const Shape& x_shape, const std::vector
   CNNCORE_CHECK_VALUE(dy_in.shape() == g.out, op, ": grad_output must have shape ", shape_str(g.out),
                       ", but got ", shape_str(dy_in.shape()));
   Tensor dy = dy_in.contiguous();
-  Tensor dx = Tensor::zeros(x_shape);
   const float* gp = dy.data<float>();
+  if (mode == PadMode::Constant) {
+    // Each input element went to at most one output: copy its gradient back row by row (the
+    // cropped parts get zero), no zero-fill plus scatter.
+    Tensor dx = Tensor::empty(x_shape);
+    float* dp = dx.data<float>();
+    const int64_t i0 = std::clamp<int64_t>(-g.left, 0, g.W), i1 = std::clamp<int64_t>(g.OW - g.left, 0, g.W);
+    parallel_for(0, g.P * g.H, std::max<int64_t>(1, kGrain / g.W), [&](int64_t b, int64_t e) {
+      for (int64_t r = b; r < e; ++r) {
+        const int64_t pl = r / g.H, oh = r % g.H + g.top;
+        float* dr = dp + r * g.W;
+        if (oh < 0 || oh >= g.OH || i1 <= i0) {
+          std::fill(dr, dr + g.W, 0.0f);
+          continue;
+        }
+        std::fill(dr, dr + i0, 0.0f);
+        std::memcpy(dr + i0, gp + (pl * g.OH + oh) * g.OW + i0 + g.left, sizeof(float) * (i1 - i0));
+        std::fill(dr + i1, dr + g.W, 0.0f);
+      }
+    });
+    return dx;
+  }
+  Tensor dx = Tensor::zeros(x_shape);
   float* dp = dx.data<float>();
   const auto th = pad_table(g.OH, g.top, g.H, mode), tw = pad_table(g.OW, g.left, g.W, mode);
+  const int64_t c0 = std::clamp<int64_t>(g.left, 0, g.OW), c1 = std::clamp<int64_t>(g.left + g.W, 0, g.OW);
   // Reflect/replicate fold several output rows onto one input row: threads split planes.
   parallel_for(0, g.P, std::max<int64_t>(1, kGrain / (g.OH * g.OW)), [&](int64_t b, int64_t e) {
     for (int64_t pl = b; pl < e; ++pl)
@@ -310,7 +346,10 @@ Tensor pad_backward(const Tensor& dy_in, const Shape& x_shape, const std::vector
         if (th[oh] < 0) continue;
         const float* gr = gp + (pl * g.OH + oh) * g.OW;
         float* dr = dp + (pl * g.H + th[oh]) * g.W;
-        for (int64_t ow = 0; ow < g.OW; ++ow)
+        for (int64_t ow = 0; ow < c0; ++ow)
+          if (tw[ow] >= 0) dr[tw[ow]] += gr[ow];
+        for (int64_t ow = c0; ow < c1; ++ow) dr[ow - g.left] += gr[ow];
+        for (int64_t ow = std::max(c0, c1); ow < g.OW; ++ow)
           if (tw[ow] >= 0) dr[tw[ow]] += gr[ow];
       }
   });
