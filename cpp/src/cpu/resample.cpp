@@ -157,7 +157,7 @@ Tensor interpolate_backward(const Tensor& dy_in, const Shape& x_shape, InterpMod
   Tensor dy = dy_in.contiguous();
   const int64_t N = x_shape[0], C = x_shape[1], H = x_shape[2], W = x_shape[3];
   const int64_t OH = dy.size(2), OW = dy.size(3);
-  Tensor dx = Tensor::zeros(x_shape);
+  Tensor dx = Tensor::empty(x_shape);  // each plane zeroed by its thread, in cache
   const float* gp = dy.data<float>();
   float* dp = dx.data<float>();
   // Several outputs feed one input, so threads split planes, never rows of one plane.
@@ -166,7 +166,8 @@ Tensor interpolate_backward(const Tensor& dy_in, const Shape& x_shape, InterpMod
     const auto th = nearest_table(H, OH, sh), tw = nearest_table(W, OW, sw);
     const bool twice = OW == 2 * W;
     parallel_for(0, N * C, grain, [&](int64_t b, int64_t e) {
-      for (int64_t pl = b; pl < e; ++pl)
+      for (int64_t pl = b; pl < e; ++pl) {
+        std::fill(dp + pl * H * W, dp + (pl + 1) * H * W, 0.0f);
         for (int64_t oh = 0; oh < OH; ++oh) {
           const float* g = gp + (pl * OH + oh) * OW;
           float* d = dp + pl * H * W + th[oh] * W;
@@ -176,6 +177,7 @@ Tensor interpolate_backward(const Tensor& dy_in, const Shape& x_shape, InterpMod
             for (int64_t ow = 0; ow < OW; ++ow) d[tw[ow]] += g[ow];
           }
         }
+      }
     });
   } else {
     const auto th = linear_table(H, OH, align_corners, sh), tw = linear_table(W, OW, align_corners, sw);
@@ -183,7 +185,8 @@ Tensor interpolate_backward(const Tensor& dy_in, const Shape& x_shape, InterpMod
     // a0*t and a1*t to the two input rows, vectorised.
     parallel_for(0, N * C, grain, [&](int64_t b, int64_t e) {
       std::vector<float> t(static_cast<size_t>(W));
-      for (int64_t pl = b; pl < e; ++pl)
+      for (int64_t pl = b; pl < e; ++pl) {
+        std::fill(dp + pl * H * W, dp + (pl + 1) * H * W, 0.0f);
         for (int64_t oh = 0; oh < OH; ++oh) {
           const float* g = gp + (pl * OH + oh) * OW;
           std::fill(t.begin(), t.end(), 0.0f);
@@ -195,6 +198,7 @@ Tensor interpolate_backward(const Tensor& dy_in, const Shape& x_shape, InterpMod
           float* d1 = dp + pl * H * W + th.i1[oh] * W;
           CNNCORE_ISA_CALL(axpy_rows(t.data(), th.l0[oh], th.l1[oh], d0, d1, W));
         }
+      }
     });
   }
   return dx;
@@ -335,13 +339,14 @@ Tensor pad_backward(const Tensor& dy_in, const Shape& x_shape, const std::vector
     });
     return dx;
   }
-  Tensor dx = Tensor::zeros(x_shape);
+  Tensor dx = Tensor::empty(x_shape);  // each plane zeroed by its thread, in cache
   float* dp = dx.data<float>();
   const auto th = pad_table(g.OH, g.top, g.H, mode), tw = pad_table(g.OW, g.left, g.W, mode);
   const int64_t c0 = std::clamp<int64_t>(g.left, 0, g.OW), c1 = std::clamp<int64_t>(g.left + g.W, 0, g.OW);
   // Reflect/replicate fold several output rows onto one input row: threads split planes.
   parallel_for(0, g.P, std::max<int64_t>(1, kGrain / (g.OH * g.OW)), [&](int64_t b, int64_t e) {
-    for (int64_t pl = b; pl < e; ++pl)
+    for (int64_t pl = b; pl < e; ++pl) {
+      std::fill(dp + pl * g.H * g.W, dp + (pl + 1) * g.H * g.W, 0.0f);
       for (int64_t oh = 0; oh < g.OH; ++oh) {
         if (th[oh] < 0) continue;
         const float* gr = gp + (pl * g.OH + oh) * g.OW;
@@ -352,6 +357,7 @@ Tensor pad_backward(const Tensor& dy_in, const Shape& x_shape, const std::vector
         for (int64_t ow = std::max(c0, c1); ow < g.OW; ++ow)
           if (tw[ow] >= 0) dr[tw[ow]] += gr[ow];
       }
+    }
   });
   return dx;
 }
