@@ -189,6 +189,7 @@ X = np.zeros((1, 2, 6, 6), np.float32)
     (lambda: F.interpolate(X, scale_factor=-1.0), ValueError, "scale_factor"),
     (lambda: F.interpolate(X, scale_factor=0.1), ValueError, "output size must be at least 1"),
     (lambda: F.interpolate(X, size=0), ValueError, "output size must be at least 1"),
+    (lambda: F.interpolate(X, scale_factor=1e30), ValueError, "below 2^31"),
     (lambda: F.interpolate(X, size=(2, 2, 2)), ValueError, "size must have 2 entries"),
     (lambda: F.interpolate(X, size=2.5), TypeError, "size"),
     (lambda: F.interpolate(X, scale_factor="2"), TypeError, "scale_factor"),

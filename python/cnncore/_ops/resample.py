@@ -67,9 +67,9 @@ def interpolate(input, size=None, scale_factor=None, mode="nearest", align_corne
                                                        "recompute_scale_factor"):
             scales = factors
     for s in out_sizes:
-        if s < 1:
-            raise ValueError(f"interpolate: output size must be at least 1, but got {out_sizes} "
-                             f"for input shape {tuple(x.shape)}")
+        if s < 1 or s >= 2**31:
+            raise ValueError(f"interpolate: output size must be at least 1 and below 2^31, but "
+                             f"got {out_sizes} for input shape {tuple(x.shape)}")
     core_mode = _core.InterpMode.nearest if mode == "nearest" else _core.InterpMode.bilinear
     xc = x._c
     if nsp == 1:  # (N, C, L) runs as (N, C, 1, L); a size-1 height maps onto itself
