@@ -44,6 +44,8 @@ MAX_CASES = [
     ((2, 3, 8, 70), (2, 3), (1, 2), (0, 1), 1, False),
     ((1, 2, 4, 67), (1, 4), (1, 2), (0, 2), (1, 3), True),
     ((3, 10, 12), 2, None, 0, 1, False),
+    ((1, 2, 3, 1), (1, 5), 1, (0, 2), 1, False),  # every column a border (wrote past the end once)
+    ((1, 2, 3, 2), (3, 5), (1, 2), (1, 2), 1, True),
 ]
 
 
@@ -120,7 +122,8 @@ def test_adaptive_matches_reference(isa, case):
     check_close(y, ref.adaptive_avg_pool2d_forward(x, oh, ow), 1e-5, 1e-6, what=f"avg {case}")
     dy = _core_t(_rand(y.shape, 7))
     check_close(_core.adaptive_avg_pool2d_backward(dy, list(shape)),
-                ref.adaptive_avg_pool2d_backward(dy, list(shape)), 1e-5, 1e-6, what=f"avg bwd {case}")
+                ref.adaptive_avg_pool2d_backward(dy, list(shape)), 1e-5, 1e-6,
+                what=f"avg bwd {case}")
     y, idx = _core.adaptive_max_pool2d_forward(x, oh, ow)
     ry, ridx = ref.adaptive_max_pool2d_forward(x, oh, ow)
     check_close(y, ry, 0, 0, what=f"max {case}")
@@ -295,6 +298,9 @@ X = np.zeros((1, 2, 6, 6), np.float32)
     (lambda: F.max_pool2d(np.zeros((1, 2, 6, 6), np.int32), 2), TypeError, "max_pool2d"),
     (lambda: F.max_pool2d([[1.0]], 2), TypeError, "input must be a Tensor"),
     (lambda: F.max_pool2d(np.zeros((0, 2, 6, 6), np.float32), 2), ValueError, "empty"),
+    (lambda: F.max_pool2d(X, 2, ceil_mode="yes"), TypeError, "ceil_mode must be a bool"),
+    (lambda: F.max_pool2d(X, 2, return_indices=None), TypeError, "return_indices"),
+    (lambda: F.avg_pool2d(X, 2, count_include_pad=2), TypeError, "count_include_pad"),
     (lambda: F.avg_pool2d(X, 3, divisor_override=0), ValueError, "divisor_override"),
     (lambda: F.avg_pool2d(X, 3, divisor_override=1.5), TypeError, "divisor_override"),
     (lambda: F.avg_pool2d(X, 2, padding=3), ValueError, "avg_pool2d: pad should be at most half"),
@@ -316,7 +322,8 @@ def test_backward_rejects_bad_indices_and_shapes():
     with pytest.raises(ValueError, match="indices must lie in"):
         _core.max_pool2d_backward(dy, bad, [1, 1, 4, 4])
     with pytest.raises(ValueError, match="indices must have the shape"):
-        _core.max_pool2d_backward(dy, _core.from_numpy(np.zeros((1, 1, 2, 3), np.int64)), [1, 1, 4, 4])
+        _core.max_pool2d_backward(dy, _core.from_numpy(np.zeros((1, 1, 2, 3), np.int64)),
+                                  [1, 1, 4, 4])
     with pytest.raises(TypeError, match="indices"):
         _core.max_pool2d_backward(dy, dy, [1, 1, 4, 4])
     with pytest.raises(ValueError, match="grad_output must have shape"):

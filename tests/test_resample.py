@@ -135,7 +135,8 @@ def test_upsample_layer_vs_torch():
     check_close(ours(cnncore.tensor(a)), theirs(torch.tensor(a)), 1e-5, 1e-6)
 
 
-@pytest.mark.parametrize("shape,pads", [((2, 3, 5, 7), (1, 2, 3, 1)), ((1, 2, 6, 9), (-1, 2, 1, -2)),
+@pytest.mark.parametrize("shape,pads", [((2, 3, 5, 7), (1, 2, 3, 1)),
+                                        ((1, 2, 6, 9), (-1, 2, 1, -2)),
                                         ((1, 2, 6, 9), (4, 4, 5, 5)), ((2, 3, 10), (3, 2)),
                                         ((3, 5, 6), (1, 0, 2, 4)), ((2, 7), (-2, 6))], ids=str)
 @pytest.mark.parametrize("mode", ["constant", "reflect", "replicate"])
@@ -181,10 +182,14 @@ X = np.zeros((1, 2, 6, 6), np.float32)
     (lambda: F.interpolate(X, scale_factor=2, mode=3), TypeError, "mode"),
     (lambda: F.interpolate(X, scale_factor=2, align_corners=True), ValueError, "align_corners"),
     (lambda: F.interpolate(X, scale_factor=float("nan")), ValueError, "scale_factor"),
+    (lambda: F.interpolate(X, scale_factor=2, mode="bilinear", align_corners="no"), TypeError,
+     "align_corners must be a bool"),
+    (lambda: F.interpolate(X, scale_factor=2, antialias=True), ValueError, "antialias"),
     (lambda: F.interpolate(X, scale_factor=float("inf")), ValueError, "scale_factor"),
     (lambda: F.interpolate(X, scale_factor=-1.0), ValueError, "scale_factor"),
     (lambda: F.interpolate(X, scale_factor=0.1), ValueError, "output size must be at least 1"),
     (lambda: F.interpolate(X, size=0), ValueError, "output size must be at least 1"),
+    (lambda: F.interpolate(X, scale_factor=1e30), ValueError, "below 2^31"),
     (lambda: F.interpolate(X, size=(2, 2, 2)), ValueError, "size must have 2 entries"),
     (lambda: F.interpolate(X, size=2.5), TypeError, "size"),
     (lambda: F.interpolate(X, scale_factor="2"), TypeError, "scale_factor"),

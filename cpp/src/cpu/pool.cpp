@@ -73,7 +73,8 @@ Tensor scatter_indices(const Tensor& dy_in, const Tensor& idx_in, const Shape& x
   Tensor dy = dy_in.contiguous(), idx = idx_in.contiguous();
   const int64_t out_plane = dy.shape()[dy.dim() - 1] * dy.shape()[dy.dim() - 2];
   const int64_t in_plane = H * W;
-  Tensor dx = Tensor::zeros(x_shape);
+  // Each plane is zeroed by the thread that scatters into it, while it is in cache.
+  Tensor dx = Tensor::empty(x_shape);
   const float* g = dy.data<float>();
   const int64_t* ip = idx.data<int64_t>();
   float* d = dx.data<float>();
@@ -83,6 +84,7 @@ Tensor scatter_indices(const Tensor& dy_in, const Tensor& idx_in, const Shape& x
       const float* gp = g + pl * out_plane;
       const int64_t* ii = ip + pl * out_plane;
       float* dp = d + pl * in_plane;
+      std::fill(dp, dp + in_plane, 0.0f);
       for (int64_t o = 0; o < out_plane; ++o) {
         const int64_t k = ii[o];
         if (k >= 0 && k < in_plane) {
@@ -217,13 +219,15 @@ Tensor avg_pool2d_backward(const Tensor& dy_in, const Shape& x_shape, const Pool
   const Pool2dParams p = pool2d_params(x_shape, avg_options(opt), op);
   check_grad_shape(dy_in, p.output_shape(), op);
   Tensor dy = dy_in.contiguous();
-  Tensor dx = Tensor::zeros(x_shape);
+  Tensor dx = Tensor::empty(x_shape);  // zeroed plane by plane below, in cache
   const float* gp = dy.data<float>();
   float* dp = dx.data<float>();
   const int64_t ip_plane = p.H * p.W, op_plane = p.OH * p.OW;
   parallel_for(0, p.planes(), plane_grain(op_plane * p.KH * p.KW), [&](int64_t b, int64_t e) {
-    for (int64_t pl = b; pl < e; ++pl)
+    for (int64_t pl = b; pl < e; ++pl) {
+      std::fill(dp + pl * ip_plane, dp + (pl + 1) * ip_plane, 0.0f);
       CNNCORE_ISA_CALL(avg_pool2d_backward_plane(gp + pl * op_plane, dp + pl * ip_plane, p));
+    }
   });
   return dx;
 }
@@ -271,13 +275,15 @@ Tensor adaptive_avg_pool2d_backward(const Tensor& dy_in, const Shape& x_shape) {
   int64_t N, C, H, W;
   nchw(x_shape, N, C, H, W);
   const int64_t OH = dy.size(-2), OW = dy.size(-1);
-  Tensor dx = Tensor::zeros(x_shape);
+  Tensor dx = Tensor::empty(x_shape);  // zeroed plane by plane below, in cache
   const float* gp = dy.data<float>();
   float* dp = dx.data<float>();
   parallel_for(0, N * C, plane_grain(H * W + OH * OW), [&](int64_t b, int64_t e) {
-    for (int64_t pl = b; pl < e; ++pl)
+    for (int64_t pl = b; pl < e; ++pl) {
+      std::fill(dp + pl * H * W, dp + (pl + 1) * H * W, 0.0f);
       CNNCORE_ISA_CALL(
           adaptive_avg_pool2d_backward_plane(gp + pl * OH * OW, dp + pl * H * W, H, W, OH, OW));
+    }
   });
   return dx;
 }

@@ -94,12 +94,21 @@ Tensor interpolate_forward(const Tensor& x_in, int64_t OH, int64_t OW, InterpMod
   const int64_t grain = std::max<int64_t>(1, kGrain / OW);
   if (mode == InterpMode::Nearest) {
     const auto th = nearest_table(H, OH, sh), tw = nearest_table(W, OW, sw);
+    const bool twice = OW == 2 * W;  // tw[ow] == ow / 2: no table lookups
     parallel_for(0, rows, grain, [&](int64_t b, int64_t e) {
       for (int64_t r = b; r < e; ++r) {
         const int64_t pl = r / OH, oh = r % OH;
-        const float* xr = xp + pl * H * W + th[oh] * W;
         float* yr = yp + r * OW;
-        for (int64_t ow = 0; ow < OW; ++ow) yr[ow] = xr[tw[ow]];
+        if (r > b && oh > 0 && th[oh] == th[oh - 1]) {  // upsampling repeats rows: copy the last
+          std::memcpy(yr, yr - OW, sizeof(float) * OW);
+          continue;
+        }
+        const float* xr = xp + pl * H * W + th[oh] * W;
+        if (twice) {
+          for (int64_t iw = 0; iw < W; ++iw) yr[2 * iw] = yr[2 * iw + 1] = xr[iw];
+        } else {
+          for (int64_t ow = 0; ow < OW; ++ow) yr[ow] = xr[tw[ow]];
+        }
       }
     });
   } else {
@@ -148,20 +157,27 @@ Tensor interpolate_backward(const Tensor& dy_in, const Shape& x_shape, InterpMod
   Tensor dy = dy_in.contiguous();
   const int64_t N = x_shape[0], C = x_shape[1], H = x_shape[2], W = x_shape[3];
   const int64_t OH = dy.size(2), OW = dy.size(3);
-  Tensor dx = Tensor::zeros(x_shape);
+  Tensor dx = Tensor::empty(x_shape);  // each plane zeroed by its thread, in cache
   const float* gp = dy.data<float>();
   float* dp = dx.data<float>();
   // Several outputs feed one input, so threads split planes, never rows of one plane.
   const int64_t grain = std::max<int64_t>(1, kGrain / (OH * OW));
   if (mode == InterpMode::Nearest) {
     const auto th = nearest_table(H, OH, sh), tw = nearest_table(W, OW, sw);
+    const bool twice = OW == 2 * W;
     parallel_for(0, N * C, grain, [&](int64_t b, int64_t e) {
-      for (int64_t pl = b; pl < e; ++pl)
+      for (int64_t pl = b; pl < e; ++pl) {
+        std::fill(dp + pl * H * W, dp + (pl + 1) * H * W, 0.0f);
         for (int64_t oh = 0; oh < OH; ++oh) {
           const float* g = gp + (pl * OH + oh) * OW;
           float* d = dp + pl * H * W + th[oh] * W;
-          for (int64_t ow = 0; ow < OW; ++ow) d[tw[ow]] += g[ow];
+          if (twice) {
+            for (int64_t iw = 0; iw < W; ++iw) d[iw] += g[2 * iw] + g[2 * iw + 1];
+          } else {
+            for (int64_t ow = 0; ow < OW; ++ow) d[tw[ow]] += g[ow];
+          }
         }
+      }
     });
   } else {
     const auto th = linear_table(H, OH, align_corners, sh), tw = linear_table(W, OW, align_corners, sw);
@@ -169,7 +185,8 @@ Tensor interpolate_backward(const Tensor& dy_in, const Shape& x_shape, InterpMod
     // a0*t and a1*t to the two input rows, vectorised.
     parallel_for(0, N * C, grain, [&](int64_t b, int64_t e) {
       std::vector<float> t(static_cast<size_t>(W));
-      for (int64_t pl = b; pl < e; ++pl)
+      for (int64_t pl = b; pl < e; ++pl) {
+        std::fill(dp + pl * H * W, dp + (pl + 1) * H * W, 0.0f);
         for (int64_t oh = 0; oh < OH; ++oh) {
           const float* g = gp + (pl * OH + oh) * OW;
           std::fill(t.begin(), t.end(), 0.0f);
@@ -181,6 +198,7 @@ Tensor interpolate_backward(const Tensor& dy_in, const Shape& x_shape, InterpMod
           float* d1 = dp + pl * H * W + th.i1[oh] * W;
           CNNCORE_ISA_CALL(axpy_rows(t.data(), th.l0[oh], th.l1[oh], d0, d1, W));
         }
+      }
     });
   }
   return dx;
@@ -299,20 +317,47 @@ Tensor pad_backward(const Tensor& dy_in, const Shape& x_shape, const std::vector
   CNNCORE_CHECK_VALUE(dy_in.shape() == g.out, op, ": grad_output must have shape ", shape_str(g.out),
                       ", but got ", shape_str(dy_in.shape()));
   Tensor dy = dy_in.contiguous();
-  Tensor dx = Tensor::zeros(x_shape);
   const float* gp = dy.data<float>();
+  if (mode == PadMode::Constant) {
+    // Each input element went to at most one output: copy its gradient back row by row (the
+    // cropped parts get zero), no zero-fill plus scatter.
+    Tensor dx = Tensor::empty(x_shape);
+    float* dp = dx.data<float>();
+    const int64_t i0 = std::clamp<int64_t>(-g.left, 0, g.W), i1 = std::clamp<int64_t>(g.OW - g.left, 0, g.W);
+    parallel_for(0, g.P * g.H, std::max<int64_t>(1, kGrain / g.W), [&](int64_t b, int64_t e) {
+      for (int64_t r = b; r < e; ++r) {
+        const int64_t pl = r / g.H, oh = r % g.H + g.top;
+        float* dr = dp + r * g.W;
+        if (oh < 0 || oh >= g.OH || i1 <= i0) {
+          std::fill(dr, dr + g.W, 0.0f);
+          continue;
+        }
+        std::fill(dr, dr + i0, 0.0f);
+        std::memcpy(dr + i0, gp + (pl * g.OH + oh) * g.OW + i0 + g.left, sizeof(float) * (i1 - i0));
+        std::fill(dr + i1, dr + g.W, 0.0f);
+      }
+    });
+    return dx;
+  }
+  Tensor dx = Tensor::empty(x_shape);  // each plane zeroed by its thread, in cache
   float* dp = dx.data<float>();
   const auto th = pad_table(g.OH, g.top, g.H, mode), tw = pad_table(g.OW, g.left, g.W, mode);
+  const int64_t c0 = std::clamp<int64_t>(g.left, 0, g.OW), c1 = std::clamp<int64_t>(g.left + g.W, 0, g.OW);
   // Reflect/replicate fold several output rows onto one input row: threads split planes.
   parallel_for(0, g.P, std::max<int64_t>(1, kGrain / (g.OH * g.OW)), [&](int64_t b, int64_t e) {
-    for (int64_t pl = b; pl < e; ++pl)
+    for (int64_t pl = b; pl < e; ++pl) {
+      std::fill(dp + pl * g.H * g.W, dp + (pl + 1) * g.H * g.W, 0.0f);
       for (int64_t oh = 0; oh < g.OH; ++oh) {
         if (th[oh] < 0) continue;
         const float* gr = gp + (pl * g.OH + oh) * g.OW;
         float* dr = dp + (pl * g.H + th[oh]) * g.W;
-        for (int64_t ow = 0; ow < g.OW; ++ow)
+        for (int64_t ow = 0; ow < c0; ++ow)
+          if (tw[ow] >= 0) dr[tw[ow]] += gr[ow];
+        for (int64_t ow = c0; ow < c1; ++ow) dr[ow - g.left] += gr[ow];
+        for (int64_t ow = std::max(c0, c1); ow < g.OW; ++ow)
           if (tw[ow] >= 0) dr[tw[ow]] += gr[ow];
       }
+    }
   });
   return dx;
 }

@@ -6,11 +6,20 @@ Inputs are (N, C, H, W) or unbatched (C, H, W). Shape rules and value checks liv
 
 from __future__ import annotations
 
+import numbers
+
 from .. import _core
 from ..tensor import Tensor, _record
 from ._args import as_tensor, check_int, pair
 
 __all__ = ["max_pool2d", "avg_pool2d", "adaptive_avg_pool2d", "adaptive_max_pool2d"]
+
+
+def _flag(value, op, arg) -> bool:
+    """A bool (or 0/1); anything else is a TypeError rather than a silent truthiness test."""
+    if isinstance(value, bool) or (isinstance(value, numbers.Integral) and value in (0, 1)):
+        return bool(value)
+    raise TypeError(f"{op}: {arg} must be a bool, but got {value!r} ({type(value).__name__})")
 
 
 def _options(op, kernel_size, stride, padding, dilation=1, ceil_mode=False,
@@ -26,8 +35,8 @@ def _options(op, kernel_size, stride, padding, dilation=1, ceil_mode=False,
             raise ValueError(f"{op}: stride must be greater than zero, but got {stride!r}")
     o.pad_h, o.pad_w = pair(padding, op, "padding")
     o.dilation_h, o.dilation_w = pair(dilation, op, "dilation")
-    o.ceil_mode = bool(ceil_mode)
-    o.count_include_pad = bool(count_include_pad)
+    o.ceil_mode = _flag(ceil_mode, op, "ceil_mode")
+    o.count_include_pad = _flag(count_include_pad, op, "count_include_pad")
     if divisor_override is not None:
         d = check_int(divisor_override, op, "divisor_override")
         if d == 0:
@@ -44,7 +53,9 @@ def max_pool2d(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode
     shape = list(x.shape)
     out = _record(y, (x,), lambda g, needs: (_core.max_pool2d_backward(g, idx, shape),),
                   "MaxPool2DWithIndicesBackward")
-    return (out, Tensor._wrap(idx)) if return_indices else out
+    if _flag(return_indices, "max_pool2d", "return_indices"):
+        return out, Tensor._wrap(idx)
+    return out
 
 
 def avg_pool2d(input, kernel_size, stride=None, padding=0, ceil_mode=False,
@@ -90,4 +101,5 @@ def adaptive_max_pool2d(input, output_size, return_indices=False):
     out = _record(y, (x,),
                   lambda g, needs: (_core.adaptive_max_pool2d_backward(g, idx, shape),),
                   "AdaptiveMaxPool2DBackward")
-    return (out, Tensor._wrap(idx)) if return_indices else out
+    return (out, Tensor._wrap(idx)) if _flag(return_indices, "adaptive_max_pool2d",
+                                             "return_indices") else out

@@ -7,6 +7,7 @@ import math
 from .. import _core
 from ..tensor import _record
 from ._args import as_tensor, check_choice, check_float, check_int
+from .pool import _flag
 
 __all__ = ["interpolate", "pad"]
 
@@ -36,7 +37,7 @@ def interpolate(input, size=None, scale_factor=None, mode="nearest", align_corne
                              "interpolating modes: linear | bilinear, but mode is 'nearest'")
         align = False
     else:
-        align = bool(align_corners) if align_corners is not None else False
+        align = _flag(align_corners, op, "align_corners") if align_corners is not None else False
     if x.ndim not in (3, 4):
         raise ValueError(f"interpolate: input must be 3-D (N, C, L) or 4-D (N, C, H, W), but got "
                          f"{x.ndim}-D with shape {tuple(x.shape)}")
@@ -62,12 +63,13 @@ def interpolate(input, size=None, scale_factor=None, mode="nearest", align_corne
                 raise ValueError(f"interpolate: scale_factor must be positive and finite, but got "
                                  f"{scale_factor!r}")
         out_sizes = [math.floor(float(n) * f) for n, f in zip(in_sizes, factors)]
-        if not recompute_scale_factor:
+        if recompute_scale_factor is None or not _flag(recompute_scale_factor, op,
+                                                       "recompute_scale_factor"):
             scales = factors
     for s in out_sizes:
-        if s < 1:
-            raise ValueError(f"interpolate: output size must be at least 1, but got {out_sizes} "
-                             f"for input shape {tuple(x.shape)}")
+        if s < 1 or s >= 2**31:
+            raise ValueError(f"interpolate: output size must be at least 1 and below 2^31, but "
+                             f"got {out_sizes} for input shape {tuple(x.shape)}")
     core_mode = _core.InterpMode.nearest if mode == "nearest" else _core.InterpMode.bilinear
     xc = x._c
     if nsp == 1:  # (N, C, L) runs as (N, C, 1, L); a size-1 height maps onto itself
