@@ -151,16 +151,21 @@ def test_unary_vs_numpy_and_reference(isa, op):
         check_close(got, ref.unary(op, c(a)), rtol=2e-6, atol=0, what=f"{op} vs reference")
 
 
-def test_exp_sqrt_edges_match_reference(isa):
+def test_exp_log_sqrt_edges_match_reference(isa):
     r = rng(17)
     x = np.concatenate([r.uniform(-100, 100, 4001), np.linspace(-88.5, 89.5, 517),
                         [np.inf, -np.inf, np.nan, 0.0, -0.0, 1e-30, -1e-30, 88.7, 88.72, -87.3,
                          -103.0, -104.0]]).astype(np.float32)
-    with np.errstate(over="ignore", under="ignore", invalid="ignore"):
+    with np.errstate(over="ignore", under="ignore", invalid="ignore", divide="ignore"):
         got = _core.unary("exp", c(x)).numpy()
         check_close(got, ref.unary("exp", c(x)), rtol=3e-7, atol=1e-38, what="exp vs reference")
         check_close(got, np.exp(x.astype(np.float64)).astype(np.float32), rtol=5e-7, atol=1e-38,
                     what="exp vs numpy")
+        y = np.concatenate([np.abs(x), np.exp(r.uniform(-80, 80, 3001)), [1.0, 0.70710677,
+                            0.7071068, 1e-38, 1e-45, 3.4e38, 0.5, 2.0, -1.0]]).astype(np.float32)
+        got = _core.unary("log", c(y)).numpy()
+        check_close(got, ref.unary("log", c(y)), rtol=3e-7, atol=2e-7, what="log vs reference")
+        check_close(got, np.log(y.astype(np.float64)), rtol=3e-7, atol=2e-7, what="log vs numpy")
         got = _core.unary("sqrt", c(x)).numpy()
         check_close(got, ref.unary("sqrt", c(x)), rtol=0, atol=0, what="sqrt vs reference")
 
