@@ -408,6 +408,16 @@ def test_expressions_backward_vs_torch(expr):
                        what="expression")
 
 
+def test_few_outputs_split_reductions(isa):
+    a = rng(19).standard_normal((150_001, 3)).astype(np.float32)
+    for x, dims in [(a, [0]), (a.reshape(-1), [0]), (a[:150_000].reshape(-1, 3, 5), [0, 2]),
+                    (a[:150_000].reshape(3, -1, 10), [1, 2]), (a.T.copy(), [1])]:
+        exp = x.astype(np.float64).sum(axis=tuple(dims))
+        check_close(_core.sum(c(x), dims, False), exp, rtol=1e-5, atol=1e-4, what=f"{x.shape}")
+        check_close(_core.mean(c(x), dims, True), x.astype(np.float64).mean(
+            axis=tuple(dims), keepdims=True), rtol=1e-5, atol=1e-6, what=f"mean {x.shape}")
+
+
 def test_results_do_not_depend_on_thread_count():
     a = rng(15).standard_normal((3, 100_003)).astype(np.float32)
     before = cnncore.get_num_threads()
@@ -416,7 +426,12 @@ def test_results_do_not_depend_on_thread_count():
         for n in (1, 2):
             cnncore.set_num_threads(n)
             outs.append([_core.sum(c(a), [], False).numpy(), _core.sum(c(a), [1], False).numpy(),
-                         _core.sum(c(a), [0], False).numpy()])
+                         _core.sum(c(a), [0], False).numpy(),
+                         _core.sum(c(a.reshape(-1, 3)), [0], False).numpy(),
+                         _core.mean(c(a.reshape(-1)[:300006].reshape(-1, 3, 7)), [0, 2],
+                                    False).numpy(),
+                         _core.sum(c(a.reshape(-1)[:300000].reshape(3, 1000, 1, 100)), [1, 3],
+                                   True).numpy()])
         for x, y in zip(*outs):
             assert np.array_equal(x, y)
     finally:
