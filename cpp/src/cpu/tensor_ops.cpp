@@ -132,7 +132,6 @@ float scalar_apply(BinaryOp op, float a, float b) {
 std::vector<bool> reduced_mask(const Tensor& x, const std::vector<int64_t>& dims, const char* op) {
   const int64_t nd = x.dim();
   std::vector<bool> red(static_cast<size_t>(std::max<int64_t>(nd, 1)), dims.empty());
-  if (!dims.empty()) std::fill(red.begin(), red.end(), false);
   for (int64_t d : dims) {
     const int64_t w = wrap_dim(d, nd, op);
     CNNCORE_CHECK_VALUE(!red[w], op, ": dim ", w, " appears more than once in dims");
