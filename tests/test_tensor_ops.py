@@ -519,6 +519,7 @@ def test_int64_arithmetic_stays_int():
     assert (i + 0.5).dtype == cnncore.float32
     assert (-i).dtype == cnncore.int64 and abs(-i).numpy().tolist() == [1, 2, 3]
     assert F.exp(cnncore.tensor([0, 1])).dtype == cnncore.float32
+    assert i.clamp(2, 2).dtype == cnncore.int64 and i.clamp(max=2).numpy().tolist() == [1, 2, 2]
     f = cnncore.ones(3) * i
     assert f.dtype == cnncore.float32 and f.numpy().tolist() == [1, 2, 3]
     assert i.sum().item() == 6 and i.max().item() == 3 and i.argmax().item() == 2

@@ -334,6 +334,10 @@ def clamp(input, min=None, max=None):
     x = as_tensor(input, "clamp", "input")
     if min is None and max is None:
         raise ValueError("clamp: at least one of min and max must not be None")
+    if x.dtype == int64 and all(v is None or (isinstance(v, numbers.Integral) and not
+                                              isinstance(v, bool)) for v in (min, max)):
+        return Tensor._wrap(_core.from_numpy(np.array(np.clip(x._c.numpy(), min, max),
+                                                      dtype=np.int64, order="C")))
     y = x
     if min is not None:
         lo = min if isinstance(min, Tensor) else check_float(min, "clamp", "min")
