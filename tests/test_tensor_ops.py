@@ -400,6 +400,8 @@ def test_binary_backward_vs_torch(op, sa, sb):
     lambda x, m: m.where(x > 0, x, x * 0.1), lambda x, m: m.where(x < 0.2, 1.0, x ** 2),
     lambda x, m: x.var(), lambda x, m: x.var(1), lambda x, m: x.std((0, 2), keepdim=True),
     lambda x, m: x.var(2, unbiased=False), lambda x, m: m.var(x, 0, correction=0),
+    lambda x, m: x.sort(2)[0], lambda x, m: x.sort(0, descending=True).values,
+    lambda x, m: x.topk(2, 2)[0], lambda x, m: x.topk(2, 1, largest=False).values,
 ])
 def test_expressions_backward_vs_torch(expr):
     torch = _torch()
@@ -542,6 +544,28 @@ def test_max_forms_and_namedtuple():
     x = cnncore.tensor(a, requires_grad=True)
     x.max().backward()
     assert x.grad.numpy().tolist() == [[0, 0, 0], [0.5, 0, 0.5]]
+
+
+def test_sort_topk_indices_match_torch():
+    torch = _torch()
+    a = rng(20).integers(-3, 3, (4, 9)).astype(np.float32)
+    for fo, ft in [(lambda x: x.sort(1), lambda x: x.sort(dim=1, stable=True)),
+                   (lambda x: x.sort(0, descending=True),
+                    lambda x: x.sort(dim=0, descending=True, stable=True))]:
+        vo, io = fo(cnncore.tensor(a))
+        vt, it = ft(torch.tensor(a))
+        check_close(vo, vt, what="sort values")
+        assert io.numpy().tolist() == it.numpy().tolist()
+    b = rng(21).standard_normal((5, 7)).astype(np.float32)  # no ties: topk order is defined
+    vo, io = cnncore.tensor(b).topk(3, dim=1)
+    vt, it = torch.tensor(b).topk(3, dim=1)
+    check_close(vo, vt, what="topk values")
+    assert io.numpy().tolist() == it.numpy().tolist()
+    top5 = (cnncore.tensor(b).topk(5, 1).indices == cnncore.tensor([[0]] * 5)).sum().item()
+    assert top5 == (torch.tensor(b).topk(5, 1).indices == 0).sum().item()
+    assert cnncore.tensor(b).argsort(1).numpy().tolist() == np.argsort(b, 1).tolist()
+    with pytest.raises(ValueError, match=r"topk: k must be in \[0, 7\]"):
+        cnncore.tensor(b).topk(8)
 
 
 def test_shape_ops_forms():

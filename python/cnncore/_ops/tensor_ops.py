@@ -31,6 +31,7 @@ __all__ = [
     "eq", "ne", "lt", "le", "gt", "ge",
     "reshape", "view", "flatten", "permute", "transpose", "unsqueeze", "squeeze", "expand",
     "cat", "concat", "stack", "narrow", "split", "chunk", "where", "var", "std",
+    "sort", "argsort", "topk",
 ]
 
 _py_max, _py_min, _py_any, _py_all = builtins.max, builtins.min, builtins.any, builtins.all
@@ -549,6 +550,73 @@ def argmin(input, dim=None, keepdim=False):
     return _arg("argmin", input, dim, keepdim)
 
 
+_sort_result = collections.namedtuple("sort", ["values", "indices"])
+_topk_result = collections.namedtuple("topk", ["values", "indices"])
+
+
+def _gather_op(x: Tensor, d: int, order: np.ndarray, name: str):
+    """(values, indices) = x gathered along d at `order` (int64 numpy), with a scatter backward."""
+    arr = x._c.numpy()
+    vals = np.take_along_axis(arr, order, axis=d) if arr.ndim else arr.copy()
+    vc = _core.from_numpy(np.array(vals, dtype=arr.dtype, order="C"))
+    ic = _core.from_numpy(np.array(order, dtype=np.int64, order="C"))
+    if x.dtype != float32:
+        return Tensor._wrap(vc), Tensor._wrap(ic)
+    shape = arr.shape
+
+    def backward(g, needs):
+        out = np.zeros(shape, dtype=np.float32)
+        if out.ndim == 0:
+            return (g,)
+        np.put_along_axis(out, order, g.numpy(), axis=d)
+        return (_core.from_numpy(out),)
+
+    return _record(vc, (x,), backward, name), Tensor._wrap(ic)
+
+
+def _order(x: Tensor, dim, descending: bool, op: str):
+    arr = x._c.numpy()
+    if arr.ndim == 0:
+        wrap_dim(dim, 0, op)
+        return 0, np.zeros((), np.int64)
+    d = wrap_dim(dim, x.ndim, op)
+    # stable, so equal values keep their order; descending sorts the negation (nan last either way
+    # in numpy; torch puts nan first when descending)
+    key = -arr if descending and arr.dtype == np.float32 else arr
+    idx = np.argsort(key, axis=d, kind="stable")
+    if descending and arr.dtype != np.float32:
+        idx = np.flip(np.argsort(arr, axis=d, kind="stable"), axis=d)
+    return d, idx
+
+
+def sort(input, dim=-1, descending=False, stable=False):
+    """(values, indices) sorted along dim (equal values keep their order)."""
+    x = as_tensor(input, "sort", "input")
+    d, idx = _order(x, dim, bool(descending), "sort")
+    v, i = _gather_op(x, d, idx, "SortBackward")
+    return _sort_result(v, i)
+
+
+def argsort(input, dim=-1, descending=False, stable=False):
+    x = as_tensor(input, "argsort", "input")
+    _, idx = _order(x, dim, bool(descending), "argsort")
+    return Tensor._wrap(_core.from_numpy(np.array(idx, dtype=np.int64, order="C")))
+
+
+def topk(input, k, dim=-1, largest=True, sorted=True):
+    """(values, indices) of the k largest (or smallest) along dim, best first."""
+    x = as_tensor(input, "topk", "input")
+    kk = check_int(k, "topk", "k")
+    n = x.shape[wrap_dim(dim, x.ndim, "topk")] if x.ndim else 1
+    if not 0 <= kk <= n:
+        raise ValueError(f"topk: k must be in [0, {n}] (the size of dim {dim}), but got {kk}")
+    d, idx = _order(x, dim, bool(largest), "topk")
+    if x.ndim:
+        idx = np.take(idx, np.arange(kk), axis=d)
+    v, i = _gather_op(x, d, idx, "TopkBackward")
+    return _topk_result(v, i)
+
+
 # ---- shape ops -----------------------------------------------------------------------------------
 def _view_op(x: Tensor, y_core, name: str) -> Tensor:
     shape = list(x.shape)
@@ -1056,6 +1124,9 @@ def _install():
     T.split = split
     T.chunk = chunk
     T.var = var
+    T.sort = sort
+    T.argsort = argsort
+    T.topk = topk
     T.std = std
     T.any = _method_any
     T.all = _method_all
