@@ -525,6 +525,11 @@ def test_int64_arithmetic_stays_int():
     f = cnncore.ones(3) * i
     assert f.dtype == cnncore.float32 and f.numpy().tolist() == [1, 2, 3]
     assert i.sum().item() == 6 and i.max().item() == 3 and i.argmax().item() == 2
+    assert i.sum().shape == () and i.max().shape == () and i.argmax().shape == ()
+    assert i.min().shape == () and (i == 2).shape == (3,)
+    assert cnncore.tensor(5).max(0)[0].shape == ()
+    assert F.where(i > 1, i, 0).shape == (3,)
+    assert F.where(cnncore.tensor(1.0) > 0, 1.0, 2.0).shape == ()
     assert F.div(cnncore.tensor([7, -7]), 2, rounding_mode="floor").numpy().tolist() == [3, -4]
     assert F.div(cnncore.tensor([7.0, -7.0]), 2, rounding_mode="trunc").numpy().tolist() == [3, -3]
 

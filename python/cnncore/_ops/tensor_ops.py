@@ -49,10 +49,6 @@ class _Mask(Tensor):
 
 
 # ---- argument helpers ----------------------------------------------------------------------------
-def _is_scalar(v) -> bool:
-    return isinstance(v, numbers.Real) and not isinstance(v, Tensor)
-
-
 def _operand(v, op: str, arg: str):
     """Tensor as is; a Python/numpy number -> float or int; an array or list -> Tensor; else
     TypeError."""
@@ -70,6 +66,11 @@ def _operand(v, op: str, arg: str):
         return as_tensor(np.asarray(v), op, arg)
     raise TypeError(f"{op}: {arg} must be a Tensor, a number or an array, but got "
                     f"{type(v).__name__}")
+
+
+def _c_array(value, dtype) -> np.ndarray:
+    """A C-contiguous copy with the given dtype; unlike np.ascontiguousarray, 0-d stays 0-d."""
+    return np.array(value, dtype=dtype, order="C")
 
 
 def _float_core(t: Tensor):
@@ -152,9 +153,9 @@ def _int_binary(op: str, a, b) -> Tensor:
     with np.errstate(divide="ignore", invalid="ignore"):
         r = _NP_BINARY[op](x, y)
     if op in _COMPARE:
-        return _Mask._wrap(_core.from_numpy(np.ascontiguousarray(r, dtype=np.float32)))
+        return _Mask._wrap(_core.from_numpy(_c_array(r, dtype=np.float32)))
     dt = np.float32 if op == "div" else np.int64
-    return Tensor._wrap(_core.from_numpy(np.ascontiguousarray(r, dtype=dt)))
+    return Tensor._wrap(_core.from_numpy(_c_array(r, dtype=dt)))
 
 
 def _intlike(v) -> bool:
@@ -289,7 +290,7 @@ def div(input, other, *, rounding_mode=None):
     r = np.trunc(arr) if rounding_mode == "trunc" else np.floor(arr)
     ints = all(not isinstance(v, Tensor) and isinstance(v, numbers.Integral) or
                isinstance(v, Tensor) and v.dtype == int64 for v in (input, other))
-    return Tensor._wrap(_core.from_numpy(np.ascontiguousarray(r, np.int64 if ints else np.float32)))
+    return Tensor._wrap(_core.from_numpy(_c_array(r, np.int64 if ints else np.float32)))
 
 
 def pow(input, exponent):
@@ -415,7 +416,7 @@ def _reduce(op: str, input, dim, keepdim) -> Tensor:
                             "but got int64; use .float() first")
         arr = x._c.numpy()
         r = arr.sum(axis=tuple(dims) if dims else None, keepdims=bool(keepdim)) if arr.ndim else arr
-        return Tensor._wrap(_core.from_numpy(np.ascontiguousarray(r, dtype=np.int64)))
+        return Tensor._wrap(_core.from_numpy(_c_array(r, dtype=np.int64)))
     fn = _core.sum if op == "sum" else _core.mean
     y = fn(x._c, dims, bool(keepdim))
     shape = tuple(x.shape)
@@ -466,15 +467,15 @@ def _max_min(op: str, input, dim, keepdim):
         f = np.max if op == "max" else np.min
         af = np.argmax if op == "max" else np.argmin
         if dim is None:
-            return Tensor._wrap(_core.from_numpy(np.ascontiguousarray(f(arr), dtype=np.int64)))
+            return Tensor._wrap(_core.from_numpy(_c_array(f(arr), dtype=np.int64)))
         d = wrap_dim(dim, x.ndim, op)
         if arr.ndim == 0:
             v, i = arr.copy(), np.zeros((), np.int64)
         else:
             v, i = f(arr, axis=d, keepdims=bool(keepdim)), af(arr, axis=d, keepdims=bool(keepdim))
         res = _max_result if op == "max" else _min_result
-        return res(Tensor._wrap(_core.from_numpy(np.ascontiguousarray(v, np.int64))),
-                   Tensor._wrap(_core.from_numpy(np.ascontiguousarray(i, np.int64))))
+        return res(Tensor._wrap(_core.from_numpy(_c_array(v, np.int64))),
+                   Tensor._wrap(_core.from_numpy(_c_array(i, np.int64))))
     # min is max of the negation; the C++ kernel has only max.
     src = x._c if op == "max" else _core.unary("neg", x._c)
     shape = tuple(x.shape)
@@ -531,7 +532,7 @@ def _arg(op: str, input, dim, keepdim) -> Tensor:
         else:
             d = wrap_dim(dim, x.ndim, op)
             r = f(arr, axis=d, keepdims=bool(keepdim)) if arr.ndim else np.zeros((), np.int64)
-        return Tensor._wrap(_core.from_numpy(np.ascontiguousarray(r, np.int64)))
+        return Tensor._wrap(_core.from_numpy(_c_array(r, np.int64)))
     src = x._c if op == "argmax" else _core.unary("neg", x._c)
     if dim is None:
         r = _core.argmax(src.reshape([-1]), 0, False)
@@ -850,12 +851,12 @@ def where(condition, input, other):
         raise ValueError(f"where: shapes {np.shape(cmask)}, {np.shape(an)} and {np.shape(bn)} "
                          "cannot be broadcast") from None
     ints = _intlike(a) and _intlike(b)
-    y = np.ascontiguousarray(np.broadcast_to(np.where(cmask, an, bn), shape),
+    y = _c_array(np.broadcast_to(np.where(cmask, an, bn), shape),
                              dtype=np.int64 if ints else np.float32)
     ts = tuple(v if isinstance(v, Tensor) else None for v in (a, b))
     if ints:
         return Tensor._wrap(_core.from_numpy(y))
-    m = _core.from_numpy(np.ascontiguousarray(np.broadcast_to(cmask, shape), dtype=np.float32))
+    m = _core.from_numpy(_c_array(np.broadcast_to(cmask, shape), dtype=np.float32))
 
     def backward(g, needs):
         ga = _sum_to(_core.mul(g, m), a.shape) if needs[0] else None
