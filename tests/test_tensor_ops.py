@@ -597,6 +597,14 @@ def test_shape_ops_forms():
     x[0, 1] = 5.0
     x[x == 0] = 1.0
     assert x.numpy().tolist() == [[1, 5, 1], [1, 1, 1]]
+    x[1].fill_(0.0)  # basic indexing gives views, as in torch
+    x[:, 2].fill_(7.0)
+    x[0][0] = 3.0
+    assert x.numpy().tolist() == [[3, 5, 7], [0, 0, 7]]
+    assert x[1, 2].shape == () and x[1, 2].item() == 7.0
+    y = x[[0, 1]]  # advanced indexing copies
+    y.zero_()
+    assert x.numpy()[0, 0] == 3.0
     assert list(iter(cnncore.tensor([1.0, 2.0])))[1].item() == 2.0
 
 

@@ -918,13 +918,19 @@ def _is_basic(key) -> bool:
 def _getitem(self, key):
     k = _index_key(key)
     src = self._c.numpy()
+    basic = _is_basic(k)
     try:
-        arr = np.array(src[k], dtype=src.dtype, order="C", copy=True)
+        if basic:
+            # A view sharing memory, as torch's basic indexing gives (x[0].zero_() writes into x);
+            # the trailing Ellipsis keeps a fully indexed element a 0-d array, not a scalar.
+            kt = k if isinstance(k, tuple) else (k,)
+            arr = src[kt if _py_any(v is Ellipsis for v in kt) else kt + (Ellipsis,)]
+        else:
+            arr = np.array(src[k], dtype=src.dtype, order="C", copy=True)
     except IndexError as e:
         raise IndexError(f"index: {e} (tensor shape {tuple(self.shape)})") from None
     cls = _Mask if isinstance(self, _Mask) else Tensor
     shape = src.shape
-    basic = _is_basic(k)
 
     def backward(g, needs):
         out = np.zeros(shape, dtype=np.float32)
@@ -948,12 +954,13 @@ def _setitem(self, key, value):
     self._check_inplace("__setitem__")
     if self.grad_fn is not None:
         raise RuntimeError("__setitem__: in-place assignment to a tensor computed by a recorded "
-                           "op is not supported; use torch-free ops or detach() first")
+                           "op is not supported; use out-of-place ops or detach() first")
     k = _index_key(key)
     v = value._c.numpy() if isinstance(value, Tensor) else np.asarray(value)
-    if not self._c.is_contiguous():
-        raise ValueError("__setitem__: the tensor must be contiguous")
-    self._c.numpy()[k] = v
+    if self._c.block:
+        raise ValueError("__setitem__: the tensor is in the blocked NCHWc layout; assign into "
+                         "a strided copy (.contiguous()) instead")
+    self._c.numpy()[k] = v  # a view of the memory for every strided tensor
 
 
 # ---- Tensor methods ------------------------------------------------------------------------------
