@@ -529,6 +529,9 @@ def test_int64_arithmetic_stays_int():
     assert i.min().shape == () and (i == 2).shape == (3,)
     assert cnncore.tensor(5).max(0)[0].shape == ()
     assert F.where(i > 1, i, 0).shape == (3,)
+    assert (i // 2).numpy().tolist() == [0, 1, 1] and (i % 2).numpy().tolist() == [1, 0, 1]
+    assert (7 // i).dtype == cnncore.int64 and (cnncore.tensor([-3.5]) % 2).item() == 0.5
+    assert f"{cnncore.tensor(0.123456):.3f}" == "0.123" and f"{i}" == str(i)
     assert F.where(cnncore.tensor(1.0) > 0, 1.0, 2.0).shape == ()
     assert F.div(cnncore.tensor([7, -7]), 2, rounding_mode="floor").numpy().tolist() == [3, -4]
     assert F.div(cnncore.tensor([7.0, -7.0]), 2, rounding_mode="trunc").numpy().tolist() == [3, -3]

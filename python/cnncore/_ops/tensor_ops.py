@@ -1057,6 +1057,31 @@ def _add_inplace(self, other, *, alpha=1):
                                                                             alpha=alpha)
 
 
+def _format(self, spec):
+    """f"{loss:.4f}" works on 0-d tensors, as in torch."""
+    if self.ndim == 0:
+        return format(self.item(), spec)
+    return object.__format__(self, spec)
+
+
+def _np_nograd(op: str, ufunc, a, b) -> Tensor:
+    """// and % (numpy semantics, as torch's floor_divide / remainder); not differentiable."""
+    x, y = _operand(a, op, "input"), _operand(b, op, "other")
+    xa = x._c.numpy() if isinstance(x, Tensor) else x
+    ya = y._c.numpy() if isinstance(y, Tensor) else y
+    try:
+        np.broadcast_shapes(np.shape(xa), np.shape(ya))
+    except ValueError:
+        raise ValueError(f"{op}: shapes {tuple(np.shape(xa))} and {tuple(np.shape(ya))} cannot "
+                         "be broadcast") from None
+    ints = _intlike(x) and _intlike(y)
+    if ints and np.any(np.asarray(ya) == 0):
+        raise ZeroDivisionError(f"{op}: integer division by zero")
+    with np.errstate(divide="ignore", invalid="ignore"):
+        r = ufunc(xa, ya)
+    return Tensor._wrap(_core.from_numpy(_c_array(r, np.int64 if ints else np.float32)))
+
+
 def _install():
     T = Tensor
     rev = lambda op: lambda self, other: _binary(op, other, self)  # noqa: E731
@@ -1075,6 +1100,11 @@ def _install():
     T.__abs__ = abs
     T.__matmul__ = _matmul
     T.__rmatmul__ = _rmatmul
+    T.__floordiv__ = lambda self, other: _np_nograd("floor_divide", np.floor_divide, self, other)
+    T.__rfloordiv__ = lambda self, other: _np_nograd("floor_divide", np.floor_divide, other, self)
+    T.__mod__ = lambda self, other: _np_nograd("remainder", np.remainder, self, other)
+    T.__rmod__ = lambda self, other: _np_nograd("remainder", np.remainder, other, self)
+    T.__format__ = _format
     T.__getitem__ = _getitem
     T.__setitem__ = _setitem
 
