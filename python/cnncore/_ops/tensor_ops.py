@@ -10,6 +10,10 @@ differentiable); ``/`` always gives float32.
 Comparisons (``==``, ``<``, ``.eq()``, ``.gt()``, ...) return a float32 tensor of 1.0 / 0.0 that
 also works as a boolean mask: ``x[x > 0]``, ``(pred == y).sum()``, ``(pred == y).float().mean()``.
 
+Indexing: ints, slices, None and Ellipsis give views sharing memory (as torch); integer arrays,
+int64 tensors and boolean masks give copies; the backward scatters (``np.add.at``) into zeros.
+``//`` and ``%`` follow numpy (= torch's floor_divide / remainder) and are not differentiable.
+
 Importing this module installs the methods and operators on ``cnncore.Tensor`` (plain assignment).
 """
 
