@@ -925,7 +925,7 @@ def _getitem(self, key):
     basic = _is_basic(k)
     try:
         if basic:
-            # A view sharing memory, as torch's basic indexing gives (x[0].zero_() writes into x);
+            # A view sharing memory, as torch's basic indexing gives (x[0].fill_(0) writes into x);
             # the trailing Ellipsis keeps a fully indexed element a 0-d array, not a scalar.
             kt = k if isinstance(k, tuple) else (k,)
             arr = src[kt if _py_any(v is Ellipsis for v in kt) else kt + (Ellipsis,)]
