@@ -151,16 +151,21 @@ def test_unary_vs_numpy_and_reference(isa, op):
         check_close(got, ref.unary(op, c(a)), rtol=2e-6, atol=0, what=f"{op} vs reference")
 
 
-def test_exp_sqrt_edges_match_reference(isa):
+def test_exp_log_sqrt_edges_match_reference(isa):
     r = rng(17)
     x = np.concatenate([r.uniform(-100, 100, 4001), np.linspace(-88.5, 89.5, 517),
                         [np.inf, -np.inf, np.nan, 0.0, -0.0, 1e-30, -1e-30, 88.7, 88.72, -87.3,
                          -103.0, -104.0]]).astype(np.float32)
-    with np.errstate(over="ignore", under="ignore", invalid="ignore"):
+    with np.errstate(over="ignore", under="ignore", invalid="ignore", divide="ignore"):
         got = _core.unary("exp", c(x)).numpy()
         check_close(got, ref.unary("exp", c(x)), rtol=3e-7, atol=1e-38, what="exp vs reference")
         check_close(got, np.exp(x.astype(np.float64)).astype(np.float32), rtol=5e-7, atol=1e-38,
                     what="exp vs numpy")
+        y = np.concatenate([np.abs(x), np.exp(r.uniform(-80, 80, 3001)), [1.0, 0.70710677,
+                            0.7071068, 1e-38, 1e-45, 3.4e38, 0.5, 2.0, -1.0]]).astype(np.float32)
+        got = _core.unary("log", c(y)).numpy()
+        check_close(got, ref.unary("log", c(y)), rtol=3e-7, atol=2e-7, what="log vs reference")
+        check_close(got, np.log(y.astype(np.float64)), rtol=3e-7, atol=2e-7, what="log vs numpy")
         got = _core.unary("sqrt", c(x)).numpy()
         check_close(got, ref.unary("sqrt", c(x)), rtol=0, atol=0, what="sqrt vs reference")
 
@@ -395,12 +400,24 @@ def test_binary_backward_vs_torch(op, sa, sb):
     lambda x, m: m.where(x > 0, x, x * 0.1), lambda x, m: m.where(x < 0.2, 1.0, x ** 2),
     lambda x, m: x.var(), lambda x, m: x.var(1), lambda x, m: x.std((0, 2), keepdim=True),
     lambda x, m: x.var(2, unbiased=False), lambda x, m: m.var(x, 0, correction=0),
+    lambda x, m: x.sort(2)[0], lambda x, m: x.sort(0, descending=True).values,
+    lambda x, m: x.topk(2, 2)[0], lambda x, m: x.topk(2, 1, largest=False).values,
 ])
 def test_expressions_backward_vs_torch(expr):
     torch = _torch()
     a = rng(13).standard_normal((2, 3, 5)).astype(np.float32)
     compare_with_torch(lambda x: expr(x, F), lambda x: expr(x, torch), [a],
                        what="expression")
+
+
+def test_few_outputs_split_reductions(isa):
+    a = rng(19).standard_normal((150_001, 3)).astype(np.float32)
+    for x, dims in [(a, [0]), (a.reshape(-1), [0]), (a[:150_000].reshape(-1, 3, 5), [0, 2]),
+                    (a[:150_000].reshape(3, -1, 10), [1, 2]), (a.T.copy(), [1])]:
+        exp = x.astype(np.float64).sum(axis=tuple(dims))
+        check_close(_core.sum(c(x), dims, False), exp, rtol=1e-5, atol=1e-4, what=f"{x.shape}")
+        check_close(_core.mean(c(x), dims, True), x.astype(np.float64).mean(
+            axis=tuple(dims), keepdims=True), rtol=1e-5, atol=1e-6, what=f"mean {x.shape}")
 
 
 def test_results_do_not_depend_on_thread_count():
@@ -411,7 +428,12 @@ def test_results_do_not_depend_on_thread_count():
         for n in (1, 2):
             cnncore.set_num_threads(n)
             outs.append([_core.sum(c(a), [], False).numpy(), _core.sum(c(a), [1], False).numpy(),
-                         _core.sum(c(a), [0], False).numpy()])
+                         _core.sum(c(a), [0], False).numpy(),
+                         _core.sum(c(a.reshape(-1, 3)), [0], False).numpy(),
+                         _core.mean(c(a.reshape(-1)[:300006].reshape(-1, 3, 7)), [0, 2],
+                                    False).numpy(),
+                         _core.sum(c(a.reshape(-1)[:300000].reshape(3, 1000, 1, 100)), [1, 3],
+                                   True).numpy()])
         for x, y in zip(*outs):
             assert np.array_equal(x, y)
     finally:
@@ -499,9 +521,18 @@ def test_int64_arithmetic_stays_int():
     assert (i + 0.5).dtype == cnncore.float32
     assert (-i).dtype == cnncore.int64 and abs(-i).numpy().tolist() == [1, 2, 3]
     assert F.exp(cnncore.tensor([0, 1])).dtype == cnncore.float32
+    assert i.clamp(2, 2).dtype == cnncore.int64 and i.clamp(max=2).numpy().tolist() == [1, 2, 2]
     f = cnncore.ones(3) * i
     assert f.dtype == cnncore.float32 and f.numpy().tolist() == [1, 2, 3]
     assert i.sum().item() == 6 and i.max().item() == 3 and i.argmax().item() == 2
+    assert i.sum().shape == () and i.max().shape == () and i.argmax().shape == ()
+    assert i.min().shape == () and (i == 2).shape == (3,)
+    assert cnncore.tensor(5).max(0)[0].shape == ()
+    assert F.where(i > 1, i, 0).shape == (3,)
+    assert (i // 2).numpy().tolist() == [0, 1, 1] and (i % 2).numpy().tolist() == [1, 0, 1]
+    assert (7 // i).dtype == cnncore.int64 and (cnncore.tensor([-3.5]) % 2).item() == 0.5
+    assert f"{cnncore.tensor(0.123456):.3f}" == "0.123" and f"{i}" == str(i)
+    assert F.where(cnncore.tensor(1.0) > 0, 1.0, 2.0).shape == ()
     assert F.div(cnncore.tensor([7, -7]), 2, rounding_mode="floor").numpy().tolist() == [3, -4]
     assert F.div(cnncore.tensor([7.0, -7.0]), 2, rounding_mode="trunc").numpy().tolist() == [3, -3]
 
@@ -521,6 +552,28 @@ def test_max_forms_and_namedtuple():
     x = cnncore.tensor(a, requires_grad=True)
     x.max().backward()
     assert x.grad.numpy().tolist() == [[0, 0, 0], [0.5, 0, 0.5]]
+
+
+def test_sort_topk_indices_match_torch():
+    torch = _torch()
+    a = rng(20).integers(-3, 3, (4, 9)).astype(np.float32)
+    for fo, ft in [(lambda x: x.sort(1), lambda x: x.sort(dim=1, stable=True)),
+                   (lambda x: x.sort(0, descending=True),
+                    lambda x: x.sort(dim=0, descending=True, stable=True))]:
+        vo, io = fo(cnncore.tensor(a))
+        vt, it = ft(torch.tensor(a))
+        check_close(vo, vt, what="sort values")
+        assert io.numpy().tolist() == it.numpy().tolist()
+    b = rng(21).standard_normal((5, 7)).astype(np.float32)  # no ties: topk order is defined
+    vo, io = cnncore.tensor(b).topk(3, dim=1)
+    vt, it = torch.tensor(b).topk(3, dim=1)
+    check_close(vo, vt, what="topk values")
+    assert io.numpy().tolist() == it.numpy().tolist()
+    top5 = (cnncore.tensor(b).topk(5, 1).indices == cnncore.tensor([[0]] * 5)).sum().item()
+    assert top5 == (torch.tensor(b).topk(5, 1).indices == 0).sum().item()
+    assert cnncore.tensor(b).argsort(1).numpy().tolist() == np.argsort(b, 1).tolist()
+    with pytest.raises(ValueError, match=r"topk: k must be in \[0, 7\]"):
+        cnncore.tensor(b).topk(8)
 
 
 def test_shape_ops_forms():
@@ -547,6 +600,14 @@ def test_shape_ops_forms():
     x[0, 1] = 5.0
     x[x == 0] = 1.0
     assert x.numpy().tolist() == [[1, 5, 1], [1, 1, 1]]
+    x[1].fill_(0.0)  # basic indexing gives views, as in torch
+    x[:, 2].fill_(7.0)
+    x[0][0] = 3.0
+    assert x.numpy().tolist() == [[3, 5, 7], [0, 0, 7]]
+    assert x[1, 2].shape == () and x[1, 2].item() == 7.0
+    y = x[[0, 1]]  # advanced indexing copies
+    y.zero_()
+    assert x.numpy()[0, 0] == 3.0
     assert list(iter(cnncore.tensor([1.0, 2.0])))[1].item() == 2.0
 
 

@@ -132,7 +132,6 @@ float scalar_apply(BinaryOp op, float a, float b) {
 std::vector<bool> reduced_mask(const Tensor& x, const std::vector<int64_t>& dims, const char* op) {
   const int64_t nd = x.dim();
   std::vector<bool> red(static_cast<size_t>(std::max<int64_t>(nd, 1)), dims.empty());
-  if (!dims.empty()) std::fill(red.begin(), red.end(), false);
   for (int64_t d : dims) {
     const int64_t w = wrap_dim(d, nd, op);
     CNNCORE_CHECK_VALUE(!red[w], op, ": dim ", w, " appears more than once in dims");
@@ -202,65 +201,106 @@ Tensor reduce_sum(const Tensor& x_in, const std::vector<int64_t>& dims, bool kee
     (gred[g] ? rsz : ksz).push_back(gsize[g]);
     (gred[g] ? rst : kst).push_back(gstride[g]);
   }
+  // Few outputs and much to add (x.sum(), a per-channel sum of 3 channels, a column sum of a
+  // tall matrix): each output's reduction is split into `pieces` fixed by the shape alone, whose
+  // partial sums are added in order, so the result does not depend on the thread count.
+  constexpr int64_t kFewOutputs = 8, kMaxPieces = 64;
   if (inner_reduced) {
     // Each output adds up contiguous runs of length L, one per outer reduced index.
     const int64_t L = gsize.back(), n_runs = n_red / L;
-    if (n_out == 1 && n_runs == 1) {
-      // One long run (x.sum()): split it over threads, partials added in a fixed order.
-      const int64_t chunk = std::max<int64_t>(kGrain, (L + 63) / 64);
-      const int64_t nchunks = (L + chunk - 1) / chunk;
-      std::vector<double> part(static_cast<size_t>(nchunks), 0.0);
-      parallel_for(0, nchunks, 1, [&](int64_t b, int64_t e) {
-        for (int64_t c = b; c < e; ++c) {
-          const int64_t lo = c * chunk, len = std::min(L, lo + chunk) - lo;
-          part[c] = dispatch_sum_contig(xp + lo, len);
-        }
-      });
-      double t = 0.0;
-      for (double p : part) t += p;
-      yp[0] = static_cast<float>(t * scale);
-      return y;
-    }
-    parallel_for(0, n_out, std::max<int64_t>(1, kGrain / n_red), [&](int64_t b, int64_t e) {
-      Odometer ko(ksz, kst), ro(rsz, rst);
-      ko.seek(b);
-      for (int64_t o = b; o < e; ++o, ko.next()) {
-        double acc = 0.0;
-        ro.seek(0);
-        for (int64_t r = 0; r < n_runs; ++r, ro.next()) {
-          acc += dispatch_sum_contig(xp + ko.off + ro.off, L);
-        }
-        yp[o] = static_cast<float>(acc * scale);
+    int64_t pieces = 1, runs_per_piece = n_runs, len_per_piece = L;
+    if (n_out <= kFewOutputs && n_red >= 2 * kGrain) {
+      if (n_runs > 1) {
+        pieces = std::min(kMaxPieces, (n_runs * L + kGrain - 1) / kGrain);
+        pieces = std::min(pieces, n_runs);
+        runs_per_piece = (n_runs + pieces - 1) / pieces;
+        pieces = (n_runs + runs_per_piece - 1) / runs_per_piece;
+      } else {
+        pieces = std::min(kMaxPieces, (L + kGrain - 1) / kGrain);
+        len_per_piece = (L + pieces - 1) / pieces;
+        pieces = (L + len_per_piece - 1) / len_per_piece;
       }
-    });
+    }
+    std::vector<double> part(static_cast<size_t>(n_out * pieces), 0.0);
+    const int64_t work = n_red / pieces;
+    parallel_for(0, n_out * pieces, std::max<int64_t>(1, kGrain / std::max<int64_t>(work, 1)),
+                 [&](int64_t b, int64_t e) {
+                   Odometer ko(ksz, kst), ro(rsz, rst);
+                   for (int64_t t = b; t < e; ++t) {
+                     const int64_t o = t / pieces, pc = t % pieces;
+                     ko.seek(o);
+                     double acc = 0.0;
+                     if (n_runs > 1 || pieces == 1) {
+                       const int64_t r0 = pc * runs_per_piece;
+                       const int64_t r1 = std::min(n_runs, r0 + runs_per_piece);
+                       ro.seek(r0);
+                       for (int64_t r = r0; r < r1; ++r, ro.next())
+                         acc += dispatch_sum_contig(xp + ko.off + ro.off, L);
+                     } else {
+                       const int64_t lo = pc * len_per_piece;
+                       const int64_t len = std::min(L, lo + len_per_piece) - lo;
+                       acc = dispatch_sum_contig(xp + ko.off + lo, len);
+                     }
+                     part[t] = acc;
+                   }
+                 });
+    for (int64_t o = 0; o < n_out; ++o) {
+      double t = 0.0;
+      for (int64_t pc = 0; pc < pieces; ++pc) t += part[o * pieces + pc];
+      yp[o] = static_cast<float>(t * scale);
+    }
     return y;
   }
-  // Inner dim kept: rows of length I are added into a double accumulator, column block by block.
+  // Inner dim kept: rows of length I are added into double accumulators, column block by column
+  // block, kRows rows at a time in float lanes.
   const int64_t I = gsize.back(), n_rows = n_out / I;
   constexpr int64_t kCols = 512, kRows = 32;
   const int64_t cblocks = (I + kCols - 1) / kCols;
-  parallel_for(0, n_rows * cblocks, std::max<int64_t>(1, kGrain / (n_red * std::min(I, kCols))),
+  int64_t pieces = 1, rows_per_piece = n_red;
+  if (n_rows * cblocks <= kFewOutputs && n_red * I >= 2 * kGrain && n_red >= 2 * kRows) {
+    pieces = std::min(kMaxPieces, (n_red * I + kGrain - 1) / kGrain);
+    pieces = std::min(pieces, n_red / kRows);
+    rows_per_piece = (n_red + pieces - 1) / pieces;
+    pieces = (n_red + rows_per_piece - 1) / rows_per_piece;
+  }
+  std::vector<double> part(pieces > 1 ? static_cast<size_t>(n_out * pieces) : 0, 0.0);
+  const int64_t ntasks = n_rows * cblocks * pieces;
+  parallel_for(0, ntasks, std::max<int64_t>(1, kGrain / (rows_per_piece * std::min(I, kCols))),
                [&](int64_t b, int64_t e) {
                  Odometer ko(ksz, kst), ro(rsz, rst);
                  double acc[kCols];
+                 const float* rows[kRows];
                  for (int64_t t = b; t < e; ++t) {
-                   const int64_t row = t / cblocks, c0 = (t % cblocks) * kCols;
+                   const int64_t pc = t % pieces, blk = t / pieces;
+                   const int64_t row = blk / cblocks, c0 = (blk % cblocks) * kCols;
                    const int64_t len = std::min(I, c0 + kCols) - c0;
+                   const int64_t r0 = pc * rows_per_piece;
+                   const int64_t r1 = std::min(n_red, r0 + rows_per_piece);
                    ko.seek(row);
                    std::fill(acc, acc + len, 0.0);
-                   ro.seek(0);
-                   // Blocks of kRows rows summed in float lanes, block totals in double.
-                   const float* rows[kRows];
-                   for (int64_t r0 = 0; r0 < n_red; r0 += kRows) {
-                     const int64_t nr = std::min(kRows, n_red - r0);
+                   ro.seek(r0);
+                   for (int64_t rb = r0; rb < r1; rb += kRows) {
+                     const int64_t nr = std::min(kRows, r1 - rb);
                      for (int64_t r = 0; r < nr; ++r, ro.next())
                        rows[r] = xp + ko.off + ro.off + c0;
                      CNNCORE_ISA_CALL(accumulate_rows(rows, nr, acc, len));
                    }
-                   float* out = yp + row * I + c0;
-                   for (int64_t j = 0; j < len; ++j) out[j] = static_cast<float>(acc[j] * scale);
+                   if (pieces == 1) {
+                     float* out = yp + row * I + c0;
+                     for (int64_t j = 0; j < len; ++j)
+                       out[j] = static_cast<float>(acc[j] * scale);
+                   } else {
+                     double* dst = part.data() + pc * n_out + row * I + c0;
+                     std::copy(acc, acc + len, dst);
+                   }
                  }
                });
+  if (pieces > 1)
+    for (int64_t j = 0; j < n_out; ++j) {
+      double t = 0.0;
+      for (int64_t pc = 0; pc < pieces; ++pc) t += part[pc * n_out + j];
+      yp[j] = static_cast<float>(t * scale);
+    }
   return y;
 }
 

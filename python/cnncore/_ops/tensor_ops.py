@@ -10,6 +10,10 @@ differentiable); ``/`` always gives float32.
 Comparisons (``==``, ``<``, ``.eq()``, ``.gt()``, ...) return a float32 tensor of 1.0 / 0.0 that
 also works as a boolean mask: ``x[x > 0]``, ``(pred == y).sum()``, ``(pred == y).float().mean()``.
 
+Indexing: ints, slices, None and Ellipsis give views sharing memory (as torch); integer arrays,
+int64 tensors and boolean masks give copies; the backward scatters (``np.add.at``) into zeros.
+``//`` and ``%`` follow numpy (= torch's floor_divide / remainder) and are not differentiable.
+
 Importing this module installs the methods and operators on ``cnncore.Tensor`` (plain assignment).
 """
 
@@ -31,6 +35,7 @@ __all__ = [
     "eq", "ne", "lt", "le", "gt", "ge",
     "reshape", "view", "flatten", "permute", "transpose", "unsqueeze", "squeeze", "expand",
     "cat", "concat", "stack", "narrow", "split", "chunk", "where", "var", "std",
+    "sort", "argsort", "topk",
 ]
 
 _py_max, _py_min, _py_any, _py_all = builtins.max, builtins.min, builtins.any, builtins.all
@@ -48,10 +53,6 @@ class _Mask(Tensor):
 
 
 # ---- argument helpers ----------------------------------------------------------------------------
-def _is_scalar(v) -> bool:
-    return isinstance(v, numbers.Real) and not isinstance(v, Tensor)
-
-
 def _operand(v, op: str, arg: str):
     """Tensor as is; a Python/numpy number -> float or int; an array or list -> Tensor; else
     TypeError."""
@@ -69,6 +70,11 @@ def _operand(v, op: str, arg: str):
         return as_tensor(np.asarray(v), op, arg)
     raise TypeError(f"{op}: {arg} must be a Tensor, a number or an array, but got "
                     f"{type(v).__name__}")
+
+
+def _c_array(value, dtype) -> np.ndarray:
+    """A C-contiguous copy with the given dtype; unlike np.ascontiguousarray, 0-d stays 0-d."""
+    return np.array(value, dtype=dtype, order="C")
 
 
 def _float_core(t: Tensor):
@@ -151,9 +157,9 @@ def _int_binary(op: str, a, b) -> Tensor:
     with np.errstate(divide="ignore", invalid="ignore"):
         r = _NP_BINARY[op](x, y)
     if op in _COMPARE:
-        return _Mask._wrap(_core.from_numpy(np.ascontiguousarray(r, dtype=np.float32)))
+        return _Mask._wrap(_core.from_numpy(_c_array(r, dtype=np.float32)))
     dt = np.float32 if op == "div" else np.int64
-    return Tensor._wrap(_core.from_numpy(np.ascontiguousarray(r, dtype=dt)))
+    return Tensor._wrap(_core.from_numpy(_c_array(r, dtype=dt)))
 
 
 def _intlike(v) -> bool:
@@ -288,7 +294,7 @@ def div(input, other, *, rounding_mode=None):
     r = np.trunc(arr) if rounding_mode == "trunc" else np.floor(arr)
     ints = all(not isinstance(v, Tensor) and isinstance(v, numbers.Integral) or
                isinstance(v, Tensor) and v.dtype == int64 for v in (input, other))
-    return Tensor._wrap(_core.from_numpy(np.ascontiguousarray(r, np.int64 if ints else np.float32)))
+    return Tensor._wrap(_core.from_numpy(_c_array(r, np.int64 if ints else np.float32)))
 
 
 def pow(input, exponent):
@@ -334,6 +340,10 @@ def clamp(input, min=None, max=None):
     x = as_tensor(input, "clamp", "input")
     if min is None and max is None:
         raise ValueError("clamp: at least one of min and max must not be None")
+    if x.dtype == int64 and all(v is None or (isinstance(v, numbers.Integral) and not
+                                              isinstance(v, bool)) for v in (min, max)):
+        return Tensor._wrap(_core.from_numpy(np.array(np.clip(x._c.numpy(), min, max),
+                                                      dtype=np.int64, order="C")))
     y = x
     if min is not None:
         lo = min if isinstance(min, Tensor) else check_float(min, "clamp", "min")
@@ -410,7 +420,7 @@ def _reduce(op: str, input, dim, keepdim) -> Tensor:
                             "but got int64; use .float() first")
         arr = x._c.numpy()
         r = arr.sum(axis=tuple(dims) if dims else None, keepdims=bool(keepdim)) if arr.ndim else arr
-        return Tensor._wrap(_core.from_numpy(np.ascontiguousarray(r, dtype=np.int64)))
+        return Tensor._wrap(_core.from_numpy(_c_array(r, dtype=np.int64)))
     fn = _core.sum if op == "sum" else _core.mean
     y = fn(x._c, dims, bool(keepdim))
     shape = tuple(x.shape)
@@ -461,15 +471,15 @@ def _max_min(op: str, input, dim, keepdim):
         f = np.max if op == "max" else np.min
         af = np.argmax if op == "max" else np.argmin
         if dim is None:
-            return Tensor._wrap(_core.from_numpy(np.ascontiguousarray(f(arr), dtype=np.int64)))
+            return Tensor._wrap(_core.from_numpy(_c_array(f(arr), dtype=np.int64)))
         d = wrap_dim(dim, x.ndim, op)
         if arr.ndim == 0:
             v, i = arr.copy(), np.zeros((), np.int64)
         else:
             v, i = f(arr, axis=d, keepdims=bool(keepdim)), af(arr, axis=d, keepdims=bool(keepdim))
         res = _max_result if op == "max" else _min_result
-        return res(Tensor._wrap(_core.from_numpy(np.ascontiguousarray(v, np.int64))),
-                   Tensor._wrap(_core.from_numpy(np.ascontiguousarray(i, np.int64))))
+        return res(Tensor._wrap(_core.from_numpy(_c_array(v, np.int64))),
+                   Tensor._wrap(_core.from_numpy(_c_array(i, np.int64))))
     # min is max of the negation; the C++ kernel has only max.
     src = x._c if op == "max" else _core.unary("neg", x._c)
     shape = tuple(x.shape)
@@ -526,7 +536,7 @@ def _arg(op: str, input, dim, keepdim) -> Tensor:
         else:
             d = wrap_dim(dim, x.ndim, op)
             r = f(arr, axis=d, keepdims=bool(keepdim)) if arr.ndim else np.zeros((), np.int64)
-        return Tensor._wrap(_core.from_numpy(np.ascontiguousarray(r, np.int64)))
+        return Tensor._wrap(_core.from_numpy(_c_array(r, np.int64)))
     src = x._c if op == "argmax" else _core.unary("neg", x._c)
     if dim is None:
         r = _core.argmax(src.reshape([-1]), 0, False)
@@ -543,6 +553,73 @@ def argmax(input, dim=None, keepdim=False):
 
 def argmin(input, dim=None, keepdim=False):
     return _arg("argmin", input, dim, keepdim)
+
+
+_sort_result = collections.namedtuple("sort", ["values", "indices"])
+_topk_result = collections.namedtuple("topk", ["values", "indices"])
+
+
+def _gather_op(x: Tensor, d: int, order: np.ndarray, name: str):
+    """(values, indices) = x gathered along d at `order` (int64 numpy), with a scatter backward."""
+    arr = x._c.numpy()
+    vals = np.take_along_axis(arr, order, axis=d) if arr.ndim else arr.copy()
+    vc = _core.from_numpy(np.array(vals, dtype=arr.dtype, order="C"))
+    ic = _core.from_numpy(np.array(order, dtype=np.int64, order="C"))
+    if x.dtype != float32:
+        return Tensor._wrap(vc), Tensor._wrap(ic)
+    shape = arr.shape
+
+    def backward(g, needs):
+        out = np.zeros(shape, dtype=np.float32)
+        if out.ndim == 0:
+            return (g,)
+        np.put_along_axis(out, order, g.numpy(), axis=d)
+        return (_core.from_numpy(out),)
+
+    return _record(vc, (x,), backward, name), Tensor._wrap(ic)
+
+
+def _order(x: Tensor, dim, descending: bool, op: str):
+    arr = x._c.numpy()
+    if arr.ndim == 0:
+        wrap_dim(dim, 0, op)
+        return 0, np.zeros((), np.int64)
+    d = wrap_dim(dim, x.ndim, op)
+    # stable, so equal values keep their order; descending sorts the negation (nan last either way
+    # in numpy; torch puts nan first when descending)
+    key = -arr if descending and arr.dtype == np.float32 else arr
+    idx = np.argsort(key, axis=d, kind="stable")
+    if descending and arr.dtype != np.float32:
+        idx = np.flip(np.argsort(arr, axis=d, kind="stable"), axis=d)
+    return d, idx
+
+
+def sort(input, dim=-1, descending=False, stable=False):
+    """(values, indices) sorted along dim (equal values keep their order)."""
+    x = as_tensor(input, "sort", "input")
+    d, idx = _order(x, dim, bool(descending), "sort")
+    v, i = _gather_op(x, d, idx, "SortBackward")
+    return _sort_result(v, i)
+
+
+def argsort(input, dim=-1, descending=False, stable=False):
+    x = as_tensor(input, "argsort", "input")
+    _, idx = _order(x, dim, bool(descending), "argsort")
+    return Tensor._wrap(_core.from_numpy(np.array(idx, dtype=np.int64, order="C")))
+
+
+def topk(input, k, dim=-1, largest=True, sorted=True):
+    """(values, indices) of the k largest (or smallest) along dim, best first."""
+    x = as_tensor(input, "topk", "input")
+    kk = check_int(k, "topk", "k")
+    n = x.shape[wrap_dim(dim, x.ndim, "topk")] if x.ndim else 1
+    if not 0 <= kk <= n:
+        raise ValueError(f"topk: k must be in [0, {n}] (the size of dim {dim}), but got {kk}")
+    d, idx = _order(x, dim, bool(largest), "topk")
+    if x.ndim:
+        idx = np.take(idx, np.arange(kk), axis=d)
+    v, i = _gather_op(x, d, idx, "TopkBackward")
+    return _topk_result(v, i)
 
 
 # ---- shape ops -----------------------------------------------------------------------------------
@@ -778,12 +855,12 @@ def where(condition, input, other):
         raise ValueError(f"where: shapes {np.shape(cmask)}, {np.shape(an)} and {np.shape(bn)} "
                          "cannot be broadcast") from None
     ints = _intlike(a) and _intlike(b)
-    y = np.ascontiguousarray(np.broadcast_to(np.where(cmask, an, bn), shape),
+    y = _c_array(np.broadcast_to(np.where(cmask, an, bn), shape),
                              dtype=np.int64 if ints else np.float32)
     ts = tuple(v if isinstance(v, Tensor) else None for v in (a, b))
     if ints:
         return Tensor._wrap(_core.from_numpy(y))
-    m = _core.from_numpy(np.ascontiguousarray(np.broadcast_to(cmask, shape), dtype=np.float32))
+    m = _core.from_numpy(_c_array(np.broadcast_to(cmask, shape), dtype=np.float32))
 
     def backward(g, needs):
         ga = _sum_to(_core.mul(g, m), a.shape) if needs[0] else None
@@ -845,13 +922,19 @@ def _is_basic(key) -> bool:
 def _getitem(self, key):
     k = _index_key(key)
     src = self._c.numpy()
+    basic = _is_basic(k)
     try:
-        arr = np.array(src[k], dtype=src.dtype, order="C", copy=True)
+        if basic:
+            # A view sharing memory, as torch's basic indexing gives (x[0].fill_(0) writes into x);
+            # the trailing Ellipsis keeps a fully indexed element a 0-d array, not a scalar.
+            kt = k if isinstance(k, tuple) else (k,)
+            arr = src[kt if _py_any(v is Ellipsis for v in kt) else kt + (Ellipsis,)]
+        else:
+            arr = np.array(src[k], dtype=src.dtype, order="C", copy=True)
     except IndexError as e:
         raise IndexError(f"index: {e} (tensor shape {tuple(self.shape)})") from None
     cls = _Mask if isinstance(self, _Mask) else Tensor
     shape = src.shape
-    basic = _is_basic(k)
 
     def backward(g, needs):
         out = np.zeros(shape, dtype=np.float32)
@@ -875,12 +958,13 @@ def _setitem(self, key, value):
     self._check_inplace("__setitem__")
     if self.grad_fn is not None:
         raise RuntimeError("__setitem__: in-place assignment to a tensor computed by a recorded "
-                           "op is not supported; use torch-free ops or detach() first")
+                           "op is not supported; use out-of-place ops or detach() first")
     k = _index_key(key)
     v = value._c.numpy() if isinstance(value, Tensor) else np.asarray(value)
-    if not self._c.is_contiguous():
-        raise ValueError("__setitem__: the tensor must be contiguous")
-    self._c.numpy()[k] = v
+    if self._c.block:
+        raise ValueError("__setitem__: the tensor is in the blocked NCHWc layout; assign into "
+                         "a strided copy (.contiguous()) instead")
+    self._c.numpy()[k] = v  # a view of the memory for every strided tensor
 
 
 # ---- Tensor methods ------------------------------------------------------------------------------
@@ -977,6 +1061,31 @@ def _add_inplace(self, other, *, alpha=1):
                                                                             alpha=alpha)
 
 
+def _format(self, spec):
+    """f"{loss:.4f}" works on 0-d tensors, as in torch."""
+    if self.ndim == 0:
+        return format(self.item(), spec)
+    return object.__format__(self, spec)
+
+
+def _np_nograd(op: str, ufunc, a, b) -> Tensor:
+    """// and % (numpy semantics, as torch's floor_divide / remainder); not differentiable."""
+    x, y = _operand(a, op, "input"), _operand(b, op, "other")
+    xa = x._c.numpy() if isinstance(x, Tensor) else x
+    ya = y._c.numpy() if isinstance(y, Tensor) else y
+    try:
+        np.broadcast_shapes(np.shape(xa), np.shape(ya))
+    except ValueError:
+        raise ValueError(f"{op}: shapes {tuple(np.shape(xa))} and {tuple(np.shape(ya))} cannot "
+                         "be broadcast") from None
+    ints = _intlike(x) and _intlike(y)
+    if ints and np.any(np.asarray(ya) == 0):
+        raise ZeroDivisionError(f"{op}: integer division by zero")
+    with np.errstate(divide="ignore", invalid="ignore"):
+        r = ufunc(xa, ya)
+    return Tensor._wrap(_core.from_numpy(_c_array(r, np.int64 if ints else np.float32)))
+
+
 def _install():
     T = Tensor
     rev = lambda op: lambda self, other: _binary(op, other, self)  # noqa: E731
@@ -995,6 +1104,11 @@ def _install():
     T.__abs__ = abs
     T.__matmul__ = _matmul
     T.__rmatmul__ = _rmatmul
+    T.__floordiv__ = lambda self, other: _np_nograd("floor_divide", np.floor_divide, self, other)
+    T.__rfloordiv__ = lambda self, other: _np_nograd("floor_divide", np.floor_divide, other, self)
+    T.__mod__ = lambda self, other: _np_nograd("remainder", np.remainder, self, other)
+    T.__rmod__ = lambda self, other: _np_nograd("remainder", np.remainder, other, self)
+    T.__format__ = _format
     T.__getitem__ = _getitem
     T.__setitem__ = _setitem
 
@@ -1052,6 +1166,9 @@ def _install():
     T.split = split
     T.chunk = chunk
     T.var = var
+    T.sort = sort
+    T.argsort = argsort
+    T.topk = topk
     T.std = std
     T.any = _method_any
     T.all = _method_all

@@ -43,7 +43,8 @@ CNNCORE_API void add_(Tensor& a, const Tensor& b, double alpha = 1.0);
 
 // Sum / mean over dims (empty = all dims; negative dims count from the end; repeats are an
 // error). x: float32 (d0, ..., dn-1); y: x's shape without the reduced dims (keepdim: with them
-// as 1), new. Accumulates in double (float lanes over short blocks), so long sums stay accurate.
+// as 1), new. Accumulates in double (float lanes over short blocks), so long sums stay accurate;
+// the summation order depends on the shape only, never on the thread count.
 // The mean of zero elements is nan, as in PyTorch.
 CNNCORE_API Tensor sum(const Tensor& x, const std::vector<int64_t>& dims, bool keepdim);
 CNNCORE_API Tensor mean(const Tensor& x, const std::vector<int64_t>& dims, bool keepdim);
