@@ -6,6 +6,11 @@ include(CheckCXXCompilerFlag)
 
 set(CNNCORE_ISA_AVX2_FLAGS -mavx2 -mfma -mf16c)
 set(CNNCORE_ISA_AVX512_FLAGS -mavx512f -mavx512bw -mavx512dq -mavx512vl -mavx2 -mfma -mf16c)
+# GCC 12's own AVX-512 intrinsic headers seed casts and reductions with a deliberately undefined
+# register, which -Wmaybe-uninitialized reports at every use (GCC bug 105593); silence only that.
+if(CMAKE_CXX_COMPILER_ID STREQUAL "GNU")
+  list(APPEND CNNCORE_ISA_AVX512_FLAGS -Wno-maybe-uninitialized -Wno-uninitialized)
+endif()
 
 if(CMAKE_SYSTEM_PROCESSOR MATCHES "x86_64|AMD64|amd64")
   check_cxx_compiler_flag("-mavx2 -mfma" CNNCORE_COMPILER_HAS_AVX2)

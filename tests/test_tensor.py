@@ -226,3 +226,14 @@ def test_ops_reject_non_tensors():
         F.relu("x")
     with pytest.raises(TypeError, match="float32"):
         F.relu(cnncore.tensor([1, 2]))
+
+
+def test_zero_only_touches_the_view():
+    base = np.arange(10, dtype=np.float32)
+    t = cnncore.from_numpy(base)
+    t._c.narrow(0, 2, 3).zero_()
+    np.testing.assert_array_equal(base, [0, 1, 0, 0, 0, 5, 6, 7, 8, 9])
+    m = cnncore.from_numpy(np.arange(12, dtype=np.float32).reshape(3, 4))
+    m._c.permute([1, 0]).narrow(0, 1, 1).zero_()  # column 1, a strided view
+    np.testing.assert_array_equal(m.numpy()[:, 1], [0, 0, 0])
+    assert m.numpy()[:, 0].tolist() == [0, 4, 8]

@@ -374,8 +374,19 @@ void Tensor::fill_(float value) {
 }
 
 void Tensor::zero_() {
-  CNNCORE_CHECK_VALUE(is_contiguous() || block_, "zero_: the tensor must be contiguous");
-  std::memset(storage_->data, 0, storage_->nbytes);
+  check_defined(*this, "zero_", "the tensor");
+  const size_t item = dtype_size(dtype_);
+  if (block_) {
+    // A blocked tensor's footprint includes the padded channels, which must read as zero too.
+    const int64_t blocks = (shape_[1] + block_ - 1) / block_;
+    const size_t n = static_cast<size_t>(shape_[0] * blocks * shape_[2] * shape_[3] * block_);
+    std::memset(raw_data(), 0, n * item);
+  } else if (is_contiguous()) {
+    std::memset(raw_data(), 0, static_cast<size_t>(numel()) * item);
+  } else {
+    // A strided view (narrow, transpose, ...): only its own elements, never the whole storage.
+    copy_(Tensor::zeros(shape_, dtype_));
+  }
 }
 
 void check_defined(const Tensor& t, const char* op, const char* arg) {
