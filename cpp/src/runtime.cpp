@@ -285,6 +285,12 @@ std::map<std::string, std::string> build_info() {
 #if !defined(CNNCORE_BUILD_AVX2)
   notes += std::string(notes.empty() ? "" : "; ") + "built without AVX2 kernels: baseline SIMD only";
 #endif
+#if defined(CNNCORE_BUILD_AVX512)
+  if (!cpu_supports(Isa::Avx512))
+    notes += std::string(notes.empty() ? "" : "; ") +
+             "this CPU has no AVX-512: its kernels are compiled in but the best path here is " +
+             isa_name(cpu_supports(Isa::Avx2) ? Isa::Avx2 : Isa::Baseline);
+#endif
   m["num_threads"] = std::to_string(get_num_threads());
 #if defined(CNNCORE_WITH_CUDA)
   m["cuda"] = "yes";
