@@ -141,11 +141,13 @@ def test_matches_torch_with_autograd(shape, winograd):
     ty = torch.nn.functional.conv2d(torch.nn.functional.pad(tx, (l, r, t, bo)), tw, tb)
     X, Wt, B = (cnncore.tensor(a, requires_grad=True) for a in (x, w, b))
     y = F.conv2d(X, Wt, B, 1, padding)
-    check_close(y, ty, rtol=1e-4, atol=1e-4, what=f"forward {what}")
+    # Winograd's rounding error scales with the output's size, not each element's: compare
+    # relative to the largest magnitude.
+    assert _rel_err(y.detach().numpy(), ty.detach().numpy()) < 1e-4, f"forward {what}"
     g = np.random.default_rng(10).standard_normal(y.shape).astype(np.float32)
     ty.backward(torch.tensor(g))
     y.backward(cnncore.tensor(g))
-    check_close(X.grad, tx.grad, rtol=1e-4, atol=1e-3, what=f"grad input {what}")
+    assert _rel_err(X.grad.numpy(), tx.grad.numpy()) < 1e-4, f"grad input {what}"
     check_close(Wt.grad, tw.grad, rtol=1e-4, atol=1e-3, what=f"grad weight {what}")
 
 
@@ -159,7 +161,7 @@ def test_conv_transpose_stride1_matches_torch(winograd):
     y = F.conv_transpose2d(cnncore.tensor(x), cnncore.tensor(w), cnncore.tensor(b), padding=1)
     ty = torch.nn.functional.conv_transpose2d(torch.tensor(x), torch.tensor(w), torch.tensor(b),
                                               padding=1)
-    check_close(y, ty, rtol=1e-4, atol=1e-4, what="conv_transpose2d")
+    assert _rel_err(y.numpy(), ty.numpy()) < 1e-4, "conv_transpose2d"
 
 
 def _algo(x_shape, w_shape, stride=1, padding=1, dilation=1, groups=1):

@@ -49,7 +49,7 @@ int main() {
       o.padding = Padding2d::asymmetric(c.pt, c.pb, c.pl, c.pr);
       Tensor x = randn({c.N, c.C, c.H, c.W}), w = randn({c.K, c.C, 3, 3}), b = randn({c.K});
       const Conv2dParams p = conv2d_params(x.shape(), w.shape(), o);
-      CHECK(conv2d_algorithm(p).rfind("winograd:", 0) == 0, at, ": ", conv2d_algorithm(p));
+      CHECK(conv2d_algorithm(p).rfind("winograd:", 0) == 0, "", at, ": ", conv2d_algorithm(p));
       Tensor y = conv2d_forward(x, w, b, o), yr = reference::conv2d_forward(x, w, b, o);
       CHECK(rel_err(y, yr) < 1e-4, "forward ", at, " err ", rel_err(y, yr));
       Tensor dy = randn(p.output_shape());
