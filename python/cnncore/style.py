@@ -166,12 +166,13 @@ class StyleTransfer:
 
     model: any Module taking (1, C, H, W) (style_vgg() by default); content_layers /
     style_layers: names from model.named_modules(); style_layer_weights: w_l (default equal,
-    summing to 1); normalize: subtract IMAGENET_MEAN and divide by IMAGENET_STD before the
+    summing to 1); style_weight: beta for content_weight alpha = 1 (1e6 balances the two on
+    style_vgg() for [0, 1] images: the 1 / (4 N^2 M^2) normalisation makes L_s small); normalize: subtract IMAGENET_MEAN and divide by IMAGENET_STD before the
     model (what ImageNet-trained weights expect; images themselves stay in [0, 1])."""
 
     def __init__(self, model: nn.Module | None = None, content_layers=VGG11_CONTENT_LAYERS,
                  style_layers=VGG11_STYLE_LAYERS, content_weight: float = 1.0,
-                 style_weight: float = 1e4, style_layer_weights=None, normalize: bool = True):
+                 style_weight: float = 1e6, style_layer_weights=None, normalize: bool = True):
         self.model = style_vgg() if model is None else model
         self.model.eval()
         self.model.requires_grad_(False)  # only the image is optimised
