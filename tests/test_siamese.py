@@ -15,7 +15,9 @@ from helpers import check_close, gradcheck
 def _brute_force_semi_hard(emb, labels):
     """The FaceNet / TensorFlow rule, one triplet at a time."""
     n = len(labels)
-    d = lambda i, j: float(np.linalg.norm(emb[i].astype(np.float64) - emb[j]))  # noqa: E731
+
+    def d(i, j):
+        return float(np.linalg.norm(emb[i].astype(np.float64) - emb[j]))
     out = []
     for a in range(n):
         for p in range(n):

@@ -63,7 +63,7 @@ def test_plot_feature_maps_of_a_named_layer(tmp_path):
     cnncore.manual_seed(0)
     net = models.lenet5()
     x = cnncore.rand(2, 1, 32, 32)
-    name = [n for n, m in net.named_modules() if isinstance(m, nn.Conv2d)][0]
+    name = next(n for n, m in net.named_modules() if isinstance(m, nn.Conv2d))
     size = viz.plot_feature_maps(net, name, x, tmp_path / "m.png", ncols=4, scale=2)
     assert size == (2 * (2 * 29 + 1), 2 * (4 * 29 + 1))  # 6 maps of 28x28, 4 a row
     _png(tmp_path / "m.png", size)
@@ -73,8 +73,8 @@ def test_plot_feature_maps_of_a_named_layer(tmp_path):
 
 
 def test_plot_history_from_trainer_rows(tmp_path):
-    history = [{"epoch": e, "train_loss": 1.0 / e, "val_loss": 1.2 / e, "train_accuracy": 0.5 + e / 20,
-                "lr": 0.1, "seconds": 1.0} for e in range(1, 6)]
+    history = [{"epoch": e, "train_loss": 1.0 / e, "val_loss": 1.2 / e,
+                "train_accuracy": 0.5 + e / 20, "lr": 0.1, "seconds": 1.0} for e in range(1, 6)]
     size = viz.plot_history(history, tmp_path / "h.png", figsize=(6, 3), dpi=50)
     assert size == (150, 300)
     px = _png(tmp_path / "h.png", size)

@@ -67,7 +67,7 @@ def style_loss(features, target_gram) -> Tensor:
     """1 / (4 C^2 M^2) sum (G - A)^2 for one layer: features (N, C, H, W) (M = H W), target_gram
     the style image's Gram matrix (N or 1, C, C); summed over the batch."""
     x = _features_4d(features, "style_loss")
-    n, c, h, w = x.shape
+    _, c, h, w = x.shape
     if tuple(target_gram.shape)[-2:] != (c, c):
         raise ValueError(f"style_loss: target_gram must be (N, {c}, {c}) for {c} channels, but "
                          f"got {tuple(target_gram.shape)}")
@@ -167,8 +167,9 @@ class StyleTransfer:
     model: any Module taking (1, C, H, W) (style_vgg() by default); content_layers /
     style_layers: names from model.named_modules(); style_layer_weights: w_l (default equal,
     summing to 1); style_weight: beta for content_weight alpha = 1 (1e6 balances the two on
-    style_vgg() for [0, 1] images: the 1 / (4 N^2 M^2) normalisation makes L_s small); normalize: subtract IMAGENET_MEAN and divide by IMAGENET_STD before the
-    model (what ImageNet-trained weights expect; images themselves stay in [0, 1])."""
+    style_vgg() for [0, 1] images: the 1 / (4 N^2 M^2) normalisation makes L_s small);
+    normalize: subtract IMAGENET_MEAN and divide by IMAGENET_STD before the model (what
+    ImageNet-trained weights expect; images themselves stay in [0, 1])."""
 
     def __init__(self, model: nn.Module | None = None, content_layers=VGG11_CONTENT_LAYERS,
                  style_layers=VGG11_STYLE_LAYERS, content_weight: float = 1.0,

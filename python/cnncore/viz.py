@@ -53,7 +53,7 @@ def _numpy(x, op: str, arg: str) -> np.ndarray:
         return x.detach().cpu().numpy()
     try:
         return np.asarray(x)
-    except Exception:
+    except (TypeError, ValueError):
         raise TypeError(f"{op}: {arg} must be an array or Tensor, but got "
                         f"{type(x).__name__}") from None
 
@@ -206,7 +206,7 @@ def plot_history(history, path, keys=None, figsize=(8.0, 4.0), dpi: int = 100) -
         ax.legend()
     fig.tight_layout()
     _save_figure(fig, path)
-    return int(round(figsize[1] * dpi)), int(round(figsize[0] * dpi))
+    return round(figsize[1] * dpi), round(figsize[0] * dpi)
 
 
 def _image_axes(image, scale, op):
