@@ -222,7 +222,8 @@ def test_dynamo_exporter_model_loads(tmp_path):
         warnings.simplefilter("ignore")
         torch.onnx.export(net, (x,), path, dynamo=True)
     got = connx.load(path)(cnncore.tensor(x.numpy()))
-    np.testing.assert_allclose(got.numpy(), net(x).detach().numpy(), rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(got.detach().numpy(), net(x).detach().numpy(), rtol=1e-4,
+                               atol=1e-5)
 
 
 def test_loaded_model_fine_tunes(tmp_path):

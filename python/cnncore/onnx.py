@@ -33,7 +33,7 @@ __all__ = ["load", "export", "SUPPORTED_OPS", "OnnxModule"]
 # Input positions that must be known without gradients (shapes, axes, pads, scales).
 _STATIC_INPUTS = {
     "Reshape": (1,), "Unsqueeze": (1,), "Squeeze": (1,), "Pad": (1, 2, 3), "Resize": (1, 2, 3),
-    "Upsample": (1,), "ConstantOfShape": (0,), "Gather": (1,), "Dropout": (1, 2), "Clip": (1, 2),
+    "Upsample": (1,), "ConstantOfShape": (0,), "ReduceMean": (1,), "Gather": (1,), "Dropout": (1, 2), "Clip": (1, 2),
     "Slice": (1, 2, 3, 4),
 }
 _BUFFER_INPUTS = {"BatchNormalization": (3, 4)}
@@ -648,6 +648,20 @@ def _slice(m, node, x, starts=None, ends=None, axes=None, steps=None):
     return x[tuple(key)]
 
 
+def _reduce_mean(m, node, x, axes=None):
+    ax = _axes(node, axes, "axes")
+    keep = bool(node.attrs.get("keepdims", 1))
+    nd = len(_np_shape(x))
+    if not ax:
+        if node.attrs.get("noop_with_empty_axes", 0):
+            return x
+        ax = list(range(nd))
+    ax = tuple(sorted(a % nd for a in ax))
+    if _is_static(x):
+        return np.mean(np.asarray(x), axis=ax, keepdims=keep)
+    return T.mean(x, ax, keepdim=keep)
+
+
 def _unary(fn):
     return lambda m, node, x: fn(_dyn(x))
 
@@ -662,7 +676,7 @@ _OPS = {
     "MatMul": _binary(np.matmul, matmul),
     "Add": _binary(np.add, T.add), "Sub": _binary(np.subtract, T.sub),
     "Mul": _binary(np.multiply, T.mul), "Div": _binary(_int_div, T.div),
-    "Pow": _binary(np.power, T.pow), "Slice": _slice,
+    "Pow": _binary(np.power, T.pow), "Slice": _slice, "ReduceMean": _reduce_mean,
     "Concat": _concat, "Flatten": _flatten, "Reshape": _reshape, "Dropout": _dropout,
     "Pad": _pad, "Resize": _resize, "Upsample": _resize, "Constant": _constant,
     "ConstantOfShape": _constant_of_shape, "Shape": _shape, "Gather": _gather,
