@@ -244,3 +244,109 @@ def test_loaded_model_fine_tunes(tmp_path):
         loss_fn(model(x), y).backward()
         opt.step()
     assert float(loss_fn(model(x), y).item()) < before
+
+
+# ---- export --------------------------------------------------------------------------------------
+ort = None
+
+
+def _ort():
+    return pytest.importorskip("onnxruntime", reason="checking exports needs onnxruntime")
+
+
+class _Functional(cnncore.nn.Module):
+    """Built-in layers wired with the functional ops forward code uses."""
+
+    def __init__(self):
+        nn = cnncore.nn
+        super().__init__()
+        self.pad = nn.ZeroPad2d((1, 0, 1, 0))
+        self.conv = nn.Conv2d(3, 8, 3, stride=2, padding="same", bias=False)
+        self.bn = nn.BatchNorm2d(8)
+        self.act = nn.LeakyReLU(0.1)
+        self.up = nn.ConvTranspose2d(8, 4, 2, stride=2)
+        self.lrn = nn.LocalResponseNorm(3)
+        self.pool = nn.MaxPool2d(3, 2, 1)
+        self.avg = nn.AdaptiveAvgPool2d(2)
+        self.drop = nn.Dropout(0.3)
+        self.fc = nn.Linear(4 * 2 * 2 + 4, 6)
+        self.bn1 = nn.BatchNorm1d(6)
+
+    def forward(self, x):
+        F = cnncore.nn.functional
+        y = self.act(self.bn(self.conv(self.pad(x))))
+        y = self.lrn(self.up(y))
+        y = F.interpolate(y, scale_factor=2, mode="nearest")
+        y = F.pad(y, (2, 2, 2, 2), mode="reflect")
+        y = self.pool(F.relu6(y * 0.5 + 1.0))
+        z = F.adaptive_avg_pool2d(y, 1).flatten(1)
+        y = cnncore.cat([self.avg(torch_like_sigmoid(y)).flatten(1), z], 1)
+        return F.softmax(self.bn1(self.fc(self.drop(y))), dim=1)
+
+
+def torch_like_sigmoid(t):
+    return cnncore.nn.functional.sigmoid(t) - cnncore.nn.functional.tanh(t) / 4
+
+
+def _randomise_bn(model):
+    rng = np.random.default_rng(0)
+    for m in model.modules():
+        if isinstance(m, (cnncore.nn.BatchNorm1d, cnncore.nn.BatchNorm2d)):
+            c = m.num_features
+            m.running_mean.copy_(cnncore.tensor(rng.uniform(-0.5, 0.5, c).astype(np.float32)))
+            m.running_var.copy_(cnncore.tensor(rng.uniform(0.5, 2.0, c).astype(np.float32)))
+            with cnncore.no_grad():
+                m.weight.copy_(cnncore.tensor(rng.uniform(0.5, 1.5, c).astype(np.float32)))
+                m.bias.copy_(cnncore.tensor(rng.uniform(-0.2, 0.2, c).astype(np.float32)))
+
+
+def _exportable(name):
+    if name == "functional":
+        return _Functional(), (2, 3, 15, 15)
+    kwargs = {"num_classes": 10} if name != "lenet5" else {}
+    model = cnncore.models.get_model(name, **kwargs)
+    return model, ((2, 1, 32, 32) if name == "lenet5" else (2, 3, 32, 32))
+
+
+@pytest.mark.parametrize("name", ["lenet5", "resnet20", "mobilenet_v2", "functional"])
+def test_export_runs_in_onnxruntime_like_cnncore(tmp_path, name):
+    rt = _ort()
+    cnncore.manual_seed(3)
+    model, shape = _exportable(name)
+    _randomise_bn(model)
+    model.eval()
+    x = cnncore.randn(*shape)
+    path = tmp_path / f"{name}.onnx"
+    connx.export(model, x, path)
+    proto = onnx.load(str(path))
+    onnx.checker.check_model(proto, full_check=True)
+    assert proto.opset_import[0].version == 17
+    sess = rt.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    # Another batch size than the example's: the batch dimension is free.
+    x3 = cnncore.randn(3, *shape[1:])
+    with cnncore.no_grad():
+        ref = model(x3).numpy()
+    got = sess.run(None, {sess.get_inputs()[0].name: x3.numpy()})[0]
+    np.testing.assert_allclose(got, ref, rtol=1e-4, atol=1e-5)
+    # ... and back into cnncore.
+    with cnncore.no_grad():
+        back = connx.load(path)(x3).numpy()
+    np.testing.assert_allclose(back, ref, rtol=1e-4, atol=1e-5)
+
+
+def test_export_keeps_parameter_names_and_checks_arguments(tmp_path):
+    model = cnncore.models.lenet5()
+    path = tmp_path / "l.onnx"
+    proto = connx.export(model, cnncore.randn(1, 1, 32, 32), path, opset_version=18)
+    assert {i.name for i in proto.graph.initializer} >= set(model.state_dict())
+    assert set(connx.load(path).state_dict()) == set(model.state_dict())
+    with pytest.raises(ValueError, match="opset_version must be an int in"):
+        connx.export(model, cnncore.randn(1, 1, 32, 32), path, opset_version=11)
+
+
+def test_export_refuses_what_onnx_cannot_express(tmp_path):
+    nn = cnncore.nn
+    model = nn.Sequential(nn.Conv2d(1, 2, 3), nn.AdaptiveAvgPool2d(3))
+    with pytest.raises(ValueError, match="AdaptiveAvgPool2d .* maps 6x6 to 3x3|whole-window"):
+        connx.export(model, cnncore.randn(1, 1, 7, 7), tmp_path / "bad.onnx")
+    assert not (tmp_path / "bad.onnx").exists()

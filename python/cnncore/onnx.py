@@ -848,6 +848,303 @@ def load(path) -> OnnxModule:
     return m
 
 
-def export(model, example_input, path, opset_version: int = 17):
-    """Not available yet in this build."""
-    raise NotImplementedError("cnncore.onnx.export is not implemented yet")
+# ---- export --------------------------------------------------------------------------------------
+def _pair(v):
+    return [int(v), int(v)] if isinstance(v, numbers.Integral) else [int(i) for i in v]
+
+
+class _Emitter:
+    """Builds ONNX nodes and initializers from a traced cnncore graph."""
+
+    def __init__(self, onnx, graph, state):
+        self.onnx, self.graph, self.state = onnx, graph, state
+        self.nodes, self.inits, self.names = [], [], set()
+
+    def unique(self, base):
+        name, i = re.sub(r"[^\w.#]", "_", base), 1
+        while name in self.names:
+            name, i = f"{base}_{i}", i + 1
+        self.names.add(name)
+        return name
+
+    def const(self, base, value):
+        name = self.unique(base)
+        self.inits.append(self.onnx.numpy_helper.from_array(np.asarray(value), name))
+        return name
+
+    def param(self, key):
+        if key not in self.names:
+            self.names.add(key)
+            arr = self.state[key].numpy()
+            self.inits.append(self.onnx.numpy_helper.from_array(
+                np.array(arr, np.float32 if arr.dtype.kind == "f" else arr.dtype), key))
+        return key
+
+    def node(self, op, inputs, output=None, name=None, **attrs):
+        out = output or self.unique(f"{name or op}_out")
+        self.nodes.append(self.onnx.helper.make_node(op, list(inputs), [out],
+                                                     name=self.unique(name or op), **attrs))
+        return out
+
+
+def _conv_pads(padding, in_hw, out_hw, k, s, d, transposed):
+    if isinstance(padding, str):
+        if padding == "valid":
+            return [0, 0, 0, 0]
+        total = [max((o - 1) * st + (kk - 1) * dd + 1 - i, 0)
+                 for i, o, kk, st, dd in zip(in_hw, out_hw, k, s, d)]
+        return [t // 2 for t in total] + [t - t // 2 for t in total]
+    if isinstance(padding, (tuple, list)) and padding and isinstance(padding[0], (tuple, list)):
+        (t, b), (l, r) = padding
+        return [t, l, b, r]
+    ph, pw = _pair(padding)
+    return [ph, pw, ph, pw]
+
+
+def _export_module(em, nd, x, out, mod_attrs, shapes):
+    op, a, p = nd.op, mod_attrs, nd.params
+    in_shape, out_shape = shapes[nd.inputs[0]], shapes[nd.outputs[0]]
+    if op in ("Conv2d", "ConvTranspose2d"):
+        k, s, d = _pair(a["kernel_size"]), _pair(a["stride"]), _pair(a["dilation"])
+        ins = [x, em.param(p["weight"])] + ([em.param(p["bias"])] if "bias" in p else [])
+        if op == "Conv2d":
+            pads = _conv_pads(a["padding"], in_shape[2:], out_shape[2:], k, s, d, False)
+            if a.get("padding_mode", "zeros") != "zeros":
+                mode = {"reflect": "reflect", "replicate": "edge", "circular": "wrap"}[
+                    a["padding_mode"]]
+                ins[0] = em.node("Pad", [x, em.const(nd.name + ".pads", np.array(
+                    [0, 0, pads[0], pads[1], 0, 0, pads[2], pads[3]], np.int64))],
+                    name=nd.name + ".pad", mode=mode)
+                pads = [0, 0, 0, 0]
+            return em.node("Conv", ins, out, nd.name, kernel_shape=k, strides=s, dilations=d,
+                           pads=pads, group=int(a["groups"]))
+        ph, pw = _pair(a["padding"])
+        return em.node("ConvTranspose", ins, out, nd.name, kernel_shape=k, strides=s,
+                       dilations=d, pads=[ph, pw, ph, pw], group=int(a["groups"]),
+                       output_padding=_pair(a.get("output_padding", 0)))
+    if op == "Linear":
+        ins = [x, em.param(p["weight"])] + ([em.param(p["bias"])] if "bias" in p else [])
+        return em.node("Gemm", ins, out, nd.name, transB=1)
+    if op in ("BatchNorm1d", "BatchNorm2d"):
+        if "running_mean" not in p:
+            raise ValueError(f"cnncore.onnx.export: {op} '{nd.module}' has no running "
+                             f"statistics (track_running_stats=False) to run in inference")
+        c = in_shape[1]
+        scale = em.param(p["weight"]) if "weight" in p else em.const(nd.name + ".one",
+                                                                      np.ones(c, np.float32))
+        bias = em.param(p["bias"]) if "bias" in p else em.const(nd.name + ".zero",
+                                                                 np.zeros(c, np.float32))
+        return em.node("BatchNormalization", [x, scale, bias, em.param(p["running_mean"]),
+                                              em.param(p["running_var"])], out, nd.name,
+                       epsilon=float(a["eps"]))
+    if op == "MaxPool2d":
+        if a.get("return_indices"):
+            raise ValueError(f"cnncore.onnx.export: MaxPool2d '{nd.module}' returns indices")
+        return _pool_node(em, "MaxPool", x, out, nd.name, a["kernel_size"], a["stride"],
+                          a["padding"], a.get("ceil_mode", False), dilations=a["dilation"])
+    if op == "AvgPool2d":
+        if a.get("divisor_override"):
+            raise ValueError(f"cnncore.onnx.export: AvgPool2d '{nd.module}' has "
+                             f"divisor_override, which ONNX cannot express")
+        return _pool_node(em, "AveragePool", x, out, nd.name, a["kernel_size"], a["stride"],
+                          a["padding"], a.get("ceil_mode", False),
+                          count_include_pad=int(a.get("count_include_pad", True)))
+    if op in ("AdaptiveAvgPool2d", "AdaptiveMaxPool2d"):
+        return _adaptive_pool(em, nd, x, out, "Average" if "Avg" in op else "Max", in_shape,
+                              out_shape)
+    return _export_simple(em, nd, op, x, out, a, in_shape, out_shape)
+
+
+def _pool_node(em, op, x, out, name, kernel, stride, padding, ceil, **extra):
+    k = _pair(kernel)
+    s = _pair(stride if stride is not None else kernel)
+    ph, pw = _pair(padding)
+    if "dilations" in extra:
+        extra["dilations"] = _pair(extra["dilations"])
+    return em.node(op, [x], out, name, kernel_shape=k, strides=s, pads=[ph, pw, ph, pw],
+                   ceil_mode=int(bool(ceil)), **extra)
+
+
+def _adaptive_pool(em, nd, x, out, kind, in_shape, out_shape):
+    if tuple(out_shape[2:]) == (1, 1):
+        return em.node(f"Global{kind}Pool", [x], out, nd.name)
+    ih, iw = in_shape[2:]
+    oh, ow = out_shape[2:]
+    if ih % oh or iw % ow:
+        raise ValueError(f"cnncore.onnx.export: {nd.op} '{nd.name}' maps {ih}x{iw} to {oh}x{ow}, "
+                         f"which is not a whole-window pooling ONNX can express")
+    k = [ih // oh, iw // ow]
+    return em.node(f"{kind}Pool" if kind == "Max" else "AveragePool", [x], out, nd.name,
+                   kernel_shape=k, strides=k)
+
+
+def _resize_node(em, nd, x, out, mode, align_corners, out_shape):
+    # (N, C) from the input at run time, so the batch stays free; the spatial size is fixed.
+    lead = em.node("Shape", [x], name=nd.name + ".nc", start=0, end=2)
+    sizes = em.node("Concat", [lead, em.const(nd.name + ".hw", np.asarray(out_shape[2:],
+                                                                         np.int64))],
+                    name=nd.name + ".sizes", axis=0)
+    if mode == "nearest":
+        attrs = dict(mode="nearest", coordinate_transformation_mode="asymmetric",
+                     nearest_mode="floor")
+    elif mode in ("bilinear", "linear"):
+        attrs = dict(mode="linear", coordinate_transformation_mode="align_corners"
+                     if align_corners else "half_pixel")
+    else:
+        raise ValueError(f"cnncore.onnx.export: {nd.name}: interpolation mode {mode!r} has no "
+                         f"ONNX Resize equivalent here (nearest, bilinear)")
+    return em.node("Resize", [x, "", "", sizes], out, nd.name, **attrs)
+
+
+def _export_simple(em, nd, op, x, out, a, in_shape, out_shape):
+    """Layers and functions that map one-to-one (activations, reshapes, pads, resizes)."""
+    simple = {"ReLU": "Relu", "relu": "Relu", "Sigmoid": "Sigmoid", "sigmoid": "Sigmoid",
+              "Tanh": "Tanh", "tanh": "Tanh", "Identity": "Identity"}
+    if op in simple:
+        return em.node(simple[op], [x], out, nd.name)
+    if op in ("Dropout", "Dropout2d", "dropout", "dropout2d"):
+        return em.node("Identity", [x], out, nd.name)  # inference graph
+    if op in ("LeakyReLU", "leaky_relu"):
+        return em.node("LeakyRelu", [x], out, nd.name, alpha=float(a["negative_slope"]))
+    if op in ("ReLU6", "relu6", "hardtanh"):
+        lo, hi = (0.0, 6.0) if op != "hardtanh" else (a["min_val"], a["max_val"])
+        return em.node("Clip", [x, em.const(nd.name + ".min", np.float32(lo)),
+                                em.const(nd.name + ".max", np.float32(hi))], out, nd.name)
+    if op in ("Softmax", "softmax", "LogSoftmax", "log_softmax"):
+        dim = a.get("dim")
+        if dim is None:
+            dim = 0 if len(in_shape) in (0, 1, 3) else 1  # torch's legacy implicit choice
+        kind = "LogSoftmax" if "og" in op else "Softmax"
+        return em.node(kind, [x], out, nd.name, axis=int(dim))
+    if op == "LocalResponseNorm":
+        return em.node("LRN", [x], out, nd.name, size=int(a["size"]), alpha=float(a["alpha"]),
+                       beta=float(a["beta"]), bias=float(a["k"]))
+    if op in ("Flatten", "flatten"):
+        start, end = int(a.get("start_dim", 1)), int(a.get("end_dim", -1))
+        if start == 1 and end in (-1, len(in_shape) - 1):
+            return em.node("Flatten", [x], out, nd.name, axis=1)
+    if op in ("Flatten", "flatten", "reshape", "view"):
+        shape = np.asarray((-1,) + tuple(out_shape[1:]), np.int64)  # batch-size free
+        return em.node("Reshape", [x, em.const(nd.name + ".shape", shape)], out, nd.name)
+    if op in ("ZeroPad2d", "pad"):
+        pad = list(a["padding"] if op == "ZeroPad2d" else a["pad"])
+        mode = a.get("mode", "constant")
+        nd_ = len(in_shape)
+        begin, end = [0] * nd_, [0] * nd_
+        for i in range(len(pad) // 2):
+            begin[nd_ - 1 - i], end[nd_ - 1 - i] = pad[2 * i], pad[2 * i + 1]
+        onnx_mode = {"constant": "constant", "reflect": "reflect", "replicate": "edge",
+                     "circular": "wrap"}[mode]
+        ins = [x, em.const(nd.name + ".pads", np.asarray(begin + end, np.int64))]
+        if onnx_mode == "constant":
+            ins.append(em.const(nd.name + ".value", np.float32(a.get("value") or 0.0)))
+        return em.node("Pad", ins, out, nd.name, mode=onnx_mode)
+    if op in ("Upsample", "interpolate"):
+        return _resize_node(em, nd, x, out, a.get("mode", "nearest"), a.get("align_corners"),
+                            out_shape)
+    if op in ("adaptive_avg_pool2d", "adaptive_max_pool2d"):
+        return _adaptive_pool(em, nd, x, out, "Average" if "avg" in op else "Max", in_shape,
+                              out_shape)
+    if op in ("max_pool2d", "avg_pool2d"):
+        extra = {"dilations": a["dilation"]} if op == "max_pool2d" else \
+            {"count_include_pad": int(a.get("count_include_pad", True))}
+        return _pool_node(em, "MaxPool" if op == "max_pool2d" else "AveragePool", x, out,
+                          nd.name, a["kernel_size"], a["stride"], a["padding"],
+                          a.get("ceil_mode", False), **extra)
+    if op in ("mean", "sum"):
+        dims = a.get("dim")
+        dims = list(range(len(in_shape))) if dims is None else \
+            [int(dims)] if isinstance(dims, numbers.Integral) else [int(d) for d in dims]
+        onnx_op = "ReduceMean" if op == "mean" else "ReduceSum"
+        if onnx_op == "ReduceSum" or em.opset >= 18:  # axes became an input (13 / 18)
+            return em.node(onnx_op, [x, em.const(nd.name + ".axes", np.asarray(dims, np.int64))],
+                           out, nd.name, keepdims=int(bool(a.get("keepdim", False))))
+        return em.node(onnx_op, [x], out, nd.name, axes=dims,
+                       keepdims=int(bool(a.get("keepdim", False))))
+    raise ValueError(f"cnncore.onnx.export: {nd.kind} '{nd.name}' ({op}) has no ONNX mapping; "
+                     f"supported layers: {', '.join(EXPORTABLE_MODULES)}; functions: "
+                     f"{', '.join(EXPORTABLE_FUNCTIONS)}")
+
+
+EXPORTABLE_MODULES = ("Conv2d", "ConvTranspose2d", "Linear", "BatchNorm1d", "BatchNorm2d",
+                      "MaxPool2d", "AvgPool2d", "AdaptiveAvgPool2d", "AdaptiveMaxPool2d", "ReLU",
+                      "ReLU6", "LeakyReLU", "Sigmoid", "Tanh", "Softmax", "LogSoftmax",
+                      "LocalResponseNorm", "Dropout", "Dropout2d", "Flatten", "Identity",
+                      "ZeroPad2d", "Upsample")
+EXPORTABLE_FUNCTIONS = ("add", "sub", "mul", "div", "cat", "flatten", "reshape", "view", "relu",
+                        "relu6", "hardtanh", "leaky_relu", "sigmoid", "tanh", "softmax",
+                        "log_softmax", "max_pool2d", "avg_pool2d", "adaptive_avg_pool2d",
+                        "adaptive_max_pool2d", "pad", "interpolate", "mean", "sum", "dropout",
+                        "dropout2d")
+_BINARY_ONNX = {"add": "Add", "sub": "Sub", "mul": "Mul", "div": "Div", "pow": "Pow",
+                "maximum": "Max", "minimum": "Min"}
+
+
+def export(model, example_input, path, opset_version: int = 17, input_names=None,
+           output_names=None):
+    """Writes ``model`` (built-in cnncore.nn layers wired by forward, recorded with
+    cnncore.graph.trace at ``example_input``) as an ONNX file for inference (eval mode:
+    BatchNorm uses its running statistics, Dropout is the identity). example_input: a Tensor,
+    or a tuple of them for several inputs. The shapes are those of the example (Reshape keeps
+    the batch dimension free). The file is checked with onnx.checker before it is written."""
+    onnx = _require_onnx("export")
+    from . import graph as cgraph
+    from .io import atomic_write
+    if isinstance(opset_version, bool) or not isinstance(opset_version, numbers.Integral) \
+            or not 17 <= opset_version <= 22:
+        raise ValueError(f"cnncore.onnx.export: opset_version must be an int in [17, 22], but "
+                         f"got {opset_version!r}")
+    inputs = example_input if isinstance(example_input, (tuple, list)) else (example_input,)
+    g = cgraph.trace(model, *inputs)
+    em = _Emitter(onnx, g, model.state_dict())
+    em.opset = int(opset_version)
+    for name in g.inputs:
+        em.names.add(name)
+    for nd in g.nodes:
+        out = nd.outputs[0]
+        em.names.add(out)
+    for nd in g.nodes:
+        if len(nd.outputs) != 1:
+            raise ValueError(f"cnncore.onnx.export: {nd.op} '{nd.name}' has several outputs")
+        out = nd.outputs[0]
+        if nd.op in _BINARY_ONNX:
+            ins = list(nd.inputs)
+            if "scalar" in nd.attrs:
+                c = em.const(nd.name + ".scalar", np.float32(nd.attrs["scalar"]))
+                ins = [c] + ins if nd.attrs.get("scalar_first") else ins + [c]
+            if nd.attrs.get("alpha", 1) != 1:
+                raise ValueError(f"cnncore.onnx.export: {nd.op} '{nd.name}' with alpha")
+            em.node(_BINARY_ONNX[nd.op], ins, out, nd.name)
+        elif nd.op == "cat":
+            em.node("Concat", nd.inputs, out, nd.name, axis=int(nd.attrs.get("dim", 0)))
+        elif nd.kind == "module":
+            _export_module(em, nd, nd.inputs[0], out, nd.attrs, g.shapes)
+        else:
+            _export_simple(em, nd, nd.op, nd.inputs[0], out, nd.attrs, g.shapes[nd.inputs[0]],
+                           g.shapes[out])
+    names_in = list(input_names or g.inputs)
+    names_out = list(output_names or g.outputs)
+    rename = dict(zip(g.inputs + g.outputs, names_in + names_out))
+    for n in em.nodes:
+        n.input[:] = [rename.get(v, v) for v in n.input]
+        n.output[:] = [rename.get(v, v) for v in n.output]
+    tp = onnx.TensorProto
+
+    def info(name, value):
+        shape = list(g.shapes[value])
+        if shape:
+            shape[0] = "N"  # the batch dimension stays free
+        return onnx.helper.make_tensor_value_info(name, tp.FLOAT, shape)
+
+    graph = onnx.helper.make_graph(em.nodes, type(model).__name__,
+                                   [info(n, v) for n, v in zip(names_in, g.inputs)],
+                                   [info(n, v) for n, v in zip(names_out, g.outputs)],
+                                   initializer=em.inits)
+    proto = onnx.helper.make_model(graph, producer_name="cnncore",
+                                   opset_imports=[onnx.helper.make_opsetid("", opset_version)])
+    proto.ir_version = min(proto.ir_version, 10)  # readable by onnxruntime releases of 2024+
+    onnx.checker.check_model(proto, full_check=True)
+    path = os.fspath(path)
+    with atomic_write(path, "wb") as f:
+        f.write(proto.SerializeToString())
+    return proto
