@@ -26,14 +26,15 @@ from . import functional as F
 from ._ops import tensor_ops as T
 from ._ops.linalg import matmul
 from .nn.module import Module, Parameter
-from .tensor import Tensor, float32, int64, tensor
+from .tensor import Tensor, float32, tensor
 
 __all__ = ["load", "export", "SUPPORTED_OPS", "OnnxModule"]
 
 # Input positions that must be known without gradients (shapes, axes, pads, scales).
 _STATIC_INPUTS = {
     "Reshape": (1,), "Unsqueeze": (1,), "Squeeze": (1,), "Pad": (1, 2, 3), "Resize": (1, 2, 3),
-    "Upsample": (1,), "ConstantOfShape": (0,), "ReduceMean": (1,), "Gather": (1,), "Dropout": (1, 2), "Clip": (1, 2),
+    "Upsample": (1,), "ConstantOfShape": (0,), "ReduceMean": (1,), "Gather": (1,),
+    "Dropout": (1, 2), "Clip": (1, 2),
     "Slice": (1, 2, 3, 4),
 }
 _BUFFER_INPUTS = {"BatchNormalization": (3, 4)}
@@ -104,13 +105,6 @@ def _ints(v, node, what) -> list:
     if arr.dtype.kind not in "iu":
         _unsupported(node, f"{what} must be integers, but got {arr.dtype}")
     return [int(i) for i in arr.reshape(-1)]
-
-
-def _float_or_static(fn_np, fn_t, *vals):
-    """numpy when every operand is static (shape arithmetic, integer tensors), else cnncore."""
-    if all(_is_static(v) for v in vals):
-        return fn_np(*[np.asarray(v) for v in vals])
-    return fn_t(*[_dyn(v) for v in vals])
 
 
 # ---- padding helpers -----------------------------------------------------------------------------
@@ -239,9 +233,7 @@ def _conv_transpose(m, node, x, w, b=None):
 
 def _pool_params(node, x):
     nd = len(node.attrs["kernel_shape"])
-    k = _attr2(node, "kernel_shape", 1, nd) if nd == 1 else list(node.attrs["kernel_shape"])
-    if nd == 1:
-        k = [1, int(node.attrs["kernel_shape"][0])]
+    k = _attr2(node, "kernel_shape", 1, nd)
     strides = _attr2(node, "strides", 1, nd)
     dil = _attr2(node, "dilations", 1, nd)
     if nd == 1:
@@ -841,7 +833,7 @@ def load(path) -> OnnxModule:
     if bad:
         raise OnnxUnsupportedError(
             "cnncore.onnx.load: unsupported operator(s) outside the standard domain: "
-            + "; ".join(f"node '{n.name or '#%d' % i}' ({n.domain}.{n.op_type}, #{i})"
+            + "; ".join(f"node '{n.name or f'#{i}'}' ({n.domain}.{n.op_type}, #{i})"
                         for i, n in bad[:20]) + (f" (opsets: {sorted(others)})" if others else ""))
     m = OnnxModule(model.graph, opset, onnx)
     m.eval()
