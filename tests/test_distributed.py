@@ -53,8 +53,9 @@ def test_two_ranks_match_one_process_on_twice_the_batch(mpi_result, case):
     assert mpi_result[case] < 1e-5, mpi_result
 
 
-def test_gradients_went_through_several_buckets(mpi_result):
+def test_gradients_went_through_several_buckets_started_during_backward(mpi_result):
     assert mpi_result["buckets"] >= 2
+    assert mpi_result["overlapped"], mpi_result
 
 
 def test_plain_batchnorm_keeps_per_rank_statistics(mpi_result):
