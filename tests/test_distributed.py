@@ -157,3 +157,12 @@ def test_post_accumulate_grad_hook_runs_per_accumulation():
     h.remove()
     (w * 1).sum().backward()
     assert len(seen) == 3
+
+
+def test_import_cnncore_loads_neither_mpi4py_nor_onnx():
+    code = ("import sys, cnncore; cnncore.distributed.DistributedSampler; cnncore.onnx.load; "
+            "print(sorted(m for m in ('mpi4py', 'onnx', 'onnxruntime') if m in sys.modules))")
+    env = dict(os.environ, PYTHONPATH=os.path.join(HERE, "..", "python"))
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         timeout=60, env=env, check=True)
+    assert out.stdout.strip() == "[]"
