@@ -282,3 +282,7 @@ def test_cli_filters_bad_paths_are_one_line_exit_2(tmp_path):
     (tmp_path / "junk.png").write_bytes(b"not an image at all")
     res = _cli("filters", str(tmp_path / "junk.png"), "--out", str(tmp_path / "o"))
     assert res.returncode == 2 and res.stderr.count("\n") == 1 and "junk.png" in res.stderr
+    write_image(tmp_path / "ok.png", np.zeros((8, 8)))
+    res = _cli("filters", str(tmp_path / "ok.png"), "--out", str(tmp_path / "ok.png"))
+    assert res.returncode == 2 and res.stderr.count("\n") == 1
+    assert "cannot create output directory" in res.stderr

@@ -208,7 +208,10 @@ def cmd_filters(args) -> int:
         raise CliError(str(e)) from None
     if args.sigma <= 0:
         raise CliError(f"--sigma must be positive, but got {args.sigma}")
-    os.makedirs(args.out, exist_ok=True)
+    try:
+        os.makedirs(args.out, exist_ok=True)
+    except OSError as e:
+        raise CliError(f"cannot create output directory {args.out}: {e.strerror}") from None
 
     def stretched(m):  # edge strengths to the full [0, 1] range so the PNG is visible
         m = np.abs(m)
