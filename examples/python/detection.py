@@ -13,8 +13,9 @@ import time
 import numpy as np
 
 import cnncore
+from cnncore import data, optim
 from cnncore import detection as D
-from cnncore import optim
+from cnncore.train import Trainer
 
 
 def evaluate(model, images, truth, anchors, batch=256):
@@ -47,24 +48,18 @@ def main():
     x_test, _, truth = D.SyntheticShapes(args.test, seed=args.seed + 1000).arrays(8, anchors)
     model = D.TinyYOLO(num_classes=3, anchors=anchors)
     opt = optim.Adam(model.parameters(), lr=args.lr)
-    steps = args.epochs * (len(x_train) // args.batch_size)
-    sched = optim.lr_scheduler.OneCycleLR(opt, max_lr=args.lr, total_steps=steps)
-    rng = np.random.default_rng(args.seed)
+    loader = data.DataLoader(data.TensorDataset(cnncore.tensor(x_train), cnncore.tensor(t_train)),
+                             batch_size=args.batch_size, shuffle=True, generator=args.seed)
+    sched = optim.lr_scheduler.OneCycleLR(opt, max_lr=args.lr,
+                                          total_steps=args.epochs * len(loader))
+    trainer = Trainer(model, opt, lambda out, t: D.yolo_loss(out, t, anchors), scheduler=sched,
+                      metrics=(), progress=False, verbose=False)
     start = time.perf_counter()
-    for epoch in range(args.epochs):
-        order = rng.permutation(len(x_train))
-        losses = []
-        for i in range(0, len(order) - args.batch_size + 1, args.batch_size):
-            idx = order[i:i + args.batch_size]
-            opt.zero_grad()
-            loss = D.yolo_loss(model(cnncore.tensor(x_train[idx])), t_train[idx], anchors)
-            loss.backward()
-            opt.step()
-            sched.step()
-            losses.append(loss.item())
+    for epoch in range(1, args.epochs + 1):
+        history = trainer.fit(loader, epochs=epoch)
         result = evaluate(model, x_test, truth, anchors)
-        print(f"epoch {epoch + 1:2d}  loss {np.mean(losses):.3f}  mAP@0.5 {result['map']:.3f}  "
-              f"{time.perf_counter() - start:.0f} s", flush=True)
+        print(f"epoch {epoch:2d}  loss {history[-1]['train_loss']:.3f}  mAP@0.5 "
+              f"{result['map']:.3f}  {time.perf_counter() - start:.0f} s", flush=True)
     per_class = ", ".join(f"{D.SHAPE_CLASSES[c]} {ap:.3f}" for c, ap in result["ap"].items())
     print(f"test mAP@0.5 {result['map']:.3f} ({per_class}) after "
           f"{time.perf_counter() - start:.0f} s on {cnncore.get_num_threads()} threads")

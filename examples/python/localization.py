@@ -14,8 +14,9 @@ import time
 import numpy as np
 
 import cnncore
+from cnncore import data, optim
 from cnncore import localization as L
-from cnncore import optim
+from cnncore.train import Trainer
 
 
 def evaluate(model, x, t, labels, batch=256):
@@ -51,29 +52,29 @@ def main():
     xv, tv, labv = L.SyntheticLocalization(args.test, seed=args.seed + 1000).arrays()
     model = L.LocalizationNet(num_classes=2, num_landmarks=4)
     opt = optim.Adam(model.parameters(), lr=args.lr)
-    steps = args.epochs * (len(x) // args.batch_size)
-    sched = optim.lr_scheduler.OneCycleLR(opt, max_lr=args.lr, total_steps=steps)
-    rng = np.random.default_rng(args.seed)
+    # The label rides as the target's last column, so one DataLoader batch holds both.
+    packed = np.concatenate([t, lab[:, None].astype(np.float32)], axis=1)
+    loader = data.DataLoader(data.TensorDataset(cnncore.tensor(x), cnncore.tensor(packed)),
+                             batch_size=args.batch_size, shuffle=True, generator=args.seed)
+    sched = optim.lr_scheduler.OneCycleLR(opt, max_lr=args.lr,
+                                          total_steps=args.epochs * len(loader))
+
+    def loss(out, y):
+        y = y.numpy()
+        # Coordinates are image fractions, so their squared errors are small next to the
+        # cross entropies: weighted up, as YOLO's lambda_coord does.
+        return L.localization_loss(out, y[:, :-1], y[:, -1].astype(np.int64), 2, 4,
+                                   box_weight=10.0, landmark_weight=10.0)
+
+    trainer = Trainer(model, opt, loss, scheduler=sched, metrics=(), progress=False,
+                      verbose=False)
     start = time.perf_counter()
-    for epoch in range(args.epochs):
-        order = rng.permutation(len(x))
-        losses = []
-        for i in range(0, len(order) - args.batch_size + 1, args.batch_size):
-            idx = order[i:i + args.batch_size]
-            opt.zero_grad()
-            # Coordinates are image fractions, so their squared errors are small next to the
-            # cross entropies: weighted up, as YOLO's lambda_coord does.
-            loss = L.localization_loss(model(cnncore.tensor(x[idx])), t[idx], lab[idx], 2, 4,
-                                       box_weight=10.0, landmark_weight=10.0)
-            loss.backward()
-            opt.step()
-            sched.step()
-            losses.append(loss.item())
+    for epoch in range(1, args.epochs + 1):
+        history = trainer.fit(loader, epochs=epoch)
         m = evaluate(model, xv, tv, labv)
-        print(f"epoch {epoch + 1:2d}  loss {np.mean(losses):.4f}  " + "  ".join(
+        print(f"epoch {epoch:2d}  loss {history[-1]['train_loss']:.4f}  " + "  ".join(
             f"{k} {v:.3f}" for k, v in m.items()) + f"  {time.perf_counter() - start:.0f} s",
             flush=True)
-
 
 if __name__ == "__main__":
     main()

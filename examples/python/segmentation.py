@@ -15,10 +15,10 @@ import time
 import numpy as np
 
 import cnncore
-from cnncore import models, nn, optim
-from cnncore import functional as F
+from cnncore import data, models, nn, optim
 from cnncore.image import write_image
 from cnncore.segmentation import SEGMENTATION_CLASSES, SyntheticMasks, mean_iou
+from cnncore.train import Trainer
 
 
 def checkerboard_demo(path):
@@ -63,28 +63,21 @@ def main():
     classes = len(SEGMENTATION_CLASSES)
     model = models.unet(3, classes, base_channels=8, depth=2)
     opt = optim.Adam(model.parameters(), lr=args.lr)
-    steps = args.epochs * (len(x) // args.batch_size)
-    sched = optim.lr_scheduler.OneCycleLR(opt, max_lr=args.lr, total_steps=steps)
-    rng = np.random.default_rng(args.seed)
+    loader = data.DataLoader(data.TensorDataset(cnncore.tensor(x), cnncore.tensor(y)),
+                             batch_size=args.batch_size, shuffle=True, generator=args.seed)
+    sched = optim.lr_scheduler.OneCycleLR(opt, max_lr=args.lr,
+                                          total_steps=args.epochs * len(loader))
+    trainer = Trainer(model, opt, nn.CrossEntropyLoss(), scheduler=sched, metrics=(),
+                      progress=False, verbose=False)
     start = time.perf_counter()
-    for epoch in range(args.epochs):
-        order = rng.permutation(len(x))
-        losses = []
-        for i in range(0, len(order) - args.batch_size + 1, args.batch_size):
-            idx = order[i:i + args.batch_size]
-            opt.zero_grad()
-            loss = F.cross_entropy(model(cnncore.tensor(x[idx])), cnncore.tensor(y[idx]))
-            loss.backward()
-            opt.step()
-            sched.step()
-            losses.append(loss.item())
+    for epoch in range(1, args.epochs + 1):
+        history = trainer.fit(loader, epochs=epoch)
         model.eval()
         with cnncore.no_grad():
             pred = np.concatenate([model(cnncore.tensor(xv[i:i + 100])).numpy().argmax(1)
                                    for i in range(0, len(xv), 100)])
-        model.train()
         miou, per_class = mean_iou(pred, yv, classes)
-        print(f"epoch {epoch + 1}  loss {np.mean(losses):.4f}  mean IoU {miou:.3f}  (" +
+        print(f"epoch {epoch}  loss {history[-1]['train_loss']:.4f}  mean IoU {miou:.3f}  (" +
               ", ".join(f"{n} {v:.3f}" for n, v in zip(SEGMENTATION_CLASSES, per_class)) +
               f")  {time.perf_counter() - start:.0f} s", flush=True)
     palette = np.array([[0, 0, 0], [230, 60, 60], [60, 200, 60], [70, 110, 240]], np.uint8)
