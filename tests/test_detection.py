@@ -48,7 +48,7 @@ def random_boxes(rng, n, size=50.0):
     return np.concatenate([xy, xy + wh], 1)
 
 
-# ---- boxes -----------------------------------------------------------------------------------------
+# ---- boxes ---------------------------------------------------------------------------------------
 def test_box_iou_hand_computed():
     a = np.array([[0, 0, 2, 2], [0, 0, 1, 1]], np.float32)
     b = np.array([[1, 1, 3, 3], [0, 0, 2, 2], [5, 5, 6, 6]], np.float32)
@@ -117,7 +117,7 @@ def test_box_errors():
         D.nms(np.zeros((1, 4)), np.zeros(1), "0.5")
 
 
-# ---- mAP -------------------------------------------------------------------------------------------
+# ---- mAP -----------------------------------------------------------------------------------------
 def test_average_precision_all_point_interpolation():
     # Recall/precision after each of 5 detections (TP, FP, TP, FP, TP) with 4 positives.
     recall = np.array([0.25, 0.25, 0.5, 0.5, 0.75])
@@ -150,7 +150,7 @@ def test_map_hand_built_cases():
     assert D.mean_average_precision(wrong, gt)["map"] == 0.0
 
 
-# ---- YOLO targets, loss, decode -------------------------------------------------------------------
+# ---- YOLO targets, loss, decode ------------------------------------------------------------------
 def test_encode_decode_targets_round_trip():
     ds = D.SyntheticShapes(12, seed=3)
     for i in range(len(ds)):
@@ -226,6 +226,7 @@ def test_synthetic_shapes_are_seeded_and_boxes_fit():
         (ia, ba, la), (ib, bb, lb) = a[i], b[i]
         np.testing.assert_array_equal(ia, ib)
         np.testing.assert_array_equal(ba, bb)
+        np.testing.assert_array_equal(la, lb)
         assert ia.shape == (3, 64, 64) and ia.dtype == np.float32
         assert 1 <= len(ba) <= 3 and ((ba >= 0) & (ba <= 64)).all()
         assert set(la.tolist()) <= {0, 1, 2}

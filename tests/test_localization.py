@@ -24,8 +24,8 @@ def test_dataset_boxes_and_landmarks_describe_the_shape():
         points = target[5:].reshape(4, 2)
         # Landmarks lie inside the box (corners on its border for a rectangle) and are ordered
         # top-left, top-right, bottom-right, bottom-left: clockwise around the centre.
-        assert (points[:, 0] >= bx - bw / 2 - 1e-6).all() and (points[:, 0] <= bx + bw / 2 + 1e-6).all()
-        assert (points[:, 1] >= by - bh / 2 - 1e-6).all() and (points[:, 1] <= by + bh / 2 + 1e-6).all()
+        assert (np.abs(points[:, 0] - bx) <= bw / 2 + 1e-6).all()
+        assert (np.abs(points[:, 1] - by) <= bh / 2 + 1e-6).all()
         ang = np.arctan2(points[:, 1] - by, points[:, 0] - bx)
         assert np.all(np.diff(np.unwrap(ang)) > 0)
         if label == 0:

@@ -45,7 +45,7 @@ def test_scores_are_reduced_by_argmax_and_tensors_accepted():
 def test_synthetic_masks_match_boxes():
     ds = SyntheticMasks(6, seed=2)
     for i in range(len(ds)):
-        image, mask = ds[i]
+        _, mask = ds[i]
         _, boxes, labels = ds.shapes[i]
         assert mask.shape == (64, 64) and mask.dtype == np.int64
         for (x0, y0, x1, y1), lab in zip(boxes.astype(int), labels):

@@ -10,8 +10,6 @@ images with per-class NMS and VOC all-point mAP@0.5.
 import argparse
 import time
 
-import numpy as np
-
 import cnncore
 from cnncore import data, optim
 from cnncore import detection as D

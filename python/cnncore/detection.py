@@ -150,17 +150,20 @@ def batched_nms(boxes, scores, idxs, iou_threshold: float):
     b = _boxes(boxes, "batched_nms")
     s = _scores(scores, len(b), "batched_nms")
     c = _scores(idxs, len(b), "batched_nms", "idxs")
-    thr = _threshold(iou_threshold, "batched_nms")
-    if len(b) == 0:
-        return _like(np.zeros(0, np.int64), boxes, np.int64)
-    # torchvision's trick: shift each category to its own region so boxes never overlap across
-    # categories, then one NMS handles all of them.
-    offset = (c.astype(np.float64) - c.min()) * (b.max() - b.min() + 1.0)
-    keep = _nms(b + offset[:, None], s, thr)
+    keep = _batched_nms(b, s, c, _threshold(iou_threshold, "batched_nms"))
     return _like(keep, boxes, np.int64)
 
 
-# ---- YOLO targets, loss, decoding ---------------------------------------------------------------
+def _batched_nms(b: np.ndarray, s: np.ndarray, c: np.ndarray, thr: float) -> np.ndarray:
+    if len(b) == 0:
+        return np.zeros(0, np.int64)
+    # torchvision's trick: shift each category to its own region so boxes never overlap across
+    # categories, then one NMS handles all of them.
+    offset = (c.astype(np.float64) - c.min()) * (b.max() - b.min() + 1.0)
+    return _nms(b + offset[:, None], s, thr)
+
+
+# ---- YOLO targets, loss, decoding ----------------------------------------------------------------
 def _anchors(anchors, fn: str) -> np.ndarray:
     a = np.asarray(anchors, np.float64)
     if a.ndim != 2 or a.shape[1] != 2 or len(a) == 0 or not (a > 0).all():
@@ -270,7 +273,7 @@ def decode(pred, anchors, conf_threshold: float = 0.25, iou_threshold: float = 0
     kept when >= conf_threshold."""
     a = _anchors(anchors, "decode")
     p = _split(pred, len(a), "decode").detach().numpy().astype(np.float64)
-    n, na, ch, s1, s2 = p.shape
+    n, _, _, s1, s2 = p.shape
     ih, iw = (image_size, image_size) if np.isscalar(image_size) else image_size
     rows, cols = np.mgrid[0:s1, 0:s2]
     sig = 1.0 / (1.0 + np.exp(-p[:, :, :2]))
@@ -290,15 +293,13 @@ def decode(pred, anchors, conf_threshold: float = 0.25, iou_threshold: float = 0
         boxes = _convert(np.stack([cx[i][keep], cy[i][keep], w[i][keep], h[i][keep]], 1),
                          "cxcywh", "xyxy") * [iw, ih, iw, ih]
         sc, lab = score[i][keep], label[i][keep]
-        k = _nms(boxes + (lab * (max(iw, ih) * 4.0))[:, None], sc, iou_threshold) \
-            if len(sc) else np.zeros(0, np.int64)
-        k = k[:max_detections]
+        k = _batched_nms(boxes, sc, lab, iou_threshold)[:max_detections]
         out.append((boxes[k].astype(np.float32), sc[k].astype(np.float32),
                     lab[k].astype(np.int64)))
     return out
 
 
-# ---- mAP ------------------------------------------------------------------------------------------
+# ---- mAP -----------------------------------------------------------------------------------------
 def average_precision(recall: np.ndarray, precision: np.ndarray) -> float:
     """VOC (2010+) all-point interpolated AP: the area under the precision envelope
     (precision made non-increasing from the right) over recall."""
@@ -441,7 +442,7 @@ class SyntheticShapes:
         return images, targets, [(b, lab) for _, b, lab in items]
 
 
-# ---- model ----------------------------------------------------------------------------------------
+# ---- model ---------------------------------------------------------------------------------------
 def _conv_bn(cin: int, cout: int) -> list:
     return [nn.Conv2d(cin, cout, 3, padding=1, bias=False), nn.BatchNorm2d(cout),
             nn.LeakyReLU(0.1)]

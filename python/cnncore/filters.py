@@ -33,7 +33,7 @@ from .tensor import Tensor, no_grad, tensor
 __all__ = [
     "sobel", "sobel_h", "sobel_v", "scharr", "scharr_h", "scharr_v", "prewitt", "prewitt_h",
     "prewitt_v", "roberts", "roberts_pos_diag", "roberts_neg_diag", "laplace", "gaussian",
-    "gaussian_kernel", "gradient_direction", "canny",
+    "gaussian_kernel", "gradient_direction", "canny", "non_maximum_suppression", "hysteresis",
 ]
 
 _MODES = {"reflect": "symmetric", "mirror": "reflect", "nearest": "edge", "wrap": "wrap",
