@@ -49,6 +49,5 @@ def test_segmentation_example_smoke(tmp_path):
 
 @pytest.mark.slow
 def test_detection_reaches_map_0_8():
-    out = run_example("detection.py", "--epochs", "6", "--threads", "1",
-                      timeout=1200)
-    assert last_value(out, r"test mAP@0\.5") >= 0.85, out  # measured 0.9x
+    out = run_example("detection.py", "--threads", "1", timeout=1200)
+    assert last_value(out, r"test mAP@0\.5") >= 0.85, out  # measured 0.963

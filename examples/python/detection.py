@@ -1,6 +1,6 @@
 """Train a small YOLO-style detector on synthetic shapes and report mAP@0.5.
 
-    python examples/python/detection.py [--train 2000] [--epochs 12] [--threads 2]
+    python examples/python/detection.py [--train 2000] [--epochs 6] [--threads 2]
 
 Rectangles, discs and triangles on noisy backgrounds (cnncore.detection.SyntheticShapes,
 64x64, 1-3 objects), an 8x8 grid with 3 anchors, the YOLO loss, Adam; evaluated on held-out
@@ -32,7 +32,7 @@ def main():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--train", type=int, default=2000)
     p.add_argument("--test", type=int, default=300)
-    p.add_argument("--epochs", type=int, default=12)
+    p.add_argument("--epochs", type=int, default=6)
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--lr", type=float, default=3e-3)
     p.add_argument("--threads", type=int, default=None)
