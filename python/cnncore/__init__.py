@@ -12,6 +12,7 @@ from ._ops.tensor_ops import *  # noqa: F401,F403  (torch.cat, torch.sum, ... as
 from . import nn  # noqa: F401
 from . import data, io, models, optim, train  # noqa: F401,E402
 from . import detection, filters, image, localization, segmentation  # noqa: F401,E402
+from . import style, viz  # noqa: F401,E402
 from .io import load, save  # noqa: F401
 from .summary import conv_output_shape, summary  # noqa: F401
 
