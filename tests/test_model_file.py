@@ -40,7 +40,7 @@ ZOO = {
     "mobilenet_v2": (lambda: models.mobilenet_v2(num_classes=5, width_mult=0.25), (1, 3, 32, 32)),
     "unet": (lambda: models.unet(base_channels=4, depth=2), (1, 1, 13, 11)),  # odd: pads
     "unet_bilinear": (lambda: models.unet(base_channels=4, depth=2, bilinear=True), (1, 1, 12, 12)),
-    "googlenet": (lambda: models.googlenet(num_classes=4), (1, 3, 48, 48)),
+    "googlenet": (lambda: models.googlenet(num_classes=4), (1, 3, 32, 32)),
 }
 
 
