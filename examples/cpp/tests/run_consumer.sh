@@ -9,9 +9,6 @@ cnncore_dir=$1
 work=$2
 src=$(cd "$(dirname "$0")/.." && pwd)
 py=${PYTHON:-python3}
-if ls "$src"/../../python/cnncore/_core*.so > /dev/null 2>&1; then
-  export PYTHONPATH="$src/../../python${PYTHONPATH:+:$PYTHONPATH}"  # a dev build in the tree
-fi
 if ! "$py" -c "import cnncore" 2> /dev/null; then
   echo "skipped: $py cannot import cnncore"
   exit 77
