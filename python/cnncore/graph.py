@@ -1,7 +1,7 @@
 """A model as a graph of built-in layers and tensor ops, recorded by running it once.
 
     g = cnncore.graph.trace(model, example_input)      # -> Graph
-    g.nodes[0].op, g.nodes[0].attrs, g.nodes[0].params  # 'Conv2d', {...}, {'weight': 'conv1.weight'}
+    g.nodes[0].op, g.nodes[0].params       # 'Conv2d', {'weight': 'conv1.weight', ...}
     json.dumps(g.to_dict());  Graph.from_dict(d)        # the JSON form model files carry
 
 `trace(model, *example_inputs)` calls `model(*example_inputs)` once, in eval mode (the training
