@@ -95,11 +95,18 @@ def _normalise(x_train, x_test):
     return ((x_train - mean) / std).astype(np.float32), ((x_test - mean) / std).astype(np.float32)
 
 
-def _loaders(x_train, y_train, x_test, y_test, batch_size: int, seed: int):
+def _loaders(x_train, y_train, x_test, y_test, batch_size: int, seed: int,
+             distributed: bool = False):
     from . import data
     from .tensor import tensor
     train = data.TensorDataset(tensor(x_train), tensor(y_train))
     test = data.TensorDataset(tensor(x_test), tensor(y_test))
+    if distributed:  # each rank a shard of every epoch; batch_size is per rank
+        from .distributed import DistributedSampler
+        return (data.DataLoader(train, batch_size=batch_size,
+                                sampler=DistributedSampler(train, shuffle=True, seed=seed)),
+                data.DataLoader(test, batch_size=256,
+                                sampler=DistributedSampler(test, shuffle=False)))
     return (data.DataLoader(train, batch_size=batch_size, shuffle=True, generator=seed),
             data.DataLoader(test, batch_size=256, shuffle=False))
 
@@ -124,13 +131,21 @@ def cmd_train(args) -> int:
     if args.epochs < 1 or args.batch_size < 1:
         raise CliError("--epochs and --batch-size must be positive")
     cnncore.manual_seed(args.seed)
+    from . import distributed
+    dist = args.distributed or distributed.launched_by_mpi()
+    if dist:
+        distributed.init()
+    rank0 = not dist or distributed.rank() == 0
     x_tr, y_tr, x_te, y_te, classes = _load_dataset(args.dataset, args.seed)
     x_tr, x_te = _normalise(x_tr, x_te)
     model = _build_model(args.model, x_tr.shape[1], classes)
+    if dist:
+        model = distributed.DistributedDataParallel(model)
     opt = _make_optimizer(args.optimizer, model.parameters(), args.lr)
-    train_loader, test_loader = _loaders(x_tr, y_tr, x_te, y_te, args.batch_size, args.seed)
+    train_loader, test_loader = _loaders(x_tr, y_tr, x_te, y_te, args.batch_size, args.seed,
+                                         distributed=dist)
     sched = optim.lr_scheduler.CosineAnnealingLR(opt, T_max=args.epochs)
-    if args.checkpoint_dir:
+    if args.checkpoint_dir and rank0:
         os.makedirs(args.checkpoint_dir, exist_ok=True)
         with open(os.path.join(args.checkpoint_dir, "run.json"), "w") as f:
             json.dump({"model": args.model, "dataset": args.dataset, "seed": args.seed,
@@ -145,7 +160,10 @@ def cmd_train(args) -> int:
     ips = float(np.median([h["images_per_second"] for h in trained])) if trained else 0.0
     metrics = {"test_accuracy": result["accuracy"], "test_loss": result["loss"],
                "epochs": trainer.epoch, "seconds": seconds, "images_per_second": ips,
-               "model": args.model, "dataset": args.dataset, "threads": cnncore.get_num_threads()}
+               "model": args.model, "dataset": args.dataset, "threads": cnncore.get_num_threads(),
+               "world_size": distributed.world_size() if dist else 1}
+    if not rank0:
+        return 0
     print(f"test accuracy {result['accuracy']:.4f}  test loss {result['loss']:.4f}  "
           f"{seconds:.1f} s  {ips:.0f} images/s (training)")
     if args.metrics_json:
@@ -230,6 +248,8 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--resume", action="store_true")
     t.add_argument("--metrics-json", default=None)
     t.add_argument("--progress", action="store_true", help="show a progress bar per epoch")
+    t.add_argument("--distributed", action="store_true", help="data-parallel over MPI (implied "
+                   "under mpiexec with more than one rank); --batch-size is per rank")
     t.set_defaults(func=cmd_train)
     e = sub.add_parser("eval", help="evaluate a checkpoint on its dataset's test split")
     e.add_argument("--checkpoint", required=True)
