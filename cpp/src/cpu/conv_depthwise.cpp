@@ -110,18 +110,28 @@ Tensor depthwise_backward_input(const Tensor& dy, const Tensor& w, const Conv2dP
     });
     return dx;
   }
+  // Strided: a gather per input row (dw_backward_input_gather). A chunk packs the Kg dy planes
+  // of a group once and reuses them for the group's Cg input channels.
   const DwGeom g = DwGeom::from(p);
+  const int64_t qs = gather_dy_size(g);
   parallel_for(0, p.N * p.C, grain_for(L, Kg * RS), [&](int64_t b, int64_t e) {
-    std::vector<float> buf(static_cast<size_t>(g.buf_size()));
+    std::vector<float> dyq(static_cast<size_t>(Kg * qs));
+    std::vector<float> row(static_cast<size_t>(g.sw * gather_row_stride(g)));
+    std::vector<float> wc(static_cast<size_t>(Kg * RS));
+    int64_t packed = -1;
     for (int64_t nc = b; nc < e; ++nc) {
       const int64_t n = nc / p.C, ci = nc % p.C, grp = ci / Cg, c = ci % Cg;
-      std::fill(buf.begin(), buf.end(), 0.0f);
-      for (int64_t kk = 0; kk < Kg; ++kk) {
-        const int64_t k = grp * Kg + kk;
-        CNNCORE_ISA_CALL(dw_backward_input_plane(buf.data(), g, wp + (k * Cg + c) * RS,
-                                                 dyp + (n * p.K + k) * L));
+      const int64_t key = n * p.groups + grp;
+      if (key != packed) {
+        for (int64_t kk = 0; kk < Kg; ++kk)
+          CNNCORE_ISA_CALL(dw_pack_gather_dy(dyp + (n * p.K + grp * Kg + kk) * L, g,
+                                             dyq.data() + kk * qs));
+        packed = key;
       }
-      CNNCORE_ISA_CALL(dw_unpack_plane(buf.data(), g, dxp + nc * HW));
+      for (int64_t kk = 0; kk < Kg; ++kk)
+        std::copy_n(wp + ((grp * Kg + kk) * Cg + c) * RS, RS, wc.data() + kk * RS);
+      CNNCORE_ISA_CALL(dw_backward_input_gather(dyq.data(), Kg, wc.data(), g, row.data(),
+                                                dxp + nc * HW));
     }
   });
   return dx;
