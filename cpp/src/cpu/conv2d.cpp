@@ -124,7 +124,8 @@ Tensor backward_input(const Tensor& dy, const Tensor& w, const Conv2dParams& p) 
 Tensor backward_weight(const Tensor& dy, const Tensor& x, const Conv2dParams& p) {
   const ConvAlgo algo = select_conv_algo(p);
   if (algo == ConvAlgo::DepthwiseDirect) return depthwise_backward_weight(dy, x, p);
-  if (algo == ConvAlgo::Direct) return direct_backward_weight(dy, x, p);
+  if (algo == ConvAlgo::Direct && direct_backward_weight_fits(p))
+    return direct_backward_weight(dy, x, p);
   Tensor dw = Tensor::zeros(p.weight_shape());
   const int64_t G = p.groups, Cg = p.C / G, Kg = p.K / G;
   const int64_t HW = p.H * p.W, L = p.OH * p.OW, RSC = Cg * p.R * p.S;

@@ -26,10 +26,13 @@ Tensor depthwise_backward_input(const Tensor& dy, const Tensor& w, const Conv2dP
 Tensor depthwise_backward_weight(const Tensor& dy, const Tensor& x, const Conv2dParams& p);
 
 // The register-blocked direct path (ConvAlgo::Direct, conv_direct.cpp); same contracts. Its
-// backward-input exists for stride 1 only (direct_backward_input_fits); strided shapes take
-// the im2col one.
+// backward passes are taken where they win (the *_fits rules: backward-input at stride 1 with
+// dy's packed planes of a group within kDirectCacheBytes, backward-weight on planes of at most
+// 1024 output pixels); elsewhere the im2col ones run.
+inline constexpr int64_t kDirectCacheBytes = int64_t{256} << 10;
 Tensor direct_forward(const Tensor& x, const Tensor& w, const float* bias, const Conv2dParams& p);
 bool direct_backward_input_fits(const Conv2dParams& p);
+bool direct_backward_weight_fits(const Conv2dParams& p);
 Tensor direct_backward_input(const Tensor& dy, const Tensor& w, const Conv2dParams& p);
 Tensor direct_backward_weight(const Tensor& dy, const Tensor& x, const Conv2dParams& p);
 
