@@ -109,6 +109,7 @@ def test_forced_algorithm_matches_reference(shape, algo, monkeypatch):
 DIRECT_SHAPES = [
     (25, 6, 14, 14, 16, (5, 5), 1, 0, 1, 1, "lenet2-like, 25 images"),
     (3, 1, 12, 13, 6, (5, 5), 1, 0, 1, 1, "lenet1-like"),
+    (2, 2, 7, 9, 20, (3, 5), 1, (1, 0), 1, 1, "short rows: channels as lanes, ragged block"),
     (1, 2, 9, 37, 1, (3, 3), 1, 1, 1, 1, "one output channel, wide rows"),
     (2, 3, 8, 9, 2, (3, 2), 1, (2, 1), 1, 1, "two output channels, padding > k/2"),
     (2, 4, 11, 10, 5, (3, 3), 2, 1, 1, 1, "three + two output channels, stride 2"),
@@ -149,7 +150,7 @@ def test_direct_matches_reference(shape, isa, monkeypatch):
             _rel(a, e, f"{name} {what} ({forced or 'default'}, {isa})")
 
 
-@pytest.mark.parametrize("shape", DIRECT_SHAPES[:9], ids=DIRECT_IDS[:9])
+@pytest.mark.parametrize("shape", DIRECT_SHAPES[:10], ids=DIRECT_IDS[:10])
 def test_direct_matches_torch(shape):
     torch = pytest.importorskip("torch", reason="torch is only needed for the comparison tests")
     x, w, b = _data(shape, 23)

@@ -14,7 +14,9 @@ namespace conv_impl {
 
 namespace {
 
-int64_t block_channels(int64_t kout) { CNNCORE_ISA_DISPATCH(direct_block_channels(kout)); }
+int64_t block_channels(int64_t kout, int64_t ow) {
+  CNNCORE_ISA_DISPATCH(direct_block_channels(kout, ow));
+}
 
 // Output rows per work item: whole images when the batch alone keeps every thread busy,
 // otherwise slices, so that batch 1 still splits.
@@ -57,8 +59,8 @@ void run_forward(const float* in, int64_t N, int64_t groups, int64_t cin, int64_
                });
 }
 
-int64_t packed_size(int64_t kout, int64_t taps) {
-  const int64_t kb = block_channels(kout);
+int64_t packed_size(int64_t kout, int64_t taps, int64_t ow) {
+  const int64_t kb = block_channels(kout, ow);
   return (kout + kb - 1) / kb * kb * taps;
 }
 
@@ -80,7 +82,7 @@ bool direct_backward_weight_fits(const Conv2dParams& p) { return p.OH * p.OW <= 
 Tensor direct_forward(const Tensor& x, const Tensor& w, const float* bias, const Conv2dParams& p) {
   Tensor y = Tensor::empty(p.output_shape());
   const int64_t G = p.groups, Cg = p.C / G, Kg = p.K / G, RS = p.R * p.S, taps = Cg * RS;
-  const int64_t kb = block_channels(Kg), ws = packed_size(Kg, taps);
+  const int64_t kb = block_channels(Kg, p.OW), ws = packed_size(Kg, taps, p.OW);
   const float* wp = w.data<float>();
   std::vector<float> wpk(static_cast<size_t>(G * ws), 0.0f);
   for (int64_t grp = 0; grp < G; ++grp)
@@ -95,7 +97,7 @@ Tensor direct_forward(const Tensor& x, const Tensor& w, const float* bias, const
 Tensor direct_backward_input(const Tensor& dy, const Tensor& w, const Conv2dParams& p) {
   Tensor dx = Tensor::empty(p.input_shape());
   const int64_t G = p.groups, Cg = p.C / G, Kg = p.K / G, RS = p.R * p.S, taps = Kg * RS;
-  const int64_t kb = block_channels(Cg), ws = packed_size(Cg, taps);
+  const int64_t kb = block_channels(Cg, p.W), ws = packed_size(Cg, taps, p.W);
   const float* wp = w.data<float>();
   // dx is the stride-1 conv of dy (Kg channels in, Cg out) with w[k][c] flipped in both axes,
   // padded by dil*(k-1) - pad (negative: a crop).
