@@ -150,24 +150,6 @@ def test_direct_matches_reference(shape, isa, monkeypatch):
             _rel(a, e, f"{name} {what} ({forced or 'default'}, {isa})")
 
 
-@pytest.mark.parametrize("shape", DIRECT_SHAPES[:10], ids=DIRECT_IDS[:10])
-def test_direct_matches_torch(shape):
-    torch = pytest.importorskip("torch", reason="torch is only needed for the comparison tests")
-    x, w, b = _data(shape, 23)
-    *_, stride, padding, dilation, groups, what = shape
-    tx, tw, tb = (torch.tensor(a, requires_grad=True) for a in (x, w, b))
-    ty = torch.nn.functional.conv2d(tx, tw, tb, stride, padding, dilation, groups)
-    X, Wt, B = (cnncore.tensor(a, requires_grad=True) for a in (x, w, b))
-    y = F.conv2d(X, Wt, B, stride, padding, dilation, groups)
-    check_close(y, ty, rtol=1e-4, atol=1e-4, what=f"forward {what}")
-    g = np.random.default_rng(24).standard_normal(y.shape).astype(np.float32)
-    ty.backward(torch.tensor(g))
-    y.backward(cnncore.tensor(g))
-    check_close(X.grad, tx.grad, rtol=1e-4, atol=1e-3, what=f"grad input {what}")
-    check_close(Wt.grad, tw.grad, rtol=1e-4, atol=1e-3, what=f"grad weight {what}")
-    check_close(B.grad, tb.grad, rtol=1e-4, atol=1e-3, what=f"grad bias {what}")
-
-
 def test_direct_ignores_non_finite_pixels_past_short_rows():
     """The direct weight gradient masks the lanes past a short row: an Inf elsewhere in the
     input must not turn a gradient that does not read it into NaN."""
@@ -342,6 +324,7 @@ def test_nn_conv2d_layer_runs():
 
 TORCH_SHAPES = [s for s in SHAPES if not (isinstance(s[7], str) and s[7] == "same"
                                           and s[6] != 1)]
+TORCH_SHAPES += DIRECT_SHAPES[:10]  # the direct kernel's own shapes
 
 
 def _torch_padding(padding):

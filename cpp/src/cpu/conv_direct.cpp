@@ -59,9 +59,23 @@ void run_forward(const float* in, int64_t N, int64_t groups, int64_t cin, int64_
                });
 }
 
-int64_t packed_size(int64_t kout, int64_t taps, int64_t ow) {
-  const int64_t kb = block_channels(kout, ow);
-  return (kout + kb - 1) / kb * kb * taps;
+// Weights as direct_forward_rows reads them for output rows of ow pixels: per group `stride`
+// floats, [kout / kb][taps][kb] with zeros past kout; weight(group, output channel, tap) gives
+// each value.
+struct PackedWeights {
+  std::vector<float> w;
+  int64_t stride;
+};
+template <class Weight>
+PackedWeights pack_weights(int64_t groups, int64_t kout, int64_t taps, int64_t ow,
+                           const Weight& weight) {
+  const int64_t kb = block_channels(kout, ow), ws = (kout + kb - 1) / kb * kb * taps;
+  PackedWeights pk{std::vector<float>(static_cast<size_t>(groups * ws), 0.0f), ws};
+  for (int64_t grp = 0; grp < groups; ++grp)
+    for (int64_t k = 0; k < kout; ++k)
+      for (int64_t t = 0; t < taps; ++t)
+        pk.w[grp * ws + (k / kb * taps + t) * kb + k % kb] = weight(grp, k, t);
+  return pk;
 }
 
 }  // namespace
@@ -82,14 +96,12 @@ bool direct_backward_weight_fits(const Conv2dParams& p) { return p.OH * p.OW <= 
 Tensor direct_forward(const Tensor& x, const Tensor& w, const float* bias, const Conv2dParams& p) {
   Tensor y = Tensor::empty(p.output_shape());
   const int64_t G = p.groups, Cg = p.C / G, Kg = p.K / G, RS = p.R * p.S, taps = Cg * RS;
-  const int64_t kb = block_channels(Kg, p.OW), ws = packed_size(Kg, taps, p.OW);
   const float* wp = w.data<float>();
-  std::vector<float> wpk(static_cast<size_t>(G * ws), 0.0f);
-  for (int64_t grp = 0; grp < G; ++grp)
-    for (int64_t k = 0; k < Kg; ++k)
-      for (int64_t t = 0; t < taps; ++t)
-        wpk[grp * ws + (k / kb * taps + t) * kb + k % kb] = wp[(grp * Kg + k) * taps + t];
-  run_forward(x.data<float>(), p.N, G, Cg, Kg, DwGeom::from(p), wpk.data(), ws, bias,
+  const PackedWeights pk = pack_weights(G, Kg, Cg * RS, p.OW, [&](int64_t grp, int64_t k,
+                                                                  int64_t t) {
+    return wp[(grp * Kg + k) * taps + t];
+  });
+  run_forward(x.data<float>(), p.N, G, Cg, Kg, DwGeom::from(p), pk.w.data(), pk.stride, bias,
               y.data<float>());
   return y;
 }
@@ -97,20 +109,16 @@ Tensor direct_forward(const Tensor& x, const Tensor& w, const float* bias, const
 Tensor direct_backward_input(const Tensor& dy, const Tensor& w, const Conv2dParams& p) {
   Tensor dx = Tensor::empty(p.input_shape());
   const int64_t G = p.groups, Cg = p.C / G, Kg = p.K / G, RS = p.R * p.S, taps = Kg * RS;
-  const int64_t kb = block_channels(Cg, p.W), ws = packed_size(Cg, taps, p.W);
   const float* wp = w.data<float>();
   // dx is the stride-1 conv of dy (Kg channels in, Cg out) with w[k][c] flipped in both axes,
   // padded by dil*(k-1) - pad (negative: a crop).
-  std::vector<float> wpk(static_cast<size_t>(G * ws), 0.0f);
-  for (int64_t grp = 0; grp < G; ++grp)
-    for (int64_t c = 0; c < Cg; ++c)
-      for (int64_t k = 0; k < Kg; ++k)
-        for (int64_t t = 0; t < RS; ++t)
-          wpk[grp * ws + (c / kb * taps + k * RS + t) * kb + c % kb] =
-              wp[((grp * Kg + k) * Cg + c) * RS + (RS - 1 - t)];
+  const PackedWeights pk = pack_weights(G, Cg, taps, p.W, [&](int64_t grp, int64_t c, int64_t t) {
+    return wp[((grp * Kg + t / RS) * Cg + c) * RS + (RS - 1 - t % RS)];
+  });
   const DwGeom g = DwGeom::make(p.OH, p.OW, p.H, p.W, p.R, p.S, 1, 1, p.dil_h, p.dil_w,
                                 p.dil_h * (p.R - 1) - p.pad_t, p.dil_w * (p.S - 1) - p.pad_l);
-  run_forward(dy.data<float>(), p.N, G, Kg, Cg, g, wpk.data(), ws, nullptr, dx.data<float>());
+  run_forward(dy.data<float>(), p.N, G, Kg, Cg, g, pk.w.data(), pk.stride, nullptr,
+              dx.data<float>());
   return dx;
 }
 
@@ -122,7 +130,8 @@ Tensor direct_backward_weight(const Tensor& dy, const Tensor& x, const Conv2dPar
   const int64_t bs = g.buf_size();
   // Pixels per call: enough to amortise the kernel's final reductions (several small images
   // at once), few enough that the packed rows stay in cache across its passes.
-  const int64_t rows = std::max<int64_t>(1, std::min<int64_t>(p.OH, 2048 / std::max<int64_t>(p.OW, 1)));
+  const int64_t rows =
+      std::max<int64_t>(1, std::min<int64_t>(p.OH, 2048 / std::max<int64_t>(p.OW, 1)));
   const int64_t batch = rows < p.OH ? 1 : std::max<int64_t>(1, 2048 / std::max<int64_t>(L, 1));
   const float* dyp = dy.data<float>();
   const float* xp = x.data<float>();
