@@ -175,7 +175,7 @@ def test_default_choice_and_explanation(monkeypatch):
     assert text.startswith("winograd: 3x3 stride 1, 64 -> 64 channels"), text
     assert _algo([1, 256, 14, 14], [256, 256, 3, 3]).startswith("winograd:")  # 16 tiles
     assert _algo([1, 512, 7, 7], [512, 512, 3, 3]).startswith("im2col+gemm:")  # 4 tiles
-    assert _algo([8, 3, 224, 224], [64, 3, 3, 3]).startswith("im2col+gemm:")  # VGG's RGB input
+    assert _algo([8, 3, 224, 224], [64, 3, 3, 3]).startswith("direct:")  # RGB: few channels
     assert _algo([8, 64, 56, 56], [64, 64, 3, 3], stride=2).startswith("im2col+gemm:")
     assert _algo([8, 64, 56, 56], [64, 64, 3, 3], dilation=2).startswith("im2col+gemm:")
     assert _algo([8, 64, 56, 56], [64, 32, 3, 3], groups=2).startswith("im2col+gemm:")
