@@ -59,7 +59,9 @@ std::shared_ptr<Storage> allocate(int64_t numel, DType dtype, const char* op) {
   size_t rounded = (std::max<size_t>(bytes, 1) + kAlign - 1) / kAlign * kAlign;
   CNNCORE_CHECK_VALUE(rounded >= bytes, op, ": ", numel, " elements do not fit in memory");
   void* p = std::aligned_alloc(kAlign, rounded);
-  if (!p) throw std::bad_alloc();
+  if (!p)
+    throw MemoryError(detail::concat(op, ": cannot allocate ", bytes, " bytes (", numel,
+                                     " elements): out of memory"));
   st->data = p;
   st->nbytes = bytes;
   st->release = [](void* q) { std::free(q); };
@@ -124,6 +126,7 @@ int64_t Tensor::numel() const {
 
 bool Tensor::is_contiguous() const {
   if (block_) return false;
+  if (numel() == 0) return true;  // torch's rule: no element is out of place
   int64_t expect = 1;
   for (int64_t i = dim() - 1; i >= 0; --i) {
     if (shape_[i] != 1 && strides_[i] != expect) return false;
