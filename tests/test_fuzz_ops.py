@@ -87,7 +87,9 @@ def expect(ours, theirs, rtol=1e-4, atol=1e-4, what=""):
     """ours and theirs are thunks. theirs raising means ours must raise ValueError/TypeError;
     otherwise ours matches or raises ValueError/TypeError naming the problem."""
     try:
-        want = theirs()
+        with warnings.catch_warnings():  # torch's performance hints are not results
+            warnings.simplefilter("ignore")
+            want = theirs()
     except NotImplementedError:  # torch leaves it undefined; cnncore may define it
         try:
             ours()
@@ -373,8 +375,8 @@ def check_losses(data):
         x = 1 / (1 + np.exp(-x))
         t = data.draw(arrays((n, c), special=False, low=0, high=1), "t")
         ct, tt = as_cn(t), as_torch(t)
-    else:
-        t = data.draw(arrays((n, c)), "t")
+    else:  # targets in their domain (probabilities or values); NaN/Inf go in the input
+        t = data.draw(arrays((n, c), special=False, low=0, high=1), "t")
         ct, tt = as_cn(t), as_torch(t)
     cx, tx = as_cn(x), as_torch(x)
     expect(lambda: getattr(F, which)(cx, ct, reduction=reduction),
@@ -416,7 +418,9 @@ def check_local_response_norm(data):
 def check_interpolate_pad(data):
     shape = data.draw(st.tuples(st.integers(0, 2), st.integers(0, 3), st.integers(0, 6),
                                 st.integers(0, 6)), "shape")
-    x = data.draw(arrays(shape), "x")
+    # Inf through interpolation weights of 0 gives NaN at places that depend on the formula's
+    # arrangement, not on correctness: finite inputs here.
+    x = data.draw(arrays(shape, special=False), "x")
     if data.draw(st.booleans(), "interpolate"):
         mode = data.draw(st.sampled_from(["nearest", "bilinear"]), "mode")
         size = data.draw(st.one_of(st.integers(-1, 9),
