@@ -1,7 +1,7 @@
 """conv2d: cnncore vs PyTorch on the Performance issue's shape list, same process, interleaved.
 
     PYTHONPATH=python python3 benchmarks/conv.py [--threads 2] [--batch 8] [--repeats 5]
-        [--only resnet] [--mode fwd|fwdbwd|both] [--clock wall|cpu] [--json out.json]
+        [--only resnet] [--mode fwd|fwdbwd|both] [--clock wall|cpu] [--json out.json] [--plot out.png]
 
 For every shape: cnncore (the functional API, as a user calls it) and PyTorch in NCHW and in
 channels_last (the faster counts) run one after the other in each repeat, with the same thread
@@ -18,8 +18,6 @@ summed over threads, so compare like with like, best with --threads 1).
 from __future__ import annotations
 
 import argparse
-import json
-import platform
 import statistics
 import sys
 import time
@@ -28,37 +26,9 @@ import numpy as np
 
 import cnncore
 import cnncore.functional as F
-from cnncore import _core
+from cnncore import _core, bench
 
-# name, C_in, C_out, H=W, kernel, stride, padding, groups, batch (None = --batch)
-SHAPES = [
-    ("resnet3x3 64@56", 64, 64, 56, 3, 1, 1, 1, None),
-    ("resnet3x3 128@28", 128, 128, 28, 3, 1, 1, 1, None),
-    ("resnet3x3 256@14", 256, 256, 14, 3, 1, 1, 1, None),
-    ("resnet3x3 512@7", 512, 512, 7, 3, 1, 1, 1, None),
-    ("1x1 256->64@56", 256, 64, 56, 1, 1, 0, 1, None),
-    ("1x1 64->256@56", 64, 256, 56, 1, 1, 0, 1, None),
-    ("1x1 1024->256@14", 1024, 256, 14, 1, 1, 0, 1, None),
-    ("3x3/2 128->256@28", 128, 256, 28, 3, 2, 1, 1, None),
-    ("stem 7x7/2 3->64@224", 3, 64, 224, 7, 2, 3, 1, None),
-    ("vgg1 3->64@224", 3, 64, 224, 3, 1, 1, 1, None),
-    ("alexnet1 11x11/4 3->96@227", 3, 96, 227, 11, 4, 0, 1, None),
-    ("lenet1 5x5 1->6@32 b64", 1, 6, 32, 5, 1, 0, 1, 64),
-    ("lenet2 5x5 6->16@14 b64", 6, 16, 14, 5, 1, 0, 1, 64),
-    ("mbv2 dw3x3 144@56", 144, 144, 56, 3, 1, 1, 144, None),
-    ("mbv2 dw3x3/2 96@112", 96, 96, 112, 3, 2, 1, 96, None),
-]
-
-
-def cpu_name() -> str:
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown CPU"
+SHAPES = bench.CONV_SHAPES
 
 
 CLOCK = time.perf_counter
@@ -125,14 +95,16 @@ def run(args) -> dict:
     if torch is not None:
         torch.set_num_threads(args.threads)
     info = _core.build_info()
-    print(f"CPU: {cpu_name()}  isa: {info['isa']} (cpu: {info['cpu_isas']})  threads: "
-          f"{args.threads}  batch: {args.batch}  repeats: {args.repeats}  clock: {args.clock}"
-          + (f"  torch {torch.__version__}" if torch is not None else ""))
+    print(bench.machine_line(args.threads, torch, batch=args.batch, repeats=args.repeats,
+                             clock=args.clock))
+    peak = bench.peak_gflops(1.0)
+    print(f"measured fp32 FMA peak: {peak:.0f} GFLOP/s on {args.threads} thread(s), isa "
+          f"{info['isa']} (%peak below divides by it)")
     rng = np.random.default_rng(0)
     modes = ["fwd", "fwdbwd"] if args.mode == "both" else [args.mode]
     rows = []
-    hdr = (f"{'shape':28s} {'mode':6s} {'cnncore':>9s} {'torch':>9s} {'(fmt)':6s} {'ratio':>6s}"
-           f" {'spread%':>7s} {'maxdiff':>8s}  algorithm")
+    hdr = (f"{'shape':28s} {'mode':6s} {'cnncore':>9s} {'%peak':>5s} {'torch':>9s} {'(fmt)':6s}"
+           f" {'ratio':>6s} {'spread%':>7s} {'maxdiff':>8s}  algorithm")
     print(hdr)
     print("-" * len(hdr))
     for shape in SHAPES:
@@ -160,7 +132,8 @@ def run(args) -> dict:
             row = dict(shape=shape[0], mode=mode, algorithm=algo, threads=args.threads,
                        batch=shape[8] or args.batch, gflops=flops / ours_t / 1e9,
                        seconds=ours_t, spread_pct=spread, max_rel_diff=maxdiff)
-            line = f"{shape[0]:28s} {mode:6s} {row['gflops']:9.1f}"
+            row["peak_pct"] = row["gflops"] / peak * 100
+            line = f"{shape[0]:28s} {mode:6s} {row['gflops']:9.1f} {row['peak_pct']:5.1f}"
             if torch is not None:
                 best = min((n for n in med if n.startswith("torch")), key=med.get)
                 row.update(torch_gflops=flops / med[best] / 1e9, torch_format=best[6:],
@@ -177,7 +150,8 @@ def run(args) -> dict:
         if rs:
             print(f"geometric mean ratio {m}: {float(np.exp(np.mean(np.log(rs)))):.2f} "
                   f"(min {min(rs):.2f}) over {len(rs)} shapes")
-    return dict(cpu=cpu_name(), isa=info["isa"], threads=args.threads, batch=args.batch,
+    return dict(cpu=bench.cpu_name(), isa=info["isa"], threads=args.threads, batch=args.batch,
+                peak_gflops=peak,
                 clock=args.clock,
                 repeats=args.repeats, date=time.strftime("%Y-%m-%d %H:%M:%S %Z"),
                 torch=None if torch is None else torch.__version__, rows=rows)
@@ -193,13 +167,16 @@ def main(argv=None):
     ap.add_argument("--clock", choices=["wall", "cpu"], default="wall",
                     help="cpu: process CPU time (for overloaded shared machines)")
     ap.add_argument("--json", default=None, help="write the results to this file")
+    ap.add_argument("--plot", default=None, help="draw the ratios into this PNG (matplotlib)")
     args = ap.parse_args(argv)
     global CLOCK
     CLOCK = time.process_time if args.clock == "cpu" else time.perf_counter
     result = run(args)
     if args.json:
-        with open(args.json, "w") as f:
-            json.dump(result, f, indent=1)
+        bench.write_json(result, args.json)
+    if args.plot:
+        bench.plot_ratios(result["rows"], args.plot,
+                          f"conv2d, {result['cpu']}, {args.threads} threads, batch {args.batch}")
 
 
 if __name__ == "__main__":

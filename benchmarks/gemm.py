@@ -4,8 +4,9 @@
         [--clock wall|cpu]
 
 Each shape is first checked against numpy (float64); then cnncore and torch run alternately and
-the median of the repeats gives GFLOP/s (2*M*N*K / time) and the ratio cnncore / torch. With
---peak (the one-core FMA peak in GFLOP/s) the table also shows the fraction of peak.
+the median of the repeats gives GFLOP/s (2*M*N*K / time) and the ratio cnncore / torch. The
+table shows the fraction of the FMA peak, measured at start (or --peak, the one-core peak in
+GFLOP/s, times the threads).
 --clock cpu times with process CPU time instead of the wall clock: on a shared, overloaded machine
 it discounts the time this process was not running (meaningful for --threads 1 only, since CPU
 time adds up over threads).
@@ -20,6 +21,7 @@ import time
 import numpy as np
 
 from cnncore import _core
+from cnncore.bench import cpu_name, peak_gflops
 
 SQUARE = [64, 128, 256, 384, 512, 768, 1024]
 CONV_LIKE = [  # (M, N, K, what)
@@ -69,7 +71,8 @@ def main():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--threads", type=int, nargs="+", default=[1, 2])
     p.add_argument("--repeats", type=int, default=11)
-    p.add_argument("--peak", type=float, default=None, help="one-core FMA peak, GFLOP/s")
+    p.add_argument("--peak", type=float, default=None,
+                   help="one-core FMA peak, GFLOP/s (default: measured at each thread count)")
     p.add_argument("--sizes", type=int, nargs="*", default=SQUARE)
     p.add_argument("--clock", choices=["wall", "cpu"], default="wall")
     args = p.parse_args()
@@ -78,23 +81,22 @@ def main():
     import torch
 
     info = _core.build_info()
-    print(f"cnncore {info['version']}  isa={info['isa']}  blocking={_core.gemm_blocking()}  "
-          f"cpu isas={info['cpu_isas']}  torch {torch.__version__}  clock={args.clock}")
+    print(f"CPU: {cpu_name()}  cnncore {info['version']}  isa={info['isa']}  "
+          f"blocking={_core.gemm_blocking()}  cpu isas={info['cpu_isas']}  torch "
+          f"{torch.__version__}  clock={args.clock}")
     shapes = [(s, s, s, "square") for s in args.sizes] + CONV_LIKE
     for threads in args.threads:
         _core.set_num_threads(threads)
         torch.set_num_threads(threads)
-        print(f"\nthreads={threads}")
-        head = f"{'M':>5} {'N':>5} {'K':>5}  {'cnncore':>8} {'torch':>8} {'ratio':>6}"
-        if args.peak:
-            head += f" {'%peak':>6}"
+        peak = args.peak * threads if args.peak else peak_gflops(1.0)
+        print(f"\nthreads={threads}  FMA peak {peak:.0f} GFLOP/s"
+              f" ({'given' if args.peak else 'measured'})")
+        head = f"{'M':>5} {'N':>5} {'K':>5}  {'cnncore':>8} {'torch':>8} {'ratio':>6} {'%peak':>6}"
         print(head + "  GFLOP/s  (shape)")
         for m, n, k, what in shapes:
             ours, theirs = bench(m, n, k, args.repeats, torch)
             line = f"{m:>5} {n:>5} {k:>5}  {ours:8.1f} {theirs:8.1f} {ours / theirs:6.2f}"
-            if args.peak:
-                line += f" {100 * ours / (args.peak * threads):5.0f}%"
-            print(line + f"  {what}")
+            print(line + f" {100 * ours / peak:5.0f}%  {what}")
 
 
 if __name__ == "__main__":

@@ -19,6 +19,9 @@ void bind_runtime(py::module_& m) {
     for (Isa i : available_isas()) v.emplace_back(isa_name(i));
     return v;
   }, "SIMD paths compiled in and supported by this CPU");
+  m.def("measure_fma_peak_gflops", &measure_fma_peak_gflops, py::arg("seconds") = 0.5,
+        py::call_guard<py::gil_scoped_release>(),
+        "fp32 FMA peak of the active SIMD path on the current thread count, in GFLOP/s");
   m.def("manual_seed", &manual_seed, py::arg("seed"));
   m.def("get_rng_state", [] {
     RngState s = get_rng_state();

@@ -1,9 +1,10 @@
-"""`python -m cnncore` (also the `cnncore` script): train, eval and summary.
+"""`python -m cnncore` (also the `cnncore` script): train, eval, summary and bench.
 
     python -m cnncore train                      # LeNet-5 on the bundled 8x8 digits
     python -m cnncore train --dataset mnist:DIR --model lenet5 --epochs 5
     python -m cnncore eval --checkpoint runs/lenet
     python -m cnncore summary --model resnet18 --input-size 3,224,224
+    python -m cnncore bench                      # a one-minute speed check against PyTorch
 
 Bad names and paths print one line on stderr and exit with status 2.
 """
@@ -197,6 +198,19 @@ def cmd_summary(args) -> int:
     return 0
 
 
+def cmd_bench(args) -> int:
+    from . import bench, get_num_threads
+    threads = args.threads if args.threads is not None else get_num_threads()
+    if threads < 1:
+        raise CliError(f"--threads must be >= 1, but got {threads}")
+    if args.repeats < 1:
+        raise CliError(f"--repeats must be >= 1, but got {args.repeats}")
+    result = bench.run_quick(threads, args.repeats)
+    if args.json:
+        bench.write_json(result, args.json)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="cnncore", description="cnncore: train, evaluate and "
                                 "inspect convolutional networks")
@@ -223,6 +237,12 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--model", required=True)
     s.add_argument("--input-size", default="3,224,224")
     s.set_defaults(func=cmd_summary)
+    b = sub.add_parser("bench", help="a one-minute speed check against PyTorch (if installed)")
+    b.add_argument("--threads", type=int, default=None,
+                   help="threads for both libraries (default: cnncore's current count)")
+    b.add_argument("--repeats", type=int, default=5)
+    b.add_argument("--json", default=None, help="also write the figures to this file")
+    b.set_defaults(func=cmd_bench)
     return p
 
 

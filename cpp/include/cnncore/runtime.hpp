@@ -63,6 +63,11 @@ CNNCORE_API float rng_uniform(RngState s, uint64_t i);
 CNNCORE_API float rng_normal(RngState s, uint64_t i);
 
 // ---- facts about the build and the machine ----
+// The fp32 FMA throughput of the active SIMD path on get_num_threads() threads, in GFLOP/s: the
+// best of repeated rounds of independent FMA chains lasting about `seconds` in all. A ceiling no
+// kernel can pass, measured (not assumed) so benchmarks can report "% of peak".
+CNNCORE_API double measure_fma_peak_gflops(double seconds = 0.5);
+
 // Keys: version, compiler, isas_compiled, isa, cpu_isas, openmp, num_threads, cuda, notes.
 CNNCORE_API std::map<std::string, std::string> build_info();
 
