@@ -114,6 +114,18 @@ def expect(ours, theirs, rtol=1e-4, atol=1e-4, what=""):
     return got, want
 
 
+def backward_matches(y, ty, cn_inputs, th_inputs, rtol=1e-3, atol=1e-3, what=""):
+    """Backpropagates the same ramp through both results and compares the inputs' gradients
+    (None inputs, e.g. an absent bias, are skipped)."""
+    if y is None or y.numel() == 0:
+        return
+    seed = np.linspace(-1, 1, ty.numel(), dtype=np.float32).reshape(ty.shape)
+    y.backward(cnncore.tensor(seed))
+    ty.backward(torch.from_numpy(seed))
+    pairs = [(c, t) for c, t in zip(cn_inputs, th_inputs) if c is not None]
+    grads_match([c for c, _ in pairs], [t for _, t in pairs], rtol, atol, what)
+
+
 def grads_match(cn_inputs, th_inputs, rtol=1e-3, atol=1e-3, what=""):
     for i, (c, t) in enumerate(zip(cn_inputs, th_inputs)):
         if t.grad is None:
@@ -179,13 +191,7 @@ def check_conv2d(data):
     tb = as_torch(b, True) if b is not None else None
     y, ty = expect(ours, lambda: torch.nn.functional.conv2d(tx, tw, tb, **kw_t), 1e-4, 1e-4,
                    f"conv2d {c}")
-    if y is None or y.numel() == 0:
-        return
-    seed = np.linspace(-1, 1, ty.numel(), dtype=np.float32).reshape(ty.shape)
-    y.backward(cnncore.tensor(seed))
-    ty.backward(torch.from_numpy(seed))
-    grads_match([cx, cw, cb] if cb is not None else [cx, cw],
-                [tx, tw, tb] if tb is not None else [tx, tw], what=f"conv2d {c}")
+    backward_matches(y, ty, [cx, cw, cb], [tx, tw, tb], what=f"conv2d {c}")
 
 
 def check_conv_transpose2d(data):
@@ -205,12 +211,7 @@ def check_conv_transpose2d(data):
     y, ty = expect(lambda: F.conv_transpose2d(cx, cw, cb, **kw),
                    lambda: torch.nn.functional.conv_transpose2d(tx, tw, tb, **kw), 1e-4, 1e-4,
                    f"conv_transpose2d {c} {op}")
-    if y is None or y.numel() == 0:
-        return
-    seed = np.linspace(-1, 1, ty.numel(), dtype=np.float32).reshape(ty.shape)
-    y.backward(cnncore.tensor(seed))
-    ty.backward(torch.from_numpy(seed))
-    grads_match([cx, cw], [tx, tw], what=f"conv_transpose2d {c}")
+    backward_matches(y, ty, [cx, cw, cb], [tx, tw, tb], what=f"conv_transpose2d {c}")
 
 
 # ---- pooling ------------------------------------------------------------------------------------
@@ -238,14 +239,9 @@ def check_max_pool2d(data):
     cx, tx = as_cn(x, True), as_torch(x, True)
     y, ty = expect(lambda: F.max_pool2d(cx, **kw), lambda: torch.nn.functional.max_pool2d(tx, **kw),
                    0, 0, f"max_pool2d {c}")
-    if y is None or y.numel() == 0 or not np.isfinite(x).all():
-        return  # which of several equal NaN/Inf entries gets the gradient is not specified
-    # The reference twin picks the same argmax (first maximum).
-    seed = np.linspace(-1, 1, ty.numel(), dtype=np.float32).reshape(ty.shape)
-    y.backward(cnncore.tensor(seed))
-    ty.backward(torch.from_numpy(seed))
-    if len(np.unique(x)) == x.size:  # ties may pick a different but equal element
-        grads_match([cx], [tx], 1e-5, 1e-5, f"max_pool2d {c}")
+    # Which of several equal (or NaN/Inf) entries gets the gradient is not specified.
+    if np.isfinite(x).all() and len(np.unique(x)) == x.size:
+        backward_matches(y, ty, [cx], [tx], 1e-5, 1e-5, f"max_pool2d {c}")
 
 
 def check_avg_pool2d(data):
@@ -258,12 +254,7 @@ def check_avg_pool2d(data):
     cx, tx = as_cn(x, True), as_torch(x, True)
     y, ty = expect(lambda: F.avg_pool2d(cx, **kw), lambda: torch.nn.functional.avg_pool2d(tx, **kw),
                    1e-5, 1e-5, f"avg_pool2d {c} div={div}")
-    if y is None or y.numel() == 0:
-        return
-    seed = np.linspace(-1, 1, ty.numel(), dtype=np.float32).reshape(ty.shape)
-    y.backward(cnncore.tensor(seed))
-    ty.backward(torch.from_numpy(seed))
-    grads_match([cx], [tx], 1e-5, 1e-5, f"avg_pool2d {c}")
+    backward_matches(y, ty, [cx], [tx], 1e-5, 1e-5, f"avg_pool2d {c}")
 
 
 def check_pool_vs_reference(data):
