@@ -110,7 +110,7 @@ def test_checkpoint_corruption_is_reported(tmp_path):
         _trainer().load_checkpoint(tmp_path)
 
 
-# ---- the byte fuzzer ------------------------------------------------------------------------------
+# ---- the byte fuzzer -----------------------------------------------------------------------------
 LOAD_ERRORS = (ValueError, TypeError, FileNotFoundError, EOFError)
 
 
@@ -225,7 +225,7 @@ def test_cifar_reader_refuses_code_in_a_pickle(tmp_path):
     assert not (tmp_path / "pwned").exists()
 
 
-# ---- no code execution on a load path -------------------------------------------------------------
+# ---- no code execution on a load path ------------------------------------------------------------
 FORBIDDEN = [
     (r"\bpickle\.loads?\(", "pickle.load"),
     (r"\bnp\.load\([^)]*allow_pickle\s*=\s*True", "np.load(allow_pickle=True)"),

@@ -295,7 +295,7 @@ def check_adaptive_pool2d(data):
            f"{which} {shape} {out}")
 
 
-# ---- elementwise, softmax, linear -----------------------------------------------------------------
+# ---- elementwise, softmax, linear ----------------------------------------------------------------
 ELEMENTWISE = [
     ("relu", {}), ("relu6", {}), ("leaky_relu", {"negative_slope": 0.2}),
     ("hardtanh", {"min_val": -0.5, "max_val": 2.0}), ("sigmoid", {}), ("tanh", {}),
@@ -349,7 +349,7 @@ def check_linear_matmul(data):
                f"matmul {a.shape} {bm.shape}")
 
 
-# ---- losses, norm, resampling -----------------------------------------------------------------------
+# ---- losses, norm, resampling --------------------------------------------------------------------
 def check_losses(data):
     n = data.draw(st.integers(0, 5), "n")
     c = data.draw(st.integers(1, 5), "c")
@@ -451,7 +451,7 @@ def check_dropout(data):
                                    rtol=1e-6)
 
 
-# ---- tensor ops ------------------------------------------------------------------------------------
+# ---- tensor ops ----------------------------------------------------------------------------------
 REDUCTIONS = ["sum", "mean", "amax", "amin", "argmax", "argmin", "var", "std"]
 
 
@@ -466,8 +466,8 @@ def check_tensor_ops(data):
     if which == "binary":
         op = data.draw(st.sampled_from(["add", "sub", "mul", "div", "maximum", "minimum",
                                         "eq", "lt"]))
-        expect(lambda: getattr(cnncore, op)(cx, as_cn(y)), lambda: getattr(torch, op)(tx, as_torch(y)),
-               1e-5, 1e-6, f"{op} {shape}")
+        expect(lambda: getattr(cnncore, op)(cx, as_cn(y)),
+               lambda: getattr(torch, op)(tx, as_torch(y)), 1e-5, 1e-6, f"{op} {shape}")
     elif which == "reduce":
         dim = data.draw(st.integers(-nd - 1, nd), "dim")
         keep = data.draw(st.booleans(), "keepdim")
@@ -500,7 +500,7 @@ def check_tensor_ops(data):
                lambda: torch.sort(as_torch(x2), dim=dim)[0], 0, 0, f"sort {shape} {dim}")
 
 
-# ---- layers and extreme sizes ----------------------------------------------------------------------
+# ---- layers and extreme sizes --------------------------------------------------------------------
 def check_layers(data):
     """Layer constructors validate their arguments, then run like the functional op."""
     kind = data.draw(st.sampled_from(["Conv2d", "ConvTranspose2d", "Linear", "BatchNorm2d",

@@ -34,7 +34,8 @@ rng = np.random.default_rng(0)
 def close(a, b, what):
     np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-4, atol=1e-4, err_msg=what)
 
-for (n, c, h, w, k, r, stride, pad, groups) in [(2, 4, 9, 7, 6, 3, 1, 1, 2), (1, 3, 8, 8, 5, 5, 2, 2, 1)]:
+for (n, c, h, w, k, r, stride, pad, groups) in [(2, 4, 9, 7, 6, 3, 1, 1, 2),
+                                                (1, 3, 8, 8, 5, 5, 2, 2, 1)]:
     x = rng.standard_normal((n, c, h, w)).astype(np.float32)
     wt = rng.standard_normal((k, c // groups, r, r)).astype(np.float32)
     o = _core.Conv2dOptions(stride, stride, _core.Padding2d.symmetric(pad, pad), 1, 1, groups)
@@ -84,6 +85,7 @@ for pair in Haswell:avx2 Nehalem:baseline; do
   t0=$(date +%s)
   echo "qemu-x86_64 -cpu $cpu (expects isa=$isa)"
   # TCG warns about CPUID bits it cannot emulate (hle, rtm...); they do not matter here.
-  env -u CNNCORE_ISA qemu-x86_64 -cpu "$cpu" "$py" -c "$smoke" "$isa" 2> >(grep -v "TCG doesn't support" >&2)
+  env -u CNNCORE_ISA qemu-x86_64 -cpu "$cpu" "$py" -c "$smoke" "$isa" \
+    2> >(grep -v "TCG doesn't support" >&2)
   echo "  ok in $(( $(date +%s) - t0 ))s"
 done

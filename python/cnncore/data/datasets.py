@@ -273,7 +273,8 @@ class _ArrayOnlyUnpickler(pickle.Unpickler):
     """Builds only plain containers, strings, numbers and numpy arrays: every other global a
     pickle names (os.system, builtins.eval, ...) is refused before it is looked up."""
 
-    _ALLOWED = {("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
+    _ALLOWED = {("numpy.core.multiarray", "_reconstruct"),
+                ("numpy._core.multiarray", "_reconstruct"),
                 ("numpy", "ndarray"), ("numpy", "dtype"), ("_codecs", "encode")}
 
     def find_class(self, module, name):
