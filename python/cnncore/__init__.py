@@ -11,6 +11,9 @@ from ._ops.linalg import matmul  # noqa: F401
 from ._ops.tensor_ops import *  # noqa: F401,F403  (torch.cat, torch.sum, ... as cnncore.*)
 from . import nn  # noqa: F401
 from . import data, io, models, optim, train  # noqa: F401,E402
+from . import detection, filters, image, localization, segmentation  # noqa: F401,E402
+from . import style, viz  # noqa: F401,E402
+from . import distributed, onnx  # noqa: F401,E402  (mpi4py and onnx load only when used)
 from .io import load, save  # noqa: F401
 from .summary import conv_output_shape, summary  # noqa: F401
 

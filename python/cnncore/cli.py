@@ -4,6 +4,7 @@
     python -m cnncore train --dataset mnist:DIR --model lenet5 --epochs 5
     python -m cnncore eval --checkpoint runs/lenet
     python -m cnncore summary --model resnet18 --input-size 3,224,224
+    python -m cnncore filters photo.png --out edges/   # Sobel, ..., Canny maps as PNGs
     python -m cnncore bench                      # a one-minute speed check against PyTorch
 
 Bad names and paths print one line on stderr and exit with status 2.
@@ -95,11 +96,18 @@ def _normalise(x_train, x_test):
     return ((x_train - mean) / std).astype(np.float32), ((x_test - mean) / std).astype(np.float32)
 
 
-def _loaders(x_train, y_train, x_test, y_test, batch_size: int, seed: int):
+def _loaders(x_train, y_train, x_test, y_test, batch_size: int, seed: int,
+             distributed: bool = False):
     from . import data
     from .tensor import tensor
     train = data.TensorDataset(tensor(x_train), tensor(y_train))
     test = data.TensorDataset(tensor(x_test), tensor(y_test))
+    if distributed:  # each rank a shard of every epoch; batch_size is per rank
+        from .distributed import DistributedSampler
+        return (data.DataLoader(train, batch_size=batch_size,
+                                sampler=DistributedSampler(train, shuffle=True, seed=seed)),
+                data.DataLoader(test, batch_size=256,
+                                sampler=DistributedSampler(test, shuffle=False)))
     return (data.DataLoader(train, batch_size=batch_size, shuffle=True, generator=seed),
             data.DataLoader(test, batch_size=256, shuffle=False))
 
@@ -124,13 +132,21 @@ def cmd_train(args) -> int:
     if args.epochs < 1 or args.batch_size < 1:
         raise CliError("--epochs and --batch-size must be positive")
     cnncore.manual_seed(args.seed)
+    from . import distributed
+    dist = args.distributed or distributed.launched_by_mpi()
+    if dist:
+        distributed.init()
+    rank0 = not dist or distributed.rank() == 0
     x_tr, y_tr, x_te, y_te, classes = _load_dataset(args.dataset, args.seed)
     x_tr, x_te = _normalise(x_tr, x_te)
     model = _build_model(args.model, x_tr.shape[1], classes)
+    if dist:
+        model = distributed.DistributedDataParallel(model)
     opt = _make_optimizer(args.optimizer, model.parameters(), args.lr)
-    train_loader, test_loader = _loaders(x_tr, y_tr, x_te, y_te, args.batch_size, args.seed)
+    train_loader, test_loader = _loaders(x_tr, y_tr, x_te, y_te, args.batch_size, args.seed,
+                                         distributed=dist)
     sched = optim.lr_scheduler.CosineAnnealingLR(opt, T_max=args.epochs)
-    if args.checkpoint_dir:
+    if args.checkpoint_dir and rank0:
         os.makedirs(args.checkpoint_dir, exist_ok=True)
         with open(os.path.join(args.checkpoint_dir, "run.json"), "w") as f:
             json.dump({"model": args.model, "dataset": args.dataset, "seed": args.seed,
@@ -145,7 +161,10 @@ def cmd_train(args) -> int:
     ips = float(np.median([h["images_per_second"] for h in trained])) if trained else 0.0
     metrics = {"test_accuracy": result["accuracy"], "test_loss": result["loss"],
                "epochs": trainer.epoch, "seconds": seconds, "images_per_second": ips,
-               "model": args.model, "dataset": args.dataset, "threads": cnncore.get_num_threads()}
+               "model": args.model, "dataset": args.dataset, "threads": cnncore.get_num_threads(),
+               "world_size": distributed.world_size() if dist else 1}
+    if not rank0:
+        return 0
     print(f"test accuracy {result['accuracy']:.4f}  test loss {result['loss']:.4f}  "
           f"{seconds:.1f} s  {ips:.0f} images/s (training)")
     if args.metrics_json:
@@ -198,6 +217,41 @@ def cmd_summary(args) -> int:
     return 0
 
 
+def cmd_filters(args) -> int:
+    from . import filters
+    from .image import read_image, to_grayscale, write_image
+    if not os.path.isfile(args.image):
+        raise CliError(f"image not found: {args.image}")
+    try:
+        image = to_grayscale(read_image(args.image))
+    except ValueError as e:
+        raise CliError(str(e)) from None
+    if args.sigma <= 0:
+        raise CliError(f"--sigma must be positive, but got {args.sigma}")
+    try:
+        os.makedirs(args.out, exist_ok=True)
+    except OSError as e:
+        raise CliError(f"cannot create output directory {args.out}: {e.strerror}") from None
+
+    def stretched(m):  # edge strengths to the full [0, 1] range so the PNG is visible
+        m = np.abs(m)
+        return m / m.max() if m.max() > 0 else m
+
+    maps = {name: stretched(getattr(filters, name)(image))
+            for name in ("sobel", "scharr", "prewitt", "roberts", "laplace")}
+    maps["gaussian"] = filters.gaussian(image, args.sigma)
+    try:
+        maps["canny"] = filters.canny(image, args.sigma, args.low_threshold,
+                                      args.high_threshold)
+    except (TypeError, ValueError) as e:
+        raise CliError(str(e)) from None
+    for name, m in maps.items():
+        write_image(os.path.join(args.out, f"{name}.png"), m)
+    print(f"wrote {len(maps)} maps ({', '.join(maps)}) of {image.shape[1]}x{image.shape[0]} "
+          f"to {args.out}")
+    return 0
+
+
 def cmd_bench(args) -> int:
     from . import bench, get_num_threads
     threads = args.threads if args.threads is not None else get_num_threads()
@@ -229,6 +283,8 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--resume", action="store_true")
     t.add_argument("--metrics-json", default=None)
     t.add_argument("--progress", action="store_true", help="show a progress bar per epoch")
+    t.add_argument("--distributed", action="store_true", help="data-parallel over MPI (implied "
+                   "under mpiexec with more than one rank); --batch-size is per rank")
     t.set_defaults(func=cmd_train)
     e = sub.add_parser("eval", help="evaluate a checkpoint on its dataset's test split")
     e.add_argument("--checkpoint", required=True)
@@ -237,6 +293,14 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--model", required=True)
     s.add_argument("--input-size", default="3,224,224")
     s.set_defaults(func=cmd_summary)
+    fl = sub.add_parser("filters", help="write edge maps (Sobel, Scharr, Prewitt, Roberts, "
+                        "Laplace, Gaussian, Canny) of a PNG/PGM image as PNGs")
+    fl.add_argument("image")
+    fl.add_argument("--out", required=True, help="directory for the PNGs")
+    fl.add_argument("--sigma", type=float, default=1.0, help="Gaussian / Canny sigma")
+    fl.add_argument("--low-threshold", type=float, default=None)
+    fl.add_argument("--high-threshold", type=float, default=None)
+    fl.set_defaults(func=cmd_filters)
     b = sub.add_parser("bench", help="a one-minute speed check against PyTorch (if installed)")
     b.add_argument("--threads", type=int, default=None,
                    help="threads for both libraries (default: cnncore's current count)")

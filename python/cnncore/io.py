@@ -12,13 +12,14 @@ import contextlib
 import json
 import os
 import tempfile
-from collections import OrderedDict
+from collections import OrderedDict, namedtuple
 
 import numpy as np
 
 from .tensor import Tensor, from_numpy
 
-__all__ = ["save", "load", "from_torch_state_dict", "load_torch", "atomic_write"]
+__all__ = ["save", "load", "from_torch_state_dict", "load_torch", "TorchLoadReport",
+           "atomic_write"]
 
 _ORDER_KEY = "cnncore.order"
 
@@ -147,9 +148,59 @@ def from_torch_state_dict(state_dict) -> "OrderedDict[str, np.ndarray]":
     return out
 
 
-def load_torch(path) -> "OrderedDict[str, np.ndarray]":
+class TorchLoadReport(namedtuple("TorchLoadReport",
+                                 ["missing_keys", "unexpected_keys", "mismatched_keys"])):
+    """What load_torch(path, model) could not map: the model's keys the file lacks, the file's
+    keys the model lacks, and keys whose shapes differ ((key, file shape, model shape))."""
+
+    def __str__(self):
+        if not any(self):
+            return "all keys matched"
+        parts = []
+        if self.missing_keys:
+            parts.append(f"missing in the file ({len(self.missing_keys)}): "
+                         + ", ".join(self.missing_keys))
+        if self.unexpected_keys:
+            parts.append(f"unexpected in the file ({len(self.unexpected_keys)}): "
+                         + ", ".join(self.unexpected_keys))
+        if self.mismatched_keys:
+            parts.append(f"shape mismatch ({len(self.mismatched_keys)}): " + ", ".join(
+                f"{k} {tuple(a)} in the file vs {tuple(b)} in the model"
+                for k, a, b in self.mismatched_keys))
+        return "; ".join(parts)
+
+
+def load_torch(path, model=None, strict: bool = True):
     """Weights saved by PyTorch: a .safetensors file (read without torch) or a .pth/.pt file
-    (needs torch; loaded with weights_only=True, so no code in the file runs)."""
+    (needs torch; loaded with weights_only=True, so no code in the file runs).
+
+    Without model: the state dict (name -> numpy array). With model (e.g. a zoo model): the
+    weights are copied in by key and a TorchLoadReport of missing, unexpected and
+    shape-mismatched keys comes back; a ``module.`` prefix (DistributedDataParallel
+    checkpoints) is dropped when the model's keys lack it. strict=True raises a RuntimeError
+    with that report, before writing anything, unless every key maps; strict=False loads what
+    matches (e.g. a backbone under a new classifier head)."""
+    sd = _read_torch(path)
+    if model is None:
+        return sd
+    own = model.state_dict()
+    if sd and all(k.startswith("module.") for k in sd) and \
+            not any(k.startswith("module.") for k in own):
+        sd = OrderedDict((k[len("module."):], v) for k, v in sd.items())
+    mismatched = [(k, tuple(v.shape), tuple(own[k].shape)) for k, v in sd.items()
+                  if k in own and tuple(v.shape) != tuple(own[k].shape)]
+    bad = {k for k, _, _ in mismatched}
+    report = TorchLoadReport([k for k in own if k not in sd],
+                             [k for k in sd if k not in own], mismatched)
+    if strict and any(report):
+        raise RuntimeError(f"load_torch: {os.fspath(path)} does not fit "
+                           f"{type(model).__name__}: {report}")
+    model.load_state_dict(OrderedDict((k, v) for k, v in sd.items() if k in own and k not in bad),
+                          strict=False)
+    return report
+
+
+def _read_torch(path) -> "OrderedDict[str, np.ndarray]":
     path = os.fspath(path)
     if not os.path.isfile(path):
         raise FileNotFoundError(f"load_torch: no such file: {path}")

@@ -222,7 +222,7 @@ def _to_array(data, dtype=None, op="tensor", arg="data") -> np.ndarray:
 class Tensor:
     """An n-dimensional float32 (or int64) array with reverse-mode autograd."""
 
-    __slots__ = ("_c", "requires_grad", "grad", "grad_fn", "__weakref__")
+    __slots__ = ("_c", "requires_grad", "grad", "grad_fn", "_post_acc_hooks", "__weakref__")
     __array_priority__ = 1000  # numpy defers to our operators: ndarray + Tensor -> Tensor
 
     def __init__(self, data=None, requires_grad: bool = False):
@@ -378,6 +378,25 @@ class Tensor:
             self.grad = Tensor._wrap(g_core.clone())
         else:
             self.grad = Tensor._wrap(_accumulate(self.grad._c, g_core))
+        for hook in getattr(self, "_post_acc_hooks", ()):
+            hook(self)
+
+    def register_post_accumulate_grad_hook(self, hook):
+        """hook(tensor) runs each time backward adds a gradient into this leaf's ``.grad`` (once
+        per use of the leaf in the graph: the tape accumulates edge by edge). Returns a handle
+        whose remove() unregisters it. Data-parallel training starts reducing gradients here."""
+        if self.grad_fn is not None:
+            raise RuntimeError("register_post_accumulate_grad_hook: only leaf tensors can have "
+                               "post-accumulate-grad hooks")
+        if not callable(hook):
+            raise TypeError(f"register_post_accumulate_grad_hook: hook must be callable, but got "
+                            f"{type(hook).__name__}")
+        try:
+            hooks = self._post_acc_hooks
+        except AttributeError:
+            hooks = self._post_acc_hooks = []
+        hooks.append(hook)
+        return _HookHandle(hooks, hook)
 
     def backward(self, gradient=None, retain_graph: bool | None = None,
                  create_graph: bool = False) -> None:
@@ -457,6 +476,17 @@ class Tensor:
 
     # Object identity is the hash, as in torch (== is elementwise and installed by _ops).
     __hash__ = object.__hash__
+
+
+class _HookHandle:
+    __slots__ = ("_hooks", "_hook")
+
+    def __init__(self, hooks, hook):
+        self._hooks, self._hook = hooks, hook
+
+    def remove(self) -> None:
+        if self._hook in self._hooks:
+            self._hooks.remove(self._hook)
 
 
 # ---- creation ------------------------------------------------------------------------------------

@@ -130,7 +130,10 @@ class Trainer:
             total = len(loader)
         except TypeError:
             total = None
-        bar = _Progress(bool(show), total, desc)
+        sampler = getattr(loader, "sampler", None)
+        if hasattr(sampler, "set_epoch"):  # a DistributedSampler reshuffles by epoch
+            sampler.set_epoch(self.epoch)
+        bar = _Progress(bool(show) and _is_rank0(), total, desc)
         seen, loss_sum = 0, 0.0
         metric_sums = dict.fromkeys(self.metrics, 0.0)
         start = time.perf_counter()
@@ -163,6 +166,7 @@ class Trainer:
         finally:
             bar.close()
         elapsed = time.perf_counter() - start
+        seen, loss_sum, metric_sums = _reduce_across_ranks(seen, loss_sum, metric_sums)
         if seen == 0:
             raise ValueError(f"Trainer: the {'training' if train else 'evaluation'} loader "
                              f"yielded no batches")
@@ -218,7 +222,7 @@ class Trainer:
                     self.scheduler.step()
             self.epoch += 1
             self.history.append(row)
-            if self.verbose:
+            if self.verbose and _is_rank0():
                 print(" ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}"
                                for k, v in row.items()), file=sys.stderr)
             stop = self._early_stop(row)
@@ -252,6 +256,8 @@ class Trainer:
     def write_history(self, path) -> None:
         """The per-epoch history as JSON (.json) or CSV (anything else), atomically."""
         path = os.fspath(path)
+        if not _is_rank0():
+            return
         if path.endswith(".json"):
             with cio.atomic_write(path, "w") as f:
                 json.dump(self.history, f, indent=1)
@@ -269,14 +275,30 @@ class Trainer:
             out.append(ld.state_dict() if hasattr(ld, "state_dict") else None)
         return out
 
+    def _bare_model(self):
+        """The model without a DistributedDataParallel wrapper: checkpoints keep the plain
+        model's keys, so one loads into a single process too."""
+        from .distributed import DistributedDataParallel
+        m = self.model
+        return m.module if isinstance(m, DistributedDataParallel) else m
+
     def save_checkpoint(self, directory) -> None:
         directory = os.fspath(directory)
+        if not _is_rank0():  # every rank holds the same weights; one writes, the rest wait
+            _barrier()
+            return
+        try:
+            self._save_checkpoint(directory)
+        finally:
+            _barrier()
+
+    def _save_checkpoint(self, directory) -> None:
         os.makedirs(directory, exist_ok=True)
         gen = _next_generation(directory)
         tmp = os.path.join(directory, f".{gen}.tmp")
         shutil.rmtree(tmp, ignore_errors=True)  # a killed writer's leftovers
         os.mkdir(tmp)
-        cio.save(self.model.state_dict(), os.path.join(tmp, "model.safetensors"))
+        cio.save(self._bare_model().state_dict(), os.path.join(tmp, "model.safetensors"))
         opt_state = self.optimizer.state_dict()
         tensors, plain = _split_tensors(opt_state)
         if tensors:
@@ -304,7 +326,7 @@ class Trainer:
     def load_checkpoint(self, directory) -> None:
         directory = os.fspath(directory)
         state, files = read_checkpoint_state(directory)
-        self.model.load_state_dict(cio.load(files["model.safetensors"]))
+        self._bare_model().load_state_dict(cio.load(files["model.safetensors"]))
         opt_path = files.get("optimizer.safetensors")
         tensors = cio.load(opt_path) if opt_path is not None else {}
         try:
@@ -324,6 +346,32 @@ class Trainer:
         es = state.get("early_stopping") or {}
         self._best = es.get("best") if es.get("best") is not None else math.inf
         self._bad_epochs = int(es.get("bad_epochs", 0))
+
+
+def _multi_rank_comm():
+    from . import distributed
+    return distributed._active_comm()
+
+
+def _is_rank0() -> bool:
+    comm = _multi_rank_comm()
+    return comm is None or comm.Get_rank() == 0
+
+
+def _barrier() -> None:
+    comm = _multi_rank_comm()
+    if comm is not None:
+        comm.Barrier()
+
+
+def _reduce_across_ranks(seen, loss_sum, metric_sums):
+    """Sample counts and sums over every rank's shard, so each rank reports the global mean."""
+    comm = _multi_rank_comm()
+    if comm is None:
+        return seen, loss_sum, metric_sums
+    from . import distributed
+    total = distributed.all_reduce([seen, loss_sum, *metric_sums.values()])
+    return int(total[0]), float(total[1]), dict(zip(metric_sums, map(float, total[2:])))
 
 
 _FORMAT = "cnncore-checkpoint-2"

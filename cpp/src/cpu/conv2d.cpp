@@ -11,6 +11,7 @@
 
 #include "cnncore/ops/linalg.hpp"
 #include "cpu/im2col.hpp"
+#include "cpu/winograd.hpp"
 #include "parallel.hpp"
 
 namespace cnncore {
@@ -60,6 +61,7 @@ int64_t slots_for(const Conv2dParams& p) {
 Tensor forward(const Tensor& x, const Tensor& w, const float* bias, const Conv2dParams& p) {
   const ConvAlgo algo = select_conv_algo(p);
   if (is_direct(algo)) return depthwise_forward(x, w, bias, p);
+  if (algo == ConvAlgo::Winograd) return winograd_forward(x, w, bias, p);
   Tensor y = Tensor::empty(p.output_shape());
   const int64_t G = p.groups, Cg = p.C / G, Kg = p.K / G;
   const int64_t HW = p.H * p.W, L = p.OH * p.OW, RSC = Cg * p.R * p.S;
@@ -95,6 +97,7 @@ Tensor forward(const Tensor& x, const Tensor& w, const float* bias, const Conv2d
 Tensor backward_input(const Tensor& dy, const Tensor& w, const Conv2dParams& p) {
   const ConvAlgo algo = select_conv_algo(p);
   if (is_direct(algo)) return depthwise_backward_input(dy, w, p);
+  if (algo == ConvAlgo::Winograd) return winograd_backward_input(dy, w, p);
   Tensor dx = Tensor::empty(p.input_shape());
   const int64_t G = p.groups, Cg = p.C / G, Kg = p.K / G;
   const int64_t HW = p.H * p.W, L = p.OH * p.OW, RSC = Cg * p.R * p.S;
@@ -127,11 +130,12 @@ Tensor backward_input(const Tensor& dy, const Tensor& w, const Conv2dParams& p) 
 Tensor backward_weight(const Tensor& dy, const Tensor& x, const Conv2dParams& p) {
   const ConvAlgo algo = select_conv_algo(p);
   if (is_direct(algo)) return depthwise_backward_weight(dy, x, p);
+  // Winograd shapes take im2col + GEMM here: the weight gradient has no Winograd kernel yet.
   Tensor dw = Tensor::zeros(p.weight_shape());
   const int64_t G = p.groups, Cg = p.C / G, Kg = p.K / G;
   const int64_t HW = p.H * p.W, L = p.OH * p.OW, RSC = Cg * p.R * p.S;
   const int64_t wsize = p.K * RSC;
-  const bool use_col = algo == ConvAlgo::Im2colGemm;
+  const bool use_col = algo != ConvAlgo::Gemm1x1;
   const float* dyp = dy.data<float>();
   const float* xp = x.data<float>();
   float* dwp = dw.data<float>();

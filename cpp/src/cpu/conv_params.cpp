@@ -7,6 +7,7 @@
 #include "cnncore/ops/conv.hpp"
 #include "cnncore/runtime.hpp"
 #include "cpu/conv2d.hpp"
+#include "cpu/winograd.hpp"
 
 namespace cnncore {
 
@@ -153,6 +154,7 @@ const char* conv_algo_name(ConvAlgo a) {
     case ConvAlgo::Gemm1x1: return "gemm-1x1";
     case ConvAlgo::DepthwiseDirect: return "depthwise-direct";
     case ConvAlgo::Direct: return "direct";
+    case ConvAlgo::Winograd: return "winograd";
   }
   return "unknown";
 }
@@ -169,9 +171,11 @@ ConvAlgo select_conv_algo(const Conv2dParams& p) {
     if (f == "im2col+gemm") return ConvAlgo::Im2colGemm;
     if (f == "direct") return p.is_depthwise() ? ConvAlgo::DepthwiseDirect : ConvAlgo::Direct;
     if (f == "gemm-1x1" && gemm_1x1_fits(p)) return ConvAlgo::Gemm1x1;
+    if (f == "winograd" && conv_impl::winograd_fits(p)) return ConvAlgo::Winograd;
   }
   if (p.is_depthwise()) return ConvAlgo::DepthwiseDirect;
   if (gemm_1x1_fits(p)) return ConvAlgo::Gemm1x1;
+  if (conv_impl::winograd_preferred(p, nullptr)) return ConvAlgo::Winograd;
   // Not chosen by default: measured (AVX2, 1 thread, batch 8) the direct kernel per channel pair
   // loses to im2col + GEMM on every RGB stem and LeNet layer (0.2x-1.0x), most on 11x11/4. It
   // stays reachable through CNNCORE_CONV_ALGO=direct until a register-blocked version wins.
@@ -192,6 +196,10 @@ std::string conv2d_algorithm(const Conv2dParams& p) {
       break;
     case ConvAlgo::Gemm1x1:
       why = "1x1 kernel, stride 1, no padding: the input is already the column matrix";
+      break;
+    case ConvAlgo::Winograd:
+      if (!conv_impl::winograd_preferred(p, &why))
+        why = "forced by CNNCORE_CONV_ALGO (" + why + ")";
       break;
     case ConvAlgo::Im2colGemm:
       why = "general case: columns of " + std::to_string(p.C / p.groups * p.R * p.S) + " x " +

@@ -13,6 +13,11 @@ from .resnet import (  # noqa: F401
     BasicBlock, Bottleneck, CifarResNet, ResNet, resnet18, resnet20, resnet32, resnet34, resnet44,
     resnet50, resnet56, resnet101, resnet152,
 )
+from .siamese import (  # noqa: F401
+    ContrastiveLoss, EmbeddingNet, SemiHardTripletLoss, SiameseNet, balanced_batches,
+    choose_threshold, contrastive_loss, distance_matrix, embed, one_shot_accuracy,
+    semi_hard_triplets,
+)
 from .unet import DoubleConv, UNet, unet  # noqa: F401
 from .vgg import VGG, vgg11, vgg13, vgg16, vgg19  # noqa: F401
 

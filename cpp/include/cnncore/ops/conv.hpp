@@ -84,10 +84,11 @@ enum class ConvAlgo {
   DepthwiseDirect,  // groups == C: a direct SIMD kernel over output rows, no im2col
   Direct,           // the depthwise kernel per (output, input) channel pair; valid for every
                     // shape, chosen only when forced (see select_conv_algo)
+  Winograd,         // 3x3 stride 1, groups 1: F(4x4, 3x3) tiles, 36 GEMMs (cpu/winograd.hpp)
 };
 CNNCORE_API const char* conv_algo_name(ConvAlgo a);
 // Deterministic for given params and environment: the choice depends on the shape only, unless
-// CNNCORE_CONV_ALGO names an algorithm (im2col+gemm, gemm-1x1, direct; tests use it to cover
+// CNNCORE_CONV_ALGO names an algorithm (im2col+gemm, gemm-1x1, direct, winograd; tests use it to cover
 // every path). A forced algorithm that cannot run the shape (gemm-1x1 on a 3x3) is ignored.
 CNNCORE_API ConvAlgo select_conv_algo(const Conv2dParams& p);
 
