@@ -101,6 +101,68 @@ def test_forced_algorithm_matches_reference(shape, algo, monkeypatch):
          f"backward weight {what}")
 
 
+# Shapes for the register-blocked direct kernel (few input channels) and the depthwise gather:
+# every output-channel block size (1, 2, 3, 6 and ragged tails), rows shorter and longer than a
+# vector, stride > kernel, padding > kernel/2, dilation, groups, batch 1, a batch the weight
+# gradient takes several images at a time with a remainder, planes past the direct backward
+# passes' limits (im2col fallback), and a depthwise layer with more than 256 taps per row.
+DIRECT_SHAPES = [
+    (25, 6, 14, 14, 16, (5, 5), 1, 0, 1, 1, "lenet2-like, 25 images"),
+    (3, 1, 12, 13, 6, (5, 5), 1, 0, 1, 1, "lenet1-like"),
+    (2, 2, 7, 9, 20, (3, 5), 1, (1, 0), 1, 1, "short rows: channels as lanes, ragged block"),
+    (1, 2, 9, 37, 1, (3, 3), 1, 1, 1, 1, "one output channel, wide rows"),
+    (2, 3, 8, 9, 2, (3, 2), 1, (2, 1), 1, 1, "two output channels, padding > k/2"),
+    (2, 4, 11, 10, 5, (3, 3), 2, 1, 1, 1, "three + two output channels, stride 2"),
+    (1, 3, 23, 21, 7, (11, 11), 4, 2, 1, 1, "alexnet-like 11x11/4"),
+    (2, 3, 19, 18, 9, (7, 7), 2, 3, 1, 1, "stem-like 7x7/2"),
+    (2, 3, 10, 10, 4, (2, 2), 3, 0, 1, 1, "stride > kernel"),
+    (1, 4, 12, 11, 6, (3, 3), (1, 2), (2, 2), (2, 1), 2, "dilation, groups 2"),
+    (2, 3, 40, 36, 8, (3, 3), 1, 1, 1, 1, "over 1024 pixels: im2col weight gradient"),
+    (1, 1, 18, 17, 40, (3, 3), 1, 1, 1, 1, "40 dy planes over the direct backward-input limit"),
+    (1, 2, 9, 9, 64, (5, 5), 2, 2, 1, 2, "depthwise x32, stride 2: > 256 taps per row"),
+    (1, 3, 13, 12, 9, (3, 3), 2, 0, 1, 3, "depthwise x3, stride 2, batch 1"),
+]
+DIRECT_IDS = [s[-1] for s in DIRECT_SHAPES]
+
+
+@pytest.mark.parametrize("shape", DIRECT_SHAPES, ids=DIRECT_IDS)
+def test_direct_matches_reference(shape, isa, monkeypatch):
+    """The default algorithm (direct / depthwise-direct for these shapes) and, forced, the
+    direct kernel for every pass, against the reference twin on every ISA path."""
+    x, w, b = _data(shape, 21)
+    *_, stride, padding, dilation, groups, what = shape
+    opt = _opts(stride, padding, dilation, groups)
+    X, Wc, B = _core.from_numpy(x), _core.from_numpy(w), _core.from_numpy(b)
+    p = _core.conv2d_params(list(x.shape), list(w.shape), opt)
+    assert _core.conv2d_algorithm(p).split(":")[0] in ("direct", "depthwise-direct")
+    dy = _core.from_numpy(np.random.default_rng(22).standard_normal(
+        tuple(p.output_shape())).astype(np.float32))
+    ref = [_core.reference.conv2d_forward(X, Wc, B, opt).numpy(),
+           _core.reference.conv2d_backward_input(dy, Wc, list(x.shape), opt).numpy(),
+           _core.reference.conv2d_backward_weight(dy, X, list(w.shape), opt).numpy()]
+    for forced in (None, "direct"):
+        if forced:
+            monkeypatch.setenv("CNNCORE_CONV_ALGO", forced)
+        got = [_core.conv2d_forward(X, Wc, B, opt).numpy(),
+               _core.conv2d_backward_input(dy, Wc, list(x.shape), opt).numpy(),
+               _core.conv2d_backward_weight(dy, X, list(w.shape), opt).numpy()]
+        for name, a, e in zip(("forward", "backward input", "backward weight"), got, ref):
+            _rel(a, e, f"{name} {what} ({forced or 'default'}, {isa})")
+
+
+def test_direct_ignores_non_finite_pixels_past_short_rows():
+    """The direct weight gradient masks the lanes past a short row: an Inf elsewhere in the
+    input must not turn a gradient that does not read it into NaN."""
+    x = np.zeros((1, 1, 6, 20), np.float32)
+    x[0, 0, :, 19] = np.inf  # read only by output column 17 (3 wide kernel, no padding)
+    dy = np.ones((1, 2, 4, 18), np.float32)
+    dy[:, :, :, 17] = 0.0
+    opt = _opts(1, 0, 1, 1)
+    dw = _core.conv2d_backward_weight(_core.from_numpy(dy), _core.from_numpy(x), [2, 1, 3, 3],
+                                      opt).numpy()
+    assert np.isfinite(dw[:, :, :, :2]).all()
+
+
 def test_blocked_and_strided_inputs():
     """Any memory format is accepted: NCHWc blocked and permuted views give the NCHW result."""
     x, w, b = _data((2, 5, 7, 6, 4, (3, 3), 1, 1, 1, 1, ""), 13)
@@ -113,7 +175,7 @@ def test_blocked_and_strided_inputs():
 
 
 @pytest.mark.parametrize("groups,c,k,algo",
-                         [(1, 8, 6, None), (4, 4, 4, None), (1, 3, 5, "direct")],
+                         [(1, 12, 6, None), (4, 4, 4, None), (1, 3, 5, "direct")],
                          ids=["gemm", "depthwise", "direct"])
 def test_thread_counts_agree(groups, c, k, algo, monkeypatch):
     """Whole images per thread (4 on 2 or 4 threads), the GEMM splitting each image (4 on 3) and
@@ -131,7 +193,7 @@ def test_thread_counts_agree(groups, c, k, algo, monkeypatch):
         for t in (1, 2, 3, 4):
             cnncore.set_num_threads(t)
             p = _core.conv2d_params(list(x.shape), list(w.shape), opt)
-            if c == 8:
+            if c == 12:
                 expect = "threads over the batch" if t in (2, 4) else "threads inside the GEMM"
                 assert expect in _core.conv2d_algorithm(p) or t == 1
             outs.append([_core.conv2d_forward(X, Wc, None, opt).numpy().copy(),
@@ -153,11 +215,30 @@ def test_algorithm_choice():
     assert algo([1, 8, 5, 5], [16, 1, 3, 3], groups=8) == "depthwise-direct"
     assert algo([1, 8, 5, 5], [4, 8, 1, 1]) == "gemm-1x1"
     assert algo([1, 8, 5, 5], [4, 8, 1, 1], stride=2) == "im2col+gemm"
-    assert algo([1, 8, 5, 5], [4, 8, 3, 3]) == "im2col+gemm"
-    assert algo([1, 8, 5, 5], [8, 2, 3, 3], groups=4) == "im2col+gemm"
-    assert algo([1, 3, 9, 9], [16, 3, 3, 3]) == "im2col+gemm"
+    assert algo([1, 9, 5, 5], [4, 9, 3, 3]) == "im2col+gemm"
+    assert algo([1, 32, 5, 5], [8, 16, 3, 3], groups=2) == "im2col+gemm"
+    # few input channels per group (LeNet, RGB first layers): the register-blocked direct kernel
+    assert algo([1, 8, 5, 5], [4, 8, 3, 3]) == "direct"
+    assert algo([1, 8, 5, 5], [8, 2, 3, 3], groups=4) == "direct"
+    assert algo([1, 3, 9, 9], [16, 3, 3, 3]) == "direct"
     assert algo([1, 3, 9, 9], [16, 3, 1, 1]) == "gemm-1x1"
-    assert algo([1, 16, 9, 9], [16, 8, 3, 3], groups=2) == "im2col+gemm"
+    assert algo([1, 3, 9, 9], [16, 3, 1, 1], stride=2) == "im2col+gemm"
+    assert algo([1, 16, 9, 9], [16, 8, 3, 3], groups=2) == "direct"
+
+
+@pytest.mark.parametrize("x_shape,w_shape,stride,padding,passes", [
+    ([64, 1, 32, 32], [6, 1, 5, 5], 1, 0, ("direct", "direct")),
+    ([64, 6, 14, 14], [16, 6, 5, 5], 1, 0, ("direct", "direct")),
+    ([8, 3, 224, 224], [64, 3, 3, 3], 1, 1, ("im2col+gemm", "im2col+gemm")),
+    ([8, 3, 224, 224], [64, 3, 7, 7], 2, 3, ("im2col+gemm", "im2col+gemm")),
+    ([2, 3, 20, 20], [8, 3, 3, 3], 2, 1, ("im2col+gemm", "direct")),
+], ids=["lenet1", "lenet2", "vgg1", "stem", "strided-small"])
+def test_direct_backward_passes_are_explained(x_shape, w_shape, stride, padding, passes):
+    """conv2d_algorithm says which path each backward pass of the direct algorithm takes."""
+    p = _core.conv2d_params(x_shape, w_shape, _opts(stride, padding, 1, 1))
+    text = _core.conv2d_algorithm(p)
+    assert text.startswith("direct:")
+    assert f"backward-input {passes[0]}," in text and f"backward-weight {passes[1]} " in text
 
 
 def test_params_same_padding_tensorflow_rule():
@@ -243,6 +324,7 @@ def test_nn_conv2d_layer_runs():
 
 TORCH_SHAPES = [s for s in SHAPES if not (isinstance(s[7], str) and s[7] == "same"
                                           and s[6] != 1)]
+TORCH_SHAPES += DIRECT_SHAPES[:10]  # the direct kernel's own shapes
 
 
 def _torch_padding(padding):

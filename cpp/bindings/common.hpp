@@ -30,5 +30,6 @@ void bind_norm(py::module_& m, py::module_& ref);
 void bind_loss(py::module_& m, py::module_& ref);
 void bind_tensor_ops(py::module_& m, py::module_& ref);
 void bind_optim(py::module_& m, py::module_& ref);
+void bind_graph(py::module_& m);
 
 }  // namespace cnncore::bindings

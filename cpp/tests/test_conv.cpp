@@ -121,7 +121,8 @@ int main() {
     Case d{2, 4, 5, 6, 6, 3, 3, 1, 1, 1, 0, 3, 2, 2, "transpose op >= stride"};
     check_transpose(d, options(d), 2, 1, isa_name(isa));
   }
-  // The general direct path (forced; the default rule does not pick it) on the same shapes.
+  // The register-blocked direct path forced on the same shapes (by default only <= 8 input
+  // channels per group take it).
   setenv("CNNCORE_CONV_ALGO", "direct", 1);
   for (const Case& c : cases) check_conv(c, options(c), "forced direct");
   unsetenv("CNNCORE_CONV_ALGO");
@@ -135,8 +136,9 @@ int main() {
           return d;
         }()))).rfind("depthwise-direct:", 0) == 0);
   CHECK(conv2d_algorithm(conv2d_params({1, 8, 5, 5}, {4, 8, 1, 1}, o)).rfind("gemm-1x1:", 0) == 0);
-  CHECK(conv2d_algorithm(conv2d_params({1, 8, 5, 5}, {4, 8, 3, 3}, o)).rfind("im2col+gemm:", 0) ==
+  CHECK(conv2d_algorithm(conv2d_params({1, 9, 5, 5}, {4, 9, 3, 3}, o)).rfind("im2col+gemm:", 0) ==
         0);
+  CHECK(conv2d_algorithm(conv2d_params({1, 8, 5, 5}, {4, 8, 3, 3}, o)).rfind("direct:", 0) == 0);
   CHECK_THROWS(ValueError, conv2d_params({1, 3, 5, 5}, {4, 4, 3, 3}, o));
   CHECK_THROWS(ValueError, conv2d_params({1, 3, 2, 2}, {4, 3, 3, 3}, o));
   CHECK_THROWS(ValueError, conv2d_params({3, 5, 5}, {4, 3, 3, 3}, o));

@@ -15,6 +15,8 @@ from . import detection, filters, image, localization, segmentation  # noqa: F40
 from . import style, viz  # noqa: F401,E402
 from . import distributed, onnx  # noqa: F401,E402  (mpi4py and onnx load only when used)
 from .io import load, save  # noqa: F401
+from . import graph  # noqa: F401,E402
+from .graph import load_model  # noqa: F401,E402
 from .summary import conv_output_shape, summary  # noqa: F401
 
 __version__ = _core.version()
@@ -71,3 +73,14 @@ def build_info() -> dict:
         "cuda": raw["cuda"] == "yes",
         "notes": raw["notes"],
     }
+
+
+def get_cmake_dir() -> str:
+    """The directory holding cnncoreConfig.cmake inside this installed package: pass it as
+    -Dcnncore_DIR=... to build C++ against the library the wheel carries."""
+    import os
+    d = os.path.join(os.path.dirname(os.path.abspath(__file__)), "lib", "cmake", "cnncore")
+    if not os.path.isfile(os.path.join(d, "cnncoreConfig.cmake")):
+        raise FileNotFoundError(f"get_cmake_dir: no CMake package in {d}; this cnncore was not "
+                                f"installed from a wheel (pip install .), or was built in place")
+    return d

@@ -268,6 +268,8 @@ def cmd_bench(args) -> int:
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="cnncore", description="cnncore: train, evaluate and "
                                 "inspect convolutional networks")
+    p.add_argument("--cmake-dir", action="store_true",
+                   help="print the directory of cnncore's CMake package (for cnncore_DIR)")
     sub = p.add_subparsers(dest="command", required=True)
     t = sub.add_parser("train", help="train a model (default: LeNet-5 on the bundled digits)")
     t.add_argument("--model", default="lenet5")
@@ -311,6 +313,15 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv=None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv == ["--cmake-dir"]:  # as `python -m pybind11 --cmake-dir`: for -Dcnncore_DIR=...
+        from . import get_cmake_dir
+        try:
+            print(get_cmake_dir())
+        except FileNotFoundError as e:
+            print(f"cnncore: error: {e}", file=sys.stderr)
+            return 2
+        return 0
     parser = build_parser()
     args = parser.parse_args(argv)
     if getattr(args, "resume", False) and not args.checkpoint_dir:

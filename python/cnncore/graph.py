@@ -1,7 +1,7 @@
 """A model as a graph of built-in layers and tensor ops, recorded by running it once.
 
     g = cnncore.graph.trace(model, example_input)      # -> Graph
-    g.nodes[0].op, g.nodes[0].attrs, g.nodes[0].params  # 'Conv2d', {...}, {'weight': 'conv1.weight'}
+    g.nodes[0].op, g.nodes[0].params       # 'Conv2d', {'weight': 'conv1.weight', ...}
     json.dumps(g.to_dict());  Graph.from_dict(d)        # the JSON form model files carry
 
 `trace(model, *example_inputs)` calls `model(*example_inputs)` once, in eval mode (the training
@@ -30,12 +30,18 @@ directly in forward, a tensor built inside forward, an op the tracer does not re
 `TraceError` naming the module or op that received it and the op that made it; such a model
 can still save its weights with `cnncore.save(model, path)`. Tracing patches module-level
 functions for the duration of the call, so it is not thread-safe.
+
+Model files: `save_model(model, path, *example_inputs)` (also `model.save(path)`) writes the
+graph and the state_dict as one safetensors file (.cnn); `load_model(path)` (also
+`cnncore.load_model`) reads it back as a `GraphModule`, and C++ reads it with
+`cnncore::load_model` (cpp/include/cnncore/graph.hpp).
 """
 
 from __future__ import annotations
 
 import contextlib
 import inspect
+import json
 import numbers
 from dataclasses import dataclass, field
 
@@ -43,7 +49,8 @@ from . import functional as F
 from . import nn
 from .tensor import Tensor
 
-__all__ = ["Graph", "Node", "TraceError", "trace", "FUNCTIONS", "FORMAT_VERSION"]
+__all__ = ["Graph", "Node", "TraceError", "trace", "FUNCTIONS", "FORMAT_VERSION", "save_model",
+           "load_model", "GraphModule"]
 
 FORMAT_VERSION = 1
 
@@ -357,3 +364,155 @@ def trace(model, *example_inputs) -> Graph:
                              f"Tensors (or a tuple of them)")
         outputs.append(tracer.value_of(r, "the model's output"))
     return Graph(input_names, outputs, tracer.nodes, tracer.shapes)
+
+
+# ---- model files: the graph and the weights in one safetensors file ----------------------------
+_GRAPH_KEY = "cnncore.graph"
+_CRC_KEY = "cnncore.crc32"
+_FORMAT_KEY = "cnncore.format"
+
+
+def _data_crc32(raw: bytes) -> str:
+    import zlib
+    n = int.from_bytes(raw[:8], "little")
+    return f"{zlib.crc32(memoryview(raw)[8 + n:]) & 0xFFFFFFFF:08x}"
+
+
+def save_model(model, path, *example_inputs) -> Graph:
+    """Writes model as one .cnn file: a safetensors file of its state_dict whose __metadata__
+    holds the traced graph (JSON, key 'cnncore.graph') and a CRC-32 of the tensor bytes; written
+    atomically. example_inputs: as for trace; by default zeros shaped like the last input the
+    model was called with (batch size 1). Returns the graph. C++ reads it with
+    cnncore::load_model, Python with cnncore.load_model."""
+    import numpy as np
+    from . import io
+    from .tensor import zeros
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"save_model: model must be a cnncore.nn.Module, but got "
+                        f"{type(model).__name__}")
+    if not example_inputs:
+        seen = getattr(model, "_last_input_specs", None)
+        if not seen:
+            raise ValueError("save: the graph needs an input shape: call the model once first, "
+                             "or pass an example input: model.save(path, cnncore.zeros(1, 3, "
+                             "32, 32))")
+        example_inputs = tuple(zeros(1, *shape[1:], dtype=dtype) for shape, dtype in seen)
+    g = trace(model, *example_inputs)
+    st = io._safetensors_numpy()
+    sd = model.state_dict()
+    arrays = {k: np.require(v.numpy(), requirements="C") for k, v in sd.items()}
+    meta = {_FORMAT_KEY: "model", _GRAPH_KEY: json.dumps(g.to_dict()),
+            io._ORDER_KEY: json.dumps(list(arrays))}
+    # The tensor bytes do not depend on the metadata: serialise once to checksum them.
+    meta[_CRC_KEY] = _data_crc32(st.save(arrays, metadata=meta))
+    data = st.save(arrays, metadata=meta)
+    with io.atomic_write(path) as f:
+        f.write(data)
+    return g
+
+
+class GraphModule(nn.Module):
+    """A Module that runs a Graph: the leaf modules are rebuilt from the recorded constructor
+    arguments under their original paths (so state_dict keys are the original model's)."""
+
+    def __init__(self, graph: Graph, state_order=None):
+        super().__init__()
+        object.__setattr__(self, "graph", graph)
+        object.__setattr__(self, "_leaves", {})
+        first = {}
+        for n in graph.nodes:
+            if n.kind == "module":
+                first.setdefault(n.module, n)
+        # Registered in state_dict order (the file's), not execution order, so state_dict()
+        # lists keys as the original model did (ResNet runs downsample before conv1).
+        rank = {k: i for i, k in enumerate(state_order or [])}
+        nodes = sorted(first.values(), key=lambda n: min(
+            (rank.get(k, len(rank)) for k in n.params.values()), default=len(rank)))
+        for n in nodes:
+            cls = getattr(nn, n.op, None)
+            if cls is None or not isinstance(cls, type) or not issubclass(cls, nn.Module):
+                raise ValueError(f"GraphModule: node '{n.name}' uses module '{n.op}', which is "
+                                 f"not a cnncore.nn layer")
+            try:
+                leaf = cls(**n.attrs)
+            except (TypeError, ValueError) as e:
+                raise ValueError(f"GraphModule: node '{n.name}' ({n.op}): cannot rebuild it from "
+                                 f"{n.attrs} ({e})") from None
+            self._leaves[n.module] = leaf
+            owner, parts = self, n.module.split(".") if n.module else [n.op]
+            for p in parts[:-1]:
+                if p not in owner._modules:
+                    owner.add_module(p, nn.Module())
+                owner = owner._modules[p]
+            owner.add_module(parts[-1], leaf)
+
+    def forward(self, *inputs):
+        from ._ops import tensor_ops
+        g = self.graph
+        if len(inputs) != len(g.inputs):
+            raise ValueError(f"GraphModule: the graph takes {len(g.inputs)} input(s) "
+                             f"({', '.join(g.inputs)}), but got {len(inputs)}")
+        values = dict(zip(g.inputs, inputs))
+        for n in g.nodes:
+            args = [values[i] for i in n.inputs]
+            if n.kind == "module":
+                out = self._leaves[n.module](*args)
+            elif n.op in _BINARY:
+                a = dict(n.attrs)
+                alpha = a.pop("alpha", 1)
+                if "scalar" in a:
+                    pair = (a["scalar"], args[0]) if a.get("scalar_first") else \
+                        (args[0], a["scalar"])
+                else:
+                    pair = tuple(args)
+                out = tensor_ops._binary(n.op, *pair, alpha)
+            else:
+                fn = getattr(F, n.op, None) or getattr(tensor_ops, n.op)
+                a = dict(n.attrs)
+                if n.op in ("dropout", "dropout2d"):
+                    a["training"] = self.training  # traced in eval mode; follow the model's
+                if n.op == "cat":
+                    out = fn(args, **a)
+                elif n.op == "view":
+                    out = fn(args[0], *a["shape"])
+                else:
+                    out = fn(*args, **a)
+            outs = out if isinstance(out, (tuple, list)) else (out,)
+            values.update(zip(n.outputs, outs))
+        results = [values[o] for o in g.outputs]
+        return results[0] if len(results) == 1 else tuple(results)
+
+
+def load_model(path) -> GraphModule:
+    """Reads a .cnn file (model.save / cnncore::Model::save) into a GraphModule with the saved
+    weights, in eval mode. ValueError names the file and what is wrong when it is damaged."""
+    import os
+    from collections import OrderedDict
+    from . import io
+    path = os.fspath(path)
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"load_model: no such file: {path}")
+    with open(path, "rb") as f:
+        raw = f.read()
+    st = io._safetensors_numpy()
+    try:
+        arrays = st.load(raw)
+        n = int.from_bytes(raw[:8], "little")
+        meta = json.loads(raw[8:8 + n]).get("__metadata__") or {}
+    except Exception as e:  # noqa: BLE001 - the library's errors vary by version
+        raise ValueError(f"load_model: {path} is not a valid safetensors file ({e})") from None
+    if _GRAPH_KEY not in meta:
+        raise ValueError(f"load_model: {path} holds weights only (no '{_GRAPH_KEY}' metadata); "
+                         f"read them with cnncore.load and load_state_dict")
+    if _CRC_KEY in meta and meta[_CRC_KEY] != _data_crc32(raw):
+        raise ValueError(f"load_model: {path}: checksum mismatch: the tensor data has CRC-32 "
+                         f"{_data_crc32(raw)} but the file records {meta[_CRC_KEY]} (the file "
+                         f"is damaged)")
+    try:
+        graph_dict = json.loads(meta[_GRAPH_KEY])
+    except ValueError as e:
+        raise ValueError(f"load_model: {path}: the graph is not valid JSON ({e})") from None
+    order = io._key_order(raw, arrays)
+    module = GraphModule(Graph.from_dict(graph_dict), order)
+    module.load_state_dict(OrderedDict((k, arrays[k]) for k in order))
+    return module.eval()

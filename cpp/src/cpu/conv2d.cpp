@@ -25,8 +25,6 @@ bool split_batch(const Conv2dParams& p) {
 
 namespace {
 
-bool is_direct(ConvAlgo a) { return a == ConvAlgo::DepthwiseDirect || a == ConvAlgo::Direct; }
-
 // Calls image(n, col, slot) for every image n. slot is 0..slots-1, one per concurrent worker,
 // so callers can keep per-worker accumulators; col is that worker's column buffer (col_size
 // floats, allocated once per call). Returns the number of slots used.
@@ -60,12 +58,13 @@ int64_t slots_for(const Conv2dParams& p) {
 
 Tensor forward(const Tensor& x, const Tensor& w, const float* bias, const Conv2dParams& p) {
   const ConvAlgo algo = select_conv_algo(p);
-  if (is_direct(algo)) return depthwise_forward(x, w, bias, p);
+  if (algo == ConvAlgo::DepthwiseDirect) return depthwise_forward(x, w, bias, p);
+  if (algo == ConvAlgo::Direct) return direct_forward(x, w, bias, p);
   if (algo == ConvAlgo::Winograd) return winograd_forward(x, w, bias, p);
   Tensor y = Tensor::empty(p.output_shape());
   const int64_t G = p.groups, Cg = p.C / G, Kg = p.K / G;
   const int64_t HW = p.H * p.W, L = p.OH * p.OW, RSC = Cg * p.R * p.S;
-  const bool use_col = algo == ConvAlgo::Im2colGemm;
+  const bool use_col = algo != ConvAlgo::Gemm1x1;
   const float* xp = x.data<float>();
   const float* wp = w.data<float>();
   float* yp = y.data<float>();
@@ -96,12 +95,14 @@ Tensor forward(const Tensor& x, const Tensor& w, const float* bias, const Conv2d
 
 Tensor backward_input(const Tensor& dy, const Tensor& w, const Conv2dParams& p) {
   const ConvAlgo algo = select_conv_algo(p);
-  if (is_direct(algo)) return depthwise_backward_input(dy, w, p);
+  if (algo == ConvAlgo::DepthwiseDirect) return depthwise_backward_input(dy, w, p);
+  if (algo == ConvAlgo::Direct && direct_backward_input_fits(p))
+    return direct_backward_input(dy, w, p);
   if (algo == ConvAlgo::Winograd) return winograd_backward_input(dy, w, p);
   Tensor dx = Tensor::empty(p.input_shape());
   const int64_t G = p.groups, Cg = p.C / G, Kg = p.K / G;
   const int64_t HW = p.H * p.W, L = p.OH * p.OW, RSC = Cg * p.R * p.S;
-  const bool use_col = algo == ConvAlgo::Im2colGemm;
+  const bool use_col = algo != ConvAlgo::Gemm1x1;
   const float* dyp = dy.data<float>();
   const float* wp = w.data<float>();
   float* dxp = dx.data<float>();
@@ -129,7 +130,9 @@ Tensor backward_input(const Tensor& dy, const Tensor& w, const Conv2dParams& p) 
 
 Tensor backward_weight(const Tensor& dy, const Tensor& x, const Conv2dParams& p) {
   const ConvAlgo algo = select_conv_algo(p);
-  if (is_direct(algo)) return depthwise_backward_weight(dy, x, p);
+  if (algo == ConvAlgo::DepthwiseDirect) return depthwise_backward_weight(dy, x, p);
+  if (algo == ConvAlgo::Direct && direct_backward_weight_fits(p))
+    return direct_backward_weight(dy, x, p);
   // Winograd shapes take im2col + GEMM here: the weight gradient has no Winograd kernel yet.
   Tensor dw = Tensor::zeros(p.weight_shape());
   const int64_t G = p.groups, Cg = p.C / G, Kg = p.K / G;

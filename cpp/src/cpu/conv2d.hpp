@@ -18,11 +18,22 @@ Tensor backward_input(const Tensor& dy, const Tensor& w, const Conv2dParams& p);
 // dy (N,K,OH,OW), x (N,C,H,W) -> dw (K,C/g,R,S), new, summed over N.
 Tensor backward_weight(const Tensor& dy, const Tensor& x, const Conv2dParams& p);
 
-// The direct paths (select_conv_algo == DepthwiseDirect or Direct; any groups, depthwise is
+// The depthwise path (select_conv_algo == DepthwiseDirect; valid for any groups, depthwise is
 // C/g == 1); same contracts as above.
 Tensor depthwise_forward(const Tensor& x, const Tensor& w, const float* bias,
                          const Conv2dParams& p);
 Tensor depthwise_backward_input(const Tensor& dy, const Tensor& w, const Conv2dParams& p);
 Tensor depthwise_backward_weight(const Tensor& dy, const Tensor& x, const Conv2dParams& p);
+
+// The register-blocked direct path (ConvAlgo::Direct, conv_direct.cpp); same contracts. Its
+// backward passes are taken where they win (the *_fits rules: backward-input at stride 1 with
+// dy's packed planes of a group within kDirectCacheBytes, backward-weight on planes of at most
+// 1024 output pixels); elsewhere the im2col ones run.
+inline constexpr int64_t kDirectCacheBytes = int64_t{256} << 10;
+Tensor direct_forward(const Tensor& x, const Tensor& w, const float* bias, const Conv2dParams& p);
+bool direct_backward_input_fits(const Conv2dParams& p);
+bool direct_backward_weight_fits(const Conv2dParams& p);
+Tensor direct_backward_input(const Tensor& dy, const Tensor& w, const Conv2dParams& p);
+Tensor direct_backward_weight(const Tensor& dy, const Tensor& x, const Conv2dParams& p);
 
 }  // namespace cnncore::conv_impl

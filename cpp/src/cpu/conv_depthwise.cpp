@@ -41,6 +41,28 @@ int64_t grain_for(int64_t outputs, int64_t taps) {
   return std::max<int64_t>(1, (int64_t{1} << 15) / std::max<int64_t>(1, outputs * taps));
 }
 
+// The backward-input paths thread over input planes (n, c): a chunk packs the Kg dy planes of an
+// (image, group) once with pack(dy plane, dst), plane_floats apart, and reuses them for the
+// group's Cg channels: body(n*C + c, group, c within the group, packed planes).
+template <class Pack, class Body>
+void over_input_planes(const Conv2dParams& p, const float* dyp, int64_t grain,
+                       int64_t plane_floats, const Pack& pack, const Body& body) {
+  const int64_t Cg = p.C / p.groups, Kg = p.K / p.groups, L = p.OH * p.OW;
+  parallel_for(0, p.N * p.C, grain, [&](int64_t b, int64_t e) {
+    std::vector<float> buf(static_cast<size_t>(Kg * plane_floats));
+    int64_t packed = -1;
+    for (int64_t nc = b; nc < e; ++nc) {
+      const int64_t n = nc / p.C, ci = nc % p.C, grp = ci / Cg, key = n * p.groups + grp;
+      if (key != packed) {
+        for (int64_t kk = 0; kk < Kg; ++kk)
+          pack(dyp + (n * p.K + grp * Kg + kk) * L, buf.data() + kk * plane_floats);
+        packed = key;
+      }
+      body(nc, grp, ci % Cg, buf.data());
+    }
+  });
+}
+
 }  // namespace
 
 Tensor depthwise_forward(const Tensor& x, const Tensor& w, const float* bias,
@@ -90,40 +112,35 @@ Tensor depthwise_backward_input(const Tensor& dy, const Tensor& w, const Conv2dP
     std::vector<float> flipped(static_cast<size_t>(p.K * Cg * RS));
     for (int64_t kc = 0; kc < p.K * Cg; ++kc)
       for (int64_t t = 0; t < RS; ++t) flipped[kc * RS + t] = wp[kc * RS + (RS - 1 - t)];
-    parallel_for(0, p.N * p.C, grain_for(HW, Kg * RS), [&](int64_t b, int64_t e) {
-      std::vector<float> buf(static_cast<size_t>(Kg * bs));
-      int64_t packed = -1;
-      for (int64_t nc = b; nc < e; ++nc) {
-        const int64_t n = nc / p.C, ci = nc % p.C, grp = ci / Cg, c = ci % Cg;
-        const int64_t key = n * p.groups + grp;
-        if (key != packed) {
-          for (int64_t kk = 0; kk < Kg; ++kk)
-            CNNCORE_ISA_CALL(dw_pack_plane(dyp + (n * p.K + grp * Kg + kk) * L, g,
-                                           buf.data() + kk * bs));
-          packed = key;
-        }
-        for (int64_t kk = 0; kk < Kg; ++kk)
-          CNNCORE_ISA_CALL(dw_forward_plane(buf.data() + kk * bs, g,
-                                            flipped.data() + ((grp * Kg + kk) * Cg + c) * RS,
-                                            0.0f, dxp + nc * HW, kk > 0));
-      }
-    });
+    over_input_planes(p, dyp, grain_for(HW, Kg * RS), bs,
+                      [&](const float* src, float* dst) {
+                        CNNCORE_ISA_CALL(dw_pack_plane(src, g, dst));
+                      },
+                      [&](int64_t nc, int64_t grp, int64_t c, const float* buf) {
+                        for (int64_t kk = 0; kk < Kg; ++kk)
+                          CNNCORE_ISA_CALL(dw_forward_plane(
+                              buf + kk * bs, g, flipped.data() + ((grp * Kg + kk) * Cg + c) * RS,
+                              0.0f, dxp + nc * HW, kk > 0));
+                      });
     return dx;
   }
+  // Strided: a gather per input row (dw_backward_input_gather). A chunk packs the Kg dy planes
+  // of a group once and reuses them for the group's Cg input channels.
   const DwGeom g = DwGeom::from(p);
-  parallel_for(0, p.N * p.C, grain_for(L, Kg * RS), [&](int64_t b, int64_t e) {
-    std::vector<float> buf(static_cast<size_t>(g.buf_size()));
-    for (int64_t nc = b; nc < e; ++nc) {
-      const int64_t n = nc / p.C, ci = nc % p.C, grp = ci / Cg, c = ci % Cg;
-      std::fill(buf.begin(), buf.end(), 0.0f);
-      for (int64_t kk = 0; kk < Kg; ++kk) {
-        const int64_t k = grp * Kg + kk;
-        CNNCORE_ISA_CALL(dw_backward_input_plane(buf.data(), g, wp + (k * Cg + c) * RS,
-                                                 dyp + (n * p.K + k) * L));
-      }
-      CNNCORE_ISA_CALL(dw_unpack_plane(buf.data(), g, dxp + nc * HW));
-    }
-  });
+  const int64_t qs = gather_dy_size(g);
+  over_input_planes(p, dyp, grain_for(L, Kg * RS), qs,
+                    [&](const float* src, float* dst) {
+                      CNNCORE_ISA_CALL(dw_pack_gather_dy(src, g, dst));
+                    },
+                    [&](int64_t nc, int64_t grp, int64_t c, const float* dyq) {
+                      std::vector<float> row(static_cast<size_t>(g.sw * gather_row_stride(g)));
+                      std::vector<float> wc(static_cast<size_t>(Kg * RS));
+                      for (int64_t kk = 0; kk < Kg; ++kk)
+                        std::copy_n(wp + ((grp * Kg + kk) * Cg + c) * RS, RS,
+                                    wc.data() + kk * RS);
+                      CNNCORE_ISA_CALL(dw_backward_input_gather(dyq, Kg, wc.data(), g, row.data(),
+                                                                dxp + nc * HW));
+                    });
   return dx;
 }
 

@@ -34,15 +34,28 @@ struct DwGeom {
 CNNCORE_DECLARE_ISA_KERNELS(
     // x plane (H, W) -> buf (sw, Hp, Wj), overwritten (zeros in the padding).
     void dw_pack_plane(const float* x, const DwGeom& g, float* buf);
-    // The adjoint: dx plane (H, W) from buf, overwritten; pixels no output reads get 0.
-    void dw_unpack_plane(const float* buf, const DwGeom& g, float* dx);
     // y (OH, OW) = bias + sum over taps of w[r, s] * plane: overwritten, or added to y when
     // accumulate (bias ignored then).
     void dw_forward_plane(const float* buf, const DwGeom& g, const float* w, float bias, float* y,
                           bool accumulate);
-    // buf += the adjoint of the forward applied to dy (OH, OW): accumulates.
-    void dw_backward_input_plane(float* buf, const DwGeom& g, const float* w, const float* dy);
     // dw[r, s] += sum over (oh, ow) of dy * plane: accumulates.
-    void dw_backward_weight_plane(const float* buf, const DwGeom& g, const float* dy, float* dw);)
+    void dw_backward_weight_plane(const float* buf, const DwGeom& g, const float* dy, float* dw);
+    // Backward-input (any stride) as a gather: dx plane (H, W) = sum over i < n of the adjoint
+    // of dw_forward_plane with weights w + i*R*S applied to dy plane i, overwritten (pixels no
+    // output reads get 0). The dy planes come packed by dw_pack_gather_dy, gather_dy_size(g)
+    // floats apart; row is scratch of g.sw * gather_row_stride(g) floats.
+    void dw_pack_gather_dy(const float* dy, const DwGeom& g, float* dyq);
+    void dw_backward_input_gather(const float* dyq, int64_t n, const float* w, const DwGeom& g,
+                                  float* row, float* dx);)
+
+// The padded dy copy the gather reads: row oh at dyq + oh * gather_dy_stride(g), dy's column
+// ow at offset gather_dy_lead(g) + ow, zeros around, so that every tap's shifted read of a buffer
+// row (rounded up to whole vectors of 16 lanes) stays inside.
+inline int64_t gather_row_stride(const DwGeom& g) { return (g.Wj + 15) / 16 * 16; }
+inline int64_t gather_dy_lead(const DwGeom& g) { return ((g.S - 1) * g.dw) / g.sw; }
+inline int64_t gather_dy_stride(const DwGeom& g) {
+  return gather_dy_lead(g) + gather_row_stride(g);
+}
+inline int64_t gather_dy_size(const DwGeom& g) { return g.OH * gather_dy_stride(g); }
 
 }  // namespace cnncore

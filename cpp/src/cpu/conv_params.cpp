@@ -163,6 +163,14 @@ namespace {
 bool gemm_1x1_fits(const Conv2dParams& p) {
   return p.is_1x1() && !p.is_strided() && !p.is_padded();
 }
+// Few input channels per group: im2col's columns are then mostly copying (C = 3 gives 27 rows
+// for a 3x3) and the GEMM's depth too short to pay for its packing; the register-blocked direct
+// kernel measured 1.3-2x im2col + GEMM forward on LeNet (1 and 6 channels, 5x5) and the RGB
+// first layers (3x3, 7x7/2, 11x11/4), Zen 4, 1 thread.
+constexpr int64_t kDirectMaxChannels = 8;
+bool direct_fits(const Conv2dParams& p) {
+  return p.C / p.groups <= kDirectMaxChannels && !p.is_1x1();
+}
 }  // namespace
 
 ConvAlgo select_conv_algo(const Conv2dParams& p) {
@@ -175,10 +183,8 @@ ConvAlgo select_conv_algo(const Conv2dParams& p) {
   }
   if (p.is_depthwise()) return ConvAlgo::DepthwiseDirect;
   if (gemm_1x1_fits(p)) return ConvAlgo::Gemm1x1;
-  if (conv_impl::winograd_preferred(p, nullptr)) return ConvAlgo::Winograd;
-  // Not chosen by default: measured (AVX2, 1 thread, batch 8) the direct kernel per channel pair
-  // loses to im2col + GEMM on every RGB stem and LeNet layer (0.2x-1.0x), most on 11x11/4. It
-  // stays reachable through CNNCORE_CONV_ALGO=direct until a register-blocked version wins.
+  if (conv_impl::winograd_preferred(p, nullptr)) return ConvAlgo::Winograd;  // >= 16 channels
+  if (direct_fits(p)) return ConvAlgo::Direct;  // <= 8 input channels per group
   return ConvAlgo::Im2colGemm;
 }
 
@@ -191,8 +197,11 @@ std::string conv2d_algorithm(const Conv2dParams& p) {
             std::to_string(p.K / p.C) + ": direct SIMD kernel over output rows, no im2col";
       break;
     case ConvAlgo::Direct:
-      why = std::to_string(p.C / p.groups) + " input channels per group: direct SIMD kernel "
-            "per (output, input) channel pair, no im2col";
+      why = std::to_string(p.C / p.groups) + " input channels per group: register-blocked "
+            "direct kernel, no im2col; backward-input " +
+            (conv_impl::direct_backward_input_fits(p) ? "direct" : "im2col+gemm") +
+            ", backward-weight " +
+            (conv_impl::direct_backward_weight_fits(p) ? "direct" : "im2col+gemm");
       break;
     case ConvAlgo::Gemm1x1:
       why = "1x1 kernel, stride 1, no padding: the input is already the column matrix";

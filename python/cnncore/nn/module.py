@@ -86,6 +86,9 @@ class Module:
             out = hook(self, args)
             if out is not None:
                 args = out if isinstance(out, tuple) else (out,)
+        # Remembered so model.save(path) can trace the model without an example input.
+        object.__setattr__(self, "_last_input_specs",
+                           tuple((tuple(a.shape), a.dtype) for a in args if isinstance(a, Tensor)))
         result = self.forward(*args, **kwargs)
         for hook in list(self._forward_hooks.values()):
             out = hook(self, args, result)
@@ -336,6 +339,14 @@ class Module:
             for target, arr in staged:
                 target._c.copy_(_core.from_numpy(np.require(arr, target.dtype, "C")))
         return _IncompatibleKeys(missing, unexpected)
+
+    def save(self, path, *example_inputs):
+        """Writes the model (its traced graph and its weights) to one .cnn file that
+        cnncore.load_model and C++ cnncore::load_model read. example_inputs default to zeros
+        shaped like the last input the model was called with. A forward the graph cannot record
+        raises cnncore.graph.TraceError; cnncore.save(model, path) still saves the weights."""
+        from ..graph import save_model
+        return save_model(self, path, *example_inputs)
 
     # ---- printing ----
     def extra_repr(self) -> str:

@@ -82,8 +82,8 @@ enum class ConvAlgo {
   Im2colGemm,       // per image and group: columns (C/g*R*S, rows of OH x OW), one SGEMM per tile
   Gemm1x1,          // 1x1, stride 1, unpadded: the input already is the column matrix
   DepthwiseDirect,  // groups == C: a direct SIMD kernel over output rows, no im2col
-  Direct,           // the depthwise kernel per (output, input) channel pair; valid for every
-                    // shape, chosen only when forced (see select_conv_algo)
+  Direct,           // register-blocked direct kernel (output channels x pixel vectors); valid
+                    // for every shape, chosen for few input channels per group
   Winograd,         // 3x3 stride 1, groups 1: F(4x4, 3x3) tiles, 36 GEMMs (cpu/winograd.hpp)
 };
 CNNCORE_API const char* conv_algo_name(ConvAlgo a);

@@ -1,0 +1,32 @@
+// Per-ISA entry points of the register-blocked direct convolution for layers with few input
+// channels per group (LeNet, the RGB first layers): KB output channels x PB vectors of output
+// pixels are accumulated in registers over every (input channel, tap), so each input vector
+// loaded serves KB FMAs and each broadcast weight PB. Input planes come padded and
+// stride-phase-split by dw_pack_plane (conv_depthwise_kernels.hpp), so no load is bounds-checked.
+#pragma once
+
+#include <cstdint>
+
+#include "cpu/conv_depthwise_kernels.hpp"
+
+namespace cnncore {
+
+CNNCORE_DECLARE_ISA_KERNELS(
+    // Output channels per register block for kout of them and output rows of ow pixels:
+    // weights come packed in blocks of this many.
+    int64_t direct_block_channels(int64_t kout, int64_t ow);
+    // Output rows [oh0, oh1) of y (kout planes, g.OH*g.OW floats apart) = bias + the conv of the
+    // cin planes in buf (g.buf_size() floats apart; readable for 16 floats past the last) with
+    // weights packed as [kout block][cin][R][S][direct_block_channels(kout, g.OW)] (zeros past
+    // kout).
+    // Overwritten. bias: kout floats or null.
+    void direct_forward_rows(const float* buf, int64_t cin, const DwGeom& g, const float* wpk,
+                             int64_t kout, const float* bias, float* y, int64_t oh0, int64_t oh1);
+    // dw (kout, cin, R, S) += sum over pixels of dy (kout planes, OH*OW apart) times the packed
+    // cin planes in buf, for output rows [oh0, oh1) of `images` images (packed planes
+    // cin * g.buf_size() floats apart, dy images dy_stride apart). Accumulates.
+    void direct_backward_weight_rows(const float* buf, int64_t cin, const DwGeom& g,
+                                     const float* dy, int64_t kout, float* dw, int64_t oh0,
+                                     int64_t oh1, int64_t images, int64_t dy_stride);)
+
+}  // namespace cnncore
