@@ -131,7 +131,9 @@ Tensor backward_input(const Tensor& dy, const Tensor& w, const Conv2dParams& p) 
 Tensor backward_weight(const Tensor& dy, const Tensor& x, const Conv2dParams& p) {
   const ConvAlgo algo = select_conv_algo(p);
   if (algo == ConvAlgo::DepthwiseDirect) return depthwise_backward_weight(dy, x, p);
-  if (algo == ConvAlgo::Direct && direct_backward_weight_fits(p))
+  // The direct kernel's partial sums follow the thread count; deterministic mode takes the
+  // fixed-slot im2col path below instead.
+  if (algo == ConvAlgo::Direct && direct_backward_weight_fits(p) && !deterministic_algorithms())
     return direct_backward_weight(dy, x, p);
   // Winograd shapes take im2col + GEMM here: the weight gradient has no Winograd kernel yet.
   Tensor dw = Tensor::zeros(p.weight_shape());
