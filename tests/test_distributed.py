@@ -84,7 +84,8 @@ def test_cli_train_under_mpiexec(tmp_path):
     assert m["test_accuracy"] > 0.3  # learning (chance is 0.1) after one short epoch
     assert out.count("test accuracy") == 1  # rank 0 reports, rank 1 stays quiet
     # The checkpoint holds the bare model's keys: it loads without the wrapper.
-    weights = cnncore.load(str(ckpt / "model.safetensors"))
+    from cnncore.train import read_checkpoint_state
+    weights = cnncore.load(read_checkpoint_state(ckpt)[1]["model.safetensors"])
     assert not any(k.startswith("module.") for k in weights)
 
 

@@ -67,8 +67,10 @@ def test_resume_is_bit_exact(tmp_path):
     assert second.epoch == 4 and len(second.history) == 4
     for k, v in second.model.state_dict().items():
         np.testing.assert_array_equal(v.numpy(), reference[k], err_msg=k)
-    files = sorted(os.listdir(tmp_path / "split"))
-    assert files == ["model.safetensors", "optimizer.safetensors", "state.json"]
+    files = sorted(os.listdir(tmp_path / "split"))  # one generation left after four saves
+    assert files == ["gen-000003", "state.json"]
+    assert sorted(os.listdir(tmp_path / "split" / "gen-000003")) == ["model.safetensors",
+                                                                     "optimizer.safetensors"]
 
 
 def test_early_stopping_and_bad_arguments():

@@ -6,6 +6,9 @@ void bind_runtime(py::module_& m) {
   m.def("version", &version);
   m.def("set_num_threads", &set_num_threads, py::arg("n"), "threads used by every kernel");
   m.def("get_num_threads", &get_num_threads);
+  m.def("set_deterministic_algorithms", &set_deterministic_algorithms, py::arg("mode"),
+        "fixed summation orders, independent of the thread count");
+  m.def("deterministic_algorithms", &deterministic_algorithms);
   m.def("build_info", &build_info, "facts about this build and machine");
   m.def("active_isa", [] { return std::string(isa_name(active_isa())); },
         "the SIMD path kernels take now");

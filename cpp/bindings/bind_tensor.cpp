@@ -40,6 +40,8 @@ py::array tensor_to_numpy(const Tensor& t_in) {
 }
 
 void bind_tensor(py::module_& m) {
+  // Copies and fills can be long for large tensors and touch no Python object: without the GIL.
+  auto nogil = py::call_guard<py::gil_scoped_release>();
   py::class_<Tensor>(m, "Tensor", py::buffer_protocol(), "storage of a cnncore tensor (C++)")
       .def_buffer([](Tensor& t) -> py::buffer_info {
         Tensor s = t.block() ? t.to_strided() : t;
@@ -61,18 +63,18 @@ void bind_tensor(py::module_& m) {
       .def("numel", &Tensor::numel)
       .def("is_contiguous", &Tensor::is_contiguous)
       .def("numpy", &tensor_to_numpy, "a numpy view of the memory (NCHW)")
-      .def("contiguous", &Tensor::contiguous)
-      .def("clone", &Tensor::clone)
+      .def("contiguous", &Tensor::contiguous, nogil)
+      .def("clone", &Tensor::clone, nogil)
       .def("view", &Tensor::view, py::arg("shape"))
       .def("reshape", &Tensor::reshape, py::arg("shape"))
       .def("permute", &Tensor::permute, py::arg("dims"))
       .def("narrow", &Tensor::narrow, py::arg("dim"), py::arg("start"), py::arg("length"))
       .def("expand", &Tensor::expand, py::arg("shape"))
-      .def("to_blocked", &Tensor::to_blocked, py::arg("block"))
-      .def("to_strided", &Tensor::to_strided)
-      .def("copy_", &Tensor::copy_, py::arg("src"))
-      .def("fill_", &Tensor::fill_, py::arg("value"))
-      .def("zero_", &Tensor::zero_)
+      .def("to_blocked", &Tensor::to_blocked, py::arg("block"), nogil)
+      .def("to_strided", &Tensor::to_strided, nogil)
+      .def("copy_", &Tensor::copy_, py::arg("src"), nogil)
+      .def("fill_", &Tensor::fill_, py::arg("value"), nogil)
+      .def("zero_", &Tensor::zero_, nogil)
       .def("data_ptr", [](const Tensor& t) { return reinterpret_cast<uintptr_t>(t.raw_data()); })
       .def("__repr__", [](const Tensor& t) {
         return detail::concat("_core.Tensor(shape=", shape_str(t.shape()), ", dtype=",

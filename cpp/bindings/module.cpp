@@ -15,8 +15,13 @@ PYBIND11_MODULE(_core, m) {
       PyErr_SetString(PyExc_TypeError, e.what());
     } catch (const cnncore::IndexError& e) {
       PyErr_SetString(PyExc_IndexError, e.what());
+    } catch (const cnncore::MemoryError& e) {
+      PyErr_SetString(PyExc_MemoryError, e.what());
     } catch (const cnncore::Error& e) {
       PyErr_SetString(PyExc_RuntimeError, e.what());
+    } catch (const std::bad_alloc& e) {
+      // A kernel's workspace (std::vector) that did not fit; pybind11 would say only "bad_alloc".
+      PyErr_SetString(PyExc_MemoryError, "cnncore: out of memory (std::bad_alloc)");
     }
   });
   py::module_ ref = m.def_submodule("reference", "naive reference kernels (the test oracle)");

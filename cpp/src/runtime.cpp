@@ -47,6 +47,13 @@ void set_num_threads(int n) {
 #endif
 }
 
+namespace {
+std::atomic<bool> g_deterministic{false};
+}  // namespace
+
+void set_deterministic_algorithms(bool on) { g_deterministic.store(on); }
+bool deterministic_algorithms() { return g_deterministic.load(std::memory_order_relaxed); }
+
 int get_num_threads() {
   int n = g_threads.load(std::memory_order_relaxed);
   if (n == 0) {

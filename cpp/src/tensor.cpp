@@ -69,8 +69,11 @@ std::shared_ptr<Storage> allocate(int64_t numel, DType dtype, const char* op) {
   // kernel's default here is "madvise", so ask for them on blocks of at least 4 MiB.
   const bool huge = rounded >= (size_t{4} << 20);
   if (huge) rounded = (rounded + kHugePage - 1) / kHugePage * kHugePage;
+  CNNCORE_CHECK_VALUE(rounded >= bytes, op, ": ", numel, " elements do not fit in memory");
   void* p = std::aligned_alloc(huge ? kHugePage : kAlign, rounded);
-  if (!p) throw std::bad_alloc();
+  if (!p)
+    throw MemoryError(detail::concat(op, ": cannot allocate ", bytes, " bytes (", numel,
+                                     " elements): out of memory"));
 #if defined(__linux__) && defined(MADV_HUGEPAGE)
   if (huge) madvise(p, rounded, MADV_HUGEPAGE);  // advice only: failure changes nothing
 #endif
@@ -138,6 +141,7 @@ int64_t Tensor::numel() const {
 
 bool Tensor::is_contiguous() const {
   if (block_) return false;
+  if (numel() == 0) return true;  // torch's rule: no element is out of place
   int64_t expect = 1;
   for (int64_t i = dim() - 1; i >= 0; --i) {
     if (shape_[i] != 1 && strides_[i] != expect) return false;

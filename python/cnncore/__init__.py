@@ -32,6 +32,32 @@ def get_num_threads() -> int:
     return _core.get_num_threads()
 
 
+_deterministic_warn_only = False
+
+
+def use_deterministic_algorithms(mode: bool, *, warn_only: bool = False) -> None:
+    """torch's switch. With mode=True every kernel sums in an order fixed by the shapes alone, so
+    results are bit-identical across thread counts (without it, the conv2d / conv_transpose2d
+    weight gradient follows the thread count when threads split the batch). With a fixed seed
+    and thread count, results are reproducible either way. No cnncore kernel lacks a
+    deterministic form, so warn_only is only recorded."""
+    global _deterministic_warn_only
+    for name, v in (("mode", mode), ("warn_only", warn_only)):
+        if not isinstance(v, bool):
+            raise TypeError(f"use_deterministic_algorithms: {name} must be a bool, but got "
+                            f"{v!r} ({type(v).__name__})")
+    _core.set_deterministic_algorithms(mode)
+    _deterministic_warn_only = warn_only if mode else False
+
+
+def are_deterministic_algorithms_enabled() -> bool:
+    return _core.deterministic_algorithms()
+
+
+def is_deterministic_algorithms_warn_only_enabled() -> bool:
+    return _deterministic_warn_only
+
+
 def build_info() -> dict:
     """Facts about this build and machine: version, compiler, ISAs compiled, ISA in use, CPU ISAs,
     OpenMP, threads, CUDA, and notes on anything missing."""

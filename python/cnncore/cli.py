@@ -187,7 +187,8 @@ def cmd_eval(args) -> int:
     x_tr, x_te = _normalise(x_tr, x_te)
     model = _build_model(run["model"], run["in_channels"], run["num_classes"])
     from .io import load
-    model.load_state_dict(load(os.path.join(args.checkpoint, "model.safetensors")))
+    from .train import read_checkpoint_state
+    model.load_state_dict(load(read_checkpoint_state(args.checkpoint)[1]["model.safetensors"]))
     _, test_loader = _loaders(x_tr, y_tr, x_te, y_te, 256, run["seed"])
     res = Trainer(model, None, nn.CrossEntropyLoss(), progress=False).evaluate(test_loader)
     print(f"test accuracy {res['accuracy']:.4f}  test loss {res['loss']:.4f}")

@@ -1,20 +1,27 @@
 """Trainer: fit / evaluate / predict with metrics, a progress bar, early stopping, history files
 and exact, atomic checkpoints.
 
-A checkpoint is a directory holding `model.safetensors` (weights and buffers),
-`optimizer.safetensors` (optimizer state tensors) and `state.json` (epoch, history, optimizer
-hyperparameters, scheduler state, cnncore's RNG state, the data loaders' generator states). Each
-file is written atomically and `state.json` last, so a checkpoint is either complete or absent.
+A checkpoint is a directory holding `state.json` (epoch, history, optimizer hyperparameters,
+scheduler state, cnncore's RNG state, the data loaders' generator states) and one generation
+folder `gen-<n>/` with `model.safetensors` (weights and buffers) and `optimizer.safetensors`
+(optimizer state tensors). The set is atomic as a whole: a new generation is written into a
+temporary folder, fsynced and renamed; then `state.json`, which names that generation and the
+SHA-256 of each of its files, replaces the old one atomically; only then are older generations
+removed. A writer killed at any point leaves the previous checkpoint loadable and the new one
+complete or absent, and a file corrupted later is reported, not loaded.
 Resuming restores all of it, so an interrupted run continues bit for bit as if uninterrupted
 (same seed and thread count).
 """
 
 from __future__ import annotations
 
+import contextlib
 import csv
+import hashlib
 import json
 import math
 import os
+import shutil
 import sys
 import time
 
@@ -23,7 +30,7 @@ import numpy as np
 from . import io as cio
 from .tensor import Tensor, get_rng_state, no_grad, set_rng_state, tensor
 
-__all__ = ["Trainer", "accuracy"]
+__all__ = ["Trainer", "accuracy", "read_checkpoint_state"]
 
 
 def accuracy(output: Tensor, target: Tensor) -> float:
@@ -287,13 +294,22 @@ class Trainer:
 
     def _save_checkpoint(self, directory) -> None:
         os.makedirs(directory, exist_ok=True)
-        cio.save(self._bare_model().state_dict(), os.path.join(directory, "model.safetensors"))
+        gen = _next_generation(directory)
+        tmp = os.path.join(directory, f".{gen}.tmp")
+        shutil.rmtree(tmp, ignore_errors=True)  # a killed writer's leftovers
+        os.mkdir(tmp)
+        cio.save(self._bare_model().state_dict(), os.path.join(tmp, "model.safetensors"))
         opt_state = self.optimizer.state_dict()
         tensors, plain = _split_tensors(opt_state)
         if tensors:
-            cio.save(tensors, os.path.join(directory, "optimizer.safetensors"))
+            cio.save(tensors, os.path.join(tmp, "optimizer.safetensors"))
+        files = {name: _sha256(os.path.join(tmp, name)) for name in sorted(os.listdir(tmp))}
+        os.rename(tmp, os.path.join(directory, gen))
+        _fsync_dir(directory)
         state = {
-            "format": "cnncore-checkpoint-1",
+            "format": _FORMAT,
+            "generation": gen,
+            "files": files,
             "epoch": self.epoch,
             "history": self.history,
             "optimizer": plain,
@@ -305,22 +321,20 @@ class Trainer:
         }
         with cio.atomic_write(os.path.join(directory, "state.json"), "w") as f:
             json.dump(state, f, default=_json_default)
+        _remove_stale(directory, keep=gen)
 
     def load_checkpoint(self, directory) -> None:
         directory = os.fspath(directory)
-        path = os.path.join(directory, "state.json")
-        if not os.path.isfile(path):
-            raise FileNotFoundError(f"load_checkpoint: no checkpoint in {directory} (looked for "
-                                    f"state.json, model.safetensors)")
-        with open(path) as f:
-            state = json.load(f)
-        if state.get("format") != "cnncore-checkpoint-1":
-            raise ValueError(f"load_checkpoint: {path} is not a cnncore checkpoint")
-        self._bare_model().load_state_dict(cio.load(os.path.join(directory,
-                                                                 "model.safetensors")))
-        opt_path = os.path.join(directory, "optimizer.safetensors")
-        tensors = cio.load(opt_path) if os.path.isfile(opt_path) else {}
-        self.optimizer.load_state_dict(_join_tensors(state["optimizer"], tensors))
+        state, files = read_checkpoint_state(directory)
+        self._bare_model().load_state_dict(cio.load(files["model.safetensors"]))
+        opt_path = files.get("optimizer.safetensors")
+        tensors = cio.load(opt_path) if opt_path is not None else {}
+        try:
+            opt_state = _join_tensors(state["optimizer"], tensors)
+        except (KeyError, TypeError, ValueError) as e:
+            raise ValueError(f"load_checkpoint: the optimizer state in {directory} does not "
+                             f"match its tensors ({e!r})") from None
+        self.optimizer.load_state_dict(opt_state)
         if self.scheduler is not None and state.get("scheduler") is not None:
             self.scheduler.load_state_dict(state["scheduler"])
         set_rng_state(tuple(state["rng"]))
@@ -358,6 +372,98 @@ def _reduce_across_ranks(seen, loss_sum, metric_sums):
     from . import distributed
     total = distributed.all_reduce([seen, loss_sum, *metric_sums.values()])
     return int(total[0]), float(total[1]), dict(zip(metric_sums, map(float, total[2:])))
+
+
+_FORMAT = "cnncore-checkpoint-2"
+_GEN_PREFIX = "gen-"
+
+
+def _sha256(path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _fsync_dir(directory) -> None:
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _generation_number(name: str) -> int:
+    """gen-<n> (also as a .gen-<n>.tmp leftover) -> n; anything else -> -1."""
+    core = name[1:-4] if name.startswith(".") and name.endswith(".tmp") else name
+    digits = core[len(_GEN_PREFIX):]
+    return int(digits) if core.startswith(_GEN_PREFIX) and digits.isdigit() else -1
+
+
+def _next_generation(directory) -> str:
+    """One past every generation present, committed or not, so a new one never reuses a name
+    that state.json may still point to."""
+    used = [_generation_number(n) for n in os.listdir(directory)]
+    return f"{_GEN_PREFIX}{max(used, default=-1) + 1:06d}"
+
+
+def _remove_stale(directory, keep: str) -> None:
+    """Older generations and temporary folders, once state.json names a newer one."""
+    for name in os.listdir(directory):
+        if name != keep and _generation_number(name) >= 0:
+            shutil.rmtree(os.path.join(directory, name), ignore_errors=True)
+    for name in os.listdir(directory):  # a killed writer's state.json temporaries
+        if name.startswith(".state.json.") and name.endswith(".tmp"):
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(os.path.join(directory, name))
+    for name in ("model.safetensors", "optimizer.safetensors"):  # format 1's loose files
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(os.path.join(directory, name))
+
+
+def read_checkpoint_state(directory) -> tuple[dict, dict]:
+    """A checkpoint directory's state.json and {file name: path} of the generation it names,
+    each file checked against its recorded SHA-256. Format 1 (loose files) is read as well."""
+    directory = os.fspath(directory)
+    path = os.path.join(directory, "state.json")
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"load_checkpoint: no checkpoint in {directory} (looked for "
+                                f"state.json, model.safetensors)")
+    try:
+        with open(path, encoding="utf-8") as f:
+            state = json.load(f)
+    except (UnicodeDecodeError, ValueError) as e:
+        raise ValueError(f"load_checkpoint: {path} is not valid JSON ({e})") from None
+    if not isinstance(state, dict) or state.get("format") not in (_FORMAT,
+                                                                   "cnncore-checkpoint-1"):
+        raise ValueError(f"load_checkpoint: {path} is not a cnncore checkpoint")
+    if state["format"] == "cnncore-checkpoint-1":
+        files = {n: os.path.join(directory, n) for n in ("model.safetensors",
+                                                         "optimizer.safetensors")
+                 if os.path.isfile(os.path.join(directory, n))}
+    else:
+        gen, recorded = state.get("generation"), state.get("files")
+        if (not isinstance(gen, str) or _generation_number(gen) < 0
+                or not isinstance(recorded, dict)):
+            raise ValueError(f"load_checkpoint: {path} names no valid generation")
+        files = {}
+        for name, digest in recorded.items():
+            if name not in ("model.safetensors", "optimizer.safetensors"):
+                raise ValueError(f"load_checkpoint: {path} lists an unknown file {name!r}")
+            fp = os.path.join(directory, gen, name)
+            if not os.path.isfile(fp):
+                raise FileNotFoundError(f"load_checkpoint: {fp}, named by {path}, is missing")
+            if _sha256(fp) != digest:
+                raise ValueError(f"load_checkpoint: {fp} is corrupted (its SHA-256 does not "
+                                 f"match the one recorded in {path})")
+            files[name] = fp
+    if "model.safetensors" not in files:
+        raise FileNotFoundError(f"load_checkpoint: {directory} has no model.safetensors")
+    for key in ("optimizer", "rng", "epoch", "history"):
+        if key not in state:
+            raise ValueError(f"load_checkpoint: {path} lacks '{key}'")
+    return state, files
 
 
 _TENSOR_MARK = "__tensor__"

@@ -17,6 +17,11 @@ CNNCORE_API const char* version();
 // n >= 1; the default is OMP_NUM_THREADS or the number of cores. Without OpenMP always 1.
 CNNCORE_API void set_num_threads(int n);
 CNNCORE_API int get_num_threads();
+// With deterministic algorithms on, kernels whose summation order would follow the thread count
+// (today: the conv2d / conv_transpose2d weight gradient when threads split the batch) use a fixed
+// order instead, so results are bit-identical for every thread count (torch's name and meaning).
+CNNCORE_API void set_deterministic_algorithms(bool on);
+CNNCORE_API bool deterministic_algorithms();
 
 // ---- SIMD dispatch ----
 // Kernels are compiled for each ISA below (those the compiler supports) and chosen at run time.

@@ -54,6 +54,13 @@ class CNNCORE_API IndexError : public Error {
   using Error::Error;
 };
 
+// An allocation the machine cannot satisfy (Python: MemoryError). Sizes that overflow int64 are
+// a ValueError instead: they are wrong, not merely too big.
+class CNNCORE_API MemoryError : public Error {
+ public:
+  using Error::Error;
+};
+
 namespace detail {
 template <class... Args>
 std::string concat(const Args&... args) {

@@ -46,6 +46,10 @@ int64_t for_each_image(const Conv2dParams& p, int64_t col_size, const F& image) 
   return 1;
 }
 
+// Deterministic mode's batch split for the weight gradient: enough for a few threads, the same
+// for every thread count.
+constexpr int64_t kFixedWeightSlots = 8;
+
 int64_t slots_for(const Conv2dParams& p) {
   return split_batch(p) ? std::min<int64_t>(get_num_threads(), p.N) : 1;
 }
@@ -127,7 +131,9 @@ Tensor backward_input(const Tensor& dy, const Tensor& w, const Conv2dParams& p) 
 Tensor backward_weight(const Tensor& dy, const Tensor& x, const Conv2dParams& p) {
   const ConvAlgo algo = select_conv_algo(p);
   if (algo == ConvAlgo::DepthwiseDirect) return depthwise_backward_weight(dy, x, p);
-  if (algo == ConvAlgo::Direct && direct_backward_weight_fits(p))
+  // The direct kernel's partial sums follow the thread count; deterministic mode takes the
+  // fixed-slot im2col path below instead.
+  if (algo == ConvAlgo::Direct && direct_backward_weight_fits(p) && !deterministic_algorithms())
     return direct_backward_weight(dy, x, p);
   // Winograd shapes take im2col + GEMM here: the weight gradient has no Winograd kernel yet.
   Tensor dw = Tensor::zeros(p.weight_shape());
@@ -138,13 +144,9 @@ Tensor backward_weight(const Tensor& dy, const Tensor& x, const Conv2dParams& p)
   const float* dyp = dy.data<float>();
   const float* xp = x.data<float>();
   float* dwp = dw.data<float>();
-  // Workers over the batch each sum into their own copy of dw (slot 0 into dw itself), so no
-  // two threads write the same weights; the copies are added at the end.
-  const int64_t slots = slots_for(p);
-  std::vector<float> extra(static_cast<size_t>((slots - 1) * wsize), 0.0f);
   const int64_t tile = use_col ? im2col_tile_rows(p, RSC) : p.OH;
-  for_each_image(p, use_col ? RSC * tile * p.OW : 0, [&](int64_t n, float* col, int64_t slot) {
-    float* acc = slot == 0 ? dwp : extra.data() + (slot - 1) * wsize;
+  const int64_t col_size = use_col ? RSC * tile * p.OW : 0;
+  auto add_image = [&](int64_t n, float* col, float* acc) {
     for (int64_t g = 0; g < G; ++g) {
       const float* xg = xp + (n * p.C + g * Cg) * HW;
       const float* dyg = dyp + (n * p.K + g * Kg) * L;
@@ -160,7 +162,25 @@ Tensor backward_weight(const Tensor& dy, const Tensor& x, const Conv2dParams& p)
               acc + g * Kg * RSC, RSC);
       }
     }
-  });
+  };
+  // Workers over the batch each sum into their own copy of dw (slot 0 into dw itself), so no
+  // two threads write the same weights; the copies are added at the end. Deterministic mode fixes
+  // the slots (contiguous image ranges, each summed in order) whatever the thread count.
+  const int64_t slots = deterministic_algorithms() ? std::min<int64_t>(p.N, kFixedWeightSlots)
+                                                   : slots_for(p);
+  std::vector<float> extra(static_cast<size_t>((slots - 1) * wsize), 0.0f);
+  if (deterministic_algorithms()) {
+    parallel_for(0, slots, 1, [&](int64_t b, int64_t e) {
+      std::vector<float> col(static_cast<size_t>(std::max<int64_t>(col_size, 1)));
+      for (int64_t s = b; s < e; ++s)
+        for (int64_t n = s * p.N / slots; n < (s + 1) * p.N / slots; ++n)
+          add_image(n, col.data(), s == 0 ? dwp : extra.data() + (s - 1) * wsize);
+    });
+  } else {
+    for_each_image(p, col_size, [&](int64_t n, float* col, int64_t slot) {
+      add_image(n, col, slot == 0 ? dwp : extra.data() + (slot - 1) * wsize);
+    });
+  }
   if (slots > 1)
     parallel_for(0, wsize, 1 << 14, [&](int64_t b, int64_t e) {
       for (int64_t s = 1; s < slots; ++s) {

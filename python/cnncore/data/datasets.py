@@ -8,14 +8,16 @@ test set), extracted once as uint8 (images 0..16, labels 0..9); cnncore does not
 scikit-learn.
 
 MNIST / FashionMNIST read the IDX files (raw or .gz) from a directory you point to; CIFAR10 reads
-the official "python version" pickle batches.
+the official "python version" batches. Those are pickles, so they are read by an unpickler that
+refuses every global except the few that rebuild a numpy array: a hostile file cannot run code.
 """
 
 from __future__ import annotations
 
 import gzip
+import math
 import os
-import pickle
+import pickle  # only for the restricted unpickler below
 from pathlib import Path
 
 import numpy as np
@@ -129,9 +131,14 @@ def read_idx(path) -> np.ndarray:
                          f"{data[:4].hex()})")
     ndim = data[3]
     header = 4 + 4 * ndim
+    if len(data) < header:
+        raise ValueError(f"read_idx: {path} is truncated: its header needs {header} bytes but "
+                         f"the file has {len(data)}")
     dims = tuple(int(d) for d in np.frombuffer(data, dtype=">i4", count=ndim, offset=4))
+    if any(d < 0 for d in dims):
+        raise ValueError(f"read_idx: {path} has negative sizes {dims} in its header")
     dtype = np.dtype(_IDX_DTYPES[data[2]])
-    expected = int(np.prod(dims, dtype=np.int64)) * dtype.itemsize
+    expected = math.prod(dims) * dtype.itemsize  # Python ints: a hostile header cannot wrap
     if len(data) - header != expected:
         raise ValueError(f"read_idx: {path} holds {len(data) - header} data bytes but its header "
                          f"{dims} says {expected}")
@@ -221,8 +228,16 @@ class CIFAR10(ImageArrayDataset):
         data, labels = [], []
         for n in names:
             entry = self._load(folder / n)
-            data.append(np.asarray(entry[b"data"], dtype=np.uint8).reshape(-1, 3, 32, 32))
-            labels.extend(entry[b"labels"] if b"labels" in entry else entry[b"fine_labels"])
+            try:
+                images = entry[b"data"]
+                if not isinstance(images, np.ndarray) or images.dtype != np.uint8:
+                    raise TypeError("data is not a uint8 array")
+                data.append(images.reshape(-1, 3, 32, 32))
+                batch_labels = entry[b"labels"] if b"labels" in entry else entry[b"fine_labels"]
+                labels.extend(int(v) for v in batch_labels)
+            except (KeyError, TypeError, ValueError) as e:
+                raise ValueError(f"CIFAR10: {folder / n} is not a CIFAR-10 python batch "
+                                 f"({type(e).__name__}: {e})") from None
         classes = None
         meta = folder / "batches.meta"
         if meta.is_file():
@@ -235,10 +250,34 @@ class CIFAR10(ImageArrayDataset):
 
     @staticmethod
     def _load(path: Path) -> dict:
-        # The one place cnncore reads a pickle: CIFAR-10's official python format is a pickled
-        # dict of bytes keys (hence encoding='bytes'). Only load batches from a trusted source.
+        # CIFAR-10's official python format is a pickled dict of bytes keys (hence
+        # encoding='bytes') holding a numpy array; only the globals that rebuild it are allowed.
         with open(path, "rb") as f:
-            entry = pickle.load(f, encoding="bytes")
+            try:
+                entry = _ArrayOnlyUnpickler(f, encoding="bytes").load()
+            except _RefusedGlobal as e:
+                raise ValueError(f"CIFAR10: {path} refused: {e}") from None
+            except Exception as e:  # a corrupted pickle fails in many ways; all mean "bad file"
+                raise ValueError(f"CIFAR10: {path} is not a CIFAR-10 python batch "
+                                 f"({type(e).__name__}: {e})") from None
         if not isinstance(entry, dict) or b"data" not in entry and b"label_names" not in entry:
             raise ValueError(f"CIFAR10: {path} is not a CIFAR-10 python batch")
         return entry
+
+
+class _RefusedGlobal(Exception):
+    pass
+
+
+class _ArrayOnlyUnpickler(pickle.Unpickler):
+    """Builds only plain containers, strings, numbers and numpy arrays: every other global a
+    pickle names (os.system, builtins.eval, ...) is refused before it is looked up."""
+
+    _ALLOWED = {("numpy.core.multiarray", "_reconstruct"),
+                ("numpy._core.multiarray", "_reconstruct"),
+                ("numpy", "ndarray"), ("numpy", "dtype"), ("_codecs", "encode")}
+
+    def find_class(self, module, name):
+        if (module, name) not in self._ALLOWED:
+            raise _RefusedGlobal(f"it names {module}.{name}, which is not allowed in a data file")
+        return super().find_class(module, name)

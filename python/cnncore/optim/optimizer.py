@@ -182,6 +182,7 @@ class Optimizer:
     def load_state_dict(self, state_dict: dict) -> None:
         """Loads a state_dict from this class (or from torch.optim: torch tensors are converted).
         State tensors are copied, so the source dict is not aliased."""
+        _check_state_dict(state_dict, self.defaults, type(self).__name__)
         groups = self.param_groups
         saved_groups = state_dict["param_groups"]
         if len(groups) != len(saved_groups):
@@ -240,3 +241,23 @@ class Optimizer:
             p._c = tmp.to_blocked(c.block)
         else:
             c.copy_(tmp)
+
+
+def _check_state_dict(sd, defaults, cls: str) -> None:
+    """The structure load_state_dict relies on, so a damaged checkpoint is a ValueError here
+    rather than a KeyError now or a failure at the next step()."""
+    op = f"{cls}.load_state_dict"
+    if not isinstance(sd, dict) or not isinstance(sd.get("state"), dict) \
+            or not isinstance(sd.get("param_groups"), (list, tuple)):
+        got = sorted(map(str, sd)) if isinstance(sd, dict) else type(sd).__name__
+        raise ValueError(f"{op}: expected a dict with 'state' (a dict) and 'param_groups' "
+                         f"(a list), but got {got}")
+    for i, g in enumerate(sd["param_groups"]):
+        if not isinstance(g, dict) or not isinstance(g.get("params"), (list, tuple)):
+            raise ValueError(f"{op}: param_groups[{i}] must be a dict with a 'params' list")
+        missing = sorted(set(defaults) - set(g))
+        if missing:
+            raise ValueError(f"{op}: param_groups[{i}] lacks {', '.join(missing)}")
+    for k, v in sd["state"].items():
+        if not isinstance(v, dict):
+            raise ValueError(f"{op}: state[{k!r}] must be a dict, but got {type(v).__name__}")

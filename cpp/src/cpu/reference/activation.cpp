@@ -92,7 +92,7 @@ Tensor softmax_backward_impl(const Tensor& dy_in, const Tensor& y_in, int64_t di
 }  // namespace
 
 Tensor relu_forward(const Tensor& x) {
-  return map1(x, [](float v) { return v > 0.0f ? v : 0.0f; });
+  return map1(x, [](float v) { return v > 0.0f || std::isnan(v) ? v : 0.0f; });
 }
 Tensor relu_backward(const Tensor& dy, const Tensor& y) {
   return map2(dy, y, [](float g, float v) { return v > 0.0f ? g : 0.0f; });
