@@ -61,3 +61,43 @@ def gradcheck(fn, arrays, eps: float = 1e-2, rtol: float = 1e-2, atol: float = 1
             flat[j] = (scalar(xs_plus) - scalar(xs_minus)) / (2 * eps)
         np.testing.assert_allclose(analytic, numeric, rtol=rtol, atol=atol,
                                    err_msg=f"gradient of input {i} (shape {a.shape})")
+
+
+# ---- the byte fuzzer for file loaders ------------------------------------------------------------
+LOAD_ERRORS = (ValueError, TypeError, FileNotFoundError, EOFError)
+
+
+def byte_mutations(raw: bytes, rng: np.random.Generator, count: int):
+    """Truncations at random points (0 and len-1 included), random byte flips, and overwrites
+    of the first bytes (headers) with extreme values."""
+    yield raw[:0]
+    yield raw[:-1]
+    for _ in range(count):
+        kind = rng.integers(0, 3)
+        b = bytearray(raw)
+        if kind == 0:
+            yield bytes(b[:rng.integers(0, len(b))])
+            continue
+        if kind == 1:
+            for i in rng.integers(0, len(b), size=rng.integers(1, 8)):
+                b[i] ^= 1 << int(rng.integers(0, 8))
+        else:
+            i = int(rng.integers(0, min(len(b), 64)))
+            b[i:i + 8] = rng.choice([b"\xff" * 8, b"\x00" * 8, b"\x7f\xff\xff\xff" * 2])
+        yield bytes(b)
+
+
+def fuzz_file(path, raw: bytes, load, count: int, seed: int, errors=LOAD_ERRORS) -> int:
+    """Writes each mutation of `raw` to `path` and calls load(): it either loads (a flip in the
+    data) or raises one of `errors` with a message; anything else (a crash, KeyError, ...) fails
+    the test. Returns the number of mutations tried."""
+    rng = np.random.default_rng(seed)
+    tried = 0
+    for mutated in byte_mutations(raw, rng, count):
+        path.write_bytes(mutated)
+        try:
+            load()
+        except errors as e:
+            assert str(e), "an error without a message"
+        tried += 1
+    return tried

@@ -21,6 +21,7 @@ import cnncore
 from cnncore import nn, optim
 from cnncore.data import datasets
 from cnncore.train import Trainer, read_checkpoint_state
+from helpers import fuzz_file
 
 PACKAGE = pathlib.Path(cnncore.__file__).parent
 
@@ -111,43 +112,6 @@ def test_checkpoint_corruption_is_reported(tmp_path):
 
 
 # ---- the byte fuzzer -----------------------------------------------------------------------------
-LOAD_ERRORS = (ValueError, TypeError, FileNotFoundError, EOFError)
-
-
-def _mutations(raw: bytes, rng: np.random.Generator, count: int):
-    """Truncations at random points (0 and len-1 included), random byte flips, and overwrites
-    of the first bytes (headers) with extreme values."""
-    yield raw[:0]
-    yield raw[:-1]
-    for _ in range(count):
-        kind = rng.integers(0, 3)
-        b = bytearray(raw)
-        if kind == 0:
-            yield bytes(b[:rng.integers(0, len(b))])
-            continue
-        if kind == 1:
-            for i in rng.integers(0, len(b), size=rng.integers(1, 8)):
-                b[i] ^= 1 << int(rng.integers(0, 8))
-        else:
-            i = int(rng.integers(0, min(len(b), 64)))
-            b[i:i + 8] = rng.choice([b"\xff" * 8, b"\x00" * 8, b"\x7f\xff\xff\xff" * 2])
-        yield bytes(b)
-
-
-def _fuzz(path: pathlib.Path, raw: bytes, load, count: int, seed: int) -> int:
-    """Every mutation either loads (a flip in the data) or raises one of LOAD_ERRORS."""
-    rng = np.random.default_rng(seed)
-    tried = 0
-    for mutated in _mutations(raw, rng, count):
-        path.write_bytes(mutated)
-        try:
-            load()
-        except LOAD_ERRORS as e:
-            assert str(e), "an error without a message"
-        tried += 1
-    return tried
-
-
 def _idx_bytes(arr: np.ndarray) -> bytes:
     head = bytes([0, 0, 0x08, arr.ndim]) + np.asarray(arr.shape, ">i4").tobytes()
     return head + arr.astype(np.uint8).tobytes()
@@ -197,7 +161,7 @@ def _fuzz_loaders(tmp_path, count):
     for name, path, load in _loader_cases(tmp_path):
         raw = path.read_bytes()
         load()  # the pristine file loads
-        total += _fuzz(path, raw, load, count, seed=len(name))
+        total += fuzz_file(path, raw, load, count, seed=len(name))
         path.write_bytes(raw)
     return total
 

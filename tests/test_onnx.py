@@ -12,6 +12,7 @@ import cnncore
 
 onnx = pytest.importorskip("onnx", reason="cnncore.onnx needs the onnx package (extra 'onnx')")
 from cnncore import onnx as connx
+from helpers import LOAD_ERRORS, fuzz_file
 
 # The operators of the classic CNNs the issue lists; each must pass some of onnx's node cases.
 LISTED = ("Conv", "ConvTranspose", "MaxPool", "AveragePool", "GlobalAveragePool", "LRN",
@@ -112,6 +113,32 @@ def test_load_errors(tmp_path):
                                    [_vi("x", [2])], [_vi("y", [2])]))
     with pytest.raises(TypeError, match="takes 1 input"):
         model(cnncore.zeros(2), cnncore.zeros(2))
+
+
+def test_damaged_files_are_errors_at_load(tmp_path):
+    path = tmp_path / "m.onnx"
+    model = cnncore.models.lenet5().eval()
+    connx.export(model, cnncore.randn(1, 1, 32, 32), path)
+    raw = path.read_bytes()
+    with pytest.raises(ValueError, match="is not a valid ONNX model"):
+        connx.load(raw[: len(raw) // 2])
+    broken = onnx.load_from_string(raw)
+    broken.graph.node[0].input[1] = "nowhere"
+    with pytest.raises(ValueError, match="input 'nowhere' is not a graph input"):
+        connx.load(broken)
+    del broken.graph.node[-1]
+    broken.graph.node[0].input[1] = onnx.load_from_string(raw).graph.node[0].input[1]
+    with pytest.raises(ValueError, match="produced by no node"):
+        connx.load(broken)
+    x = cnncore.randn(2, 1, 32, 32)
+
+    def load_and_run():  # a damaged file that loads must also run, or fail with an error
+        with cnncore.no_grad():
+            connx.load(path)(x)
+
+    # NotImplementedError: a flipped op_type or attribute names an unsupported operator.
+    assert fuzz_file(path, raw, load_and_run, count=60, seed=7,
+                     errors=LOAD_ERRORS + (NotImplementedError,)) == 62
 
 
 def test_constant_subgraphs_fold_at_load():

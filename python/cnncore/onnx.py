@@ -696,6 +696,7 @@ class OnnxModule(Module):
         self.output_names = [o.name for o in graph.output]
         nodes = [_Node(p, i, onnx) for i, p in enumerate(graph.node)]
         self._check_supported(nodes)
+        self._check_wiring(nodes, init_names)
         role = {}
         for nd in nodes:
             for pos, name in enumerate(nd.inputs):
@@ -735,6 +736,22 @@ class OnnxModule(Module):
             raise OnnxUnsupportedError(
                 f"cnncore.onnx.load: unsupported operator(s) {ops}: {listed}{more}. "
                 f"Supported: {', '.join(SUPPORTED_OPS)}")
+
+    def _check_wiring(self, nodes, init_names):
+        """ONNX graphs are topologically sorted: every node input must be a graph input, an
+        initializer or an earlier node's output, and every graph output must be produced. A
+        damaged or hand-edited file fails here, at load, not in the middle of a forward."""
+        known = set(self.input_names) | set(init_names)
+        for nd in nodes:
+            for n in nd.inputs:
+                if n and n not in known:
+                    raise ValueError(f"cnncore.onnx.load: {nd.where()}: input '{n}' is not a "
+                                     f"graph input, an initializer or an earlier node's output")
+            known.update(n for n in nd.outputs if n)
+        missing = [n for n in self.output_names if n not in known]
+        if missing:
+            raise ValueError(f"cnncore.onnx.load: graph output(s) {', '.join(map(repr, missing))}"
+                             f" are produced by no node")
 
     def _register(self, name, value, buffer, used):
         """Registers an initializer under its dotted name (nested modules, torch's keys) when
@@ -810,6 +827,16 @@ class OnnxModule(Module):
         return outs[0] if len(outs) == 1 else outs
 
 
+def _parse(onnx, parse, src, what):
+    """onnx's parser, with protobuf's DecodeError (not a ValueError) turned into one that names
+    the file."""
+    from google.protobuf.message import DecodeError
+    try:
+        return parse(src)
+    except DecodeError as e:
+        raise ValueError(f"cnncore.onnx.load: {what} is not a valid ONNX model ({e})") from None
+
+
 def load(path) -> OnnxModule:
     """An ONNX model (a path, bytes, or an onnx.ModelProto) as a cnncore Module (eval mode).
     Every operator is checked at load: an unsupported one raises OnnxUnsupportedError (a
@@ -819,9 +846,9 @@ def load(path) -> OnnxModule:
         path = os.fspath(path)
         if not os.path.isfile(path):
             raise FileNotFoundError(f"cnncore.onnx.load: no such file: {path}")
-        model = onnx.load(path)
+        model = _parse(onnx, onnx.load, path, path)
     elif isinstance(path, bytes):
-        model = onnx.load_from_string(path)
+        model = _parse(onnx, onnx.load_from_string, path, "the bytes given")
     elif hasattr(path, "graph"):
         model = path
     else:
