@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 
 import cnncore
@@ -101,3 +103,11 @@ def fuzz_file(path, raw: bytes, load, count: int, seed: int, errors=LOAD_ERRORS)
             assert str(e), "an error without a message"
         tried += 1
     return tried
+
+
+def child_env(**extra) -> dict:
+    """The environment for a Python subprocess that must import the same cnncore as this
+    process: the installed package in CI, python/ of the checkout in a developer build."""
+    here = os.path.dirname(os.path.dirname(os.path.abspath(cnncore.__file__)))
+    path = os.pathsep.join(p for p in (here, os.environ.get("PYTHONPATH")) if p)
+    return dict(os.environ, PYTHONPATH=path, **extra)

@@ -12,6 +12,7 @@ import pytest
 
 import cnncore
 from cnncore import distributed, nn
+from helpers import child_env
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 
@@ -27,9 +28,7 @@ def _mpiexec():
 
 
 def _run_mpi(args, timeout=180):
-    env = dict(os.environ, OMP_NUM_THREADS="1",
-               PYTHONPATH=os.pathsep.join(p for p in (os.path.join(HERE, "..", "python"),
-                                                      os.environ.get("PYTHONPATH")) if p))
+    env = child_env(OMP_NUM_THREADS="1")
     for var in ("PMI_SIZE", "PMI_RANK", "OMPI_COMM_WORLD_SIZE"):  # not nested in a launch
         env.pop(var, None)
     proc = subprocess.run([_mpiexec(), "-n", "2", *args], capture_output=True, text=True,
@@ -163,7 +162,7 @@ def test_post_accumulate_grad_hook_runs_per_accumulation():
 def test_import_cnncore_loads_neither_mpi4py_nor_onnx():
     code = ("import sys, cnncore; cnncore.distributed.DistributedSampler; cnncore.onnx.load; "
             "print(sorted(m for m in ('mpi4py', 'onnx', 'onnxruntime') if m in sys.modules))")
-    env = dict(os.environ, PYTHONPATH=os.path.join(HERE, "..", "python"))
+    env = child_env()
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          timeout=60, env=env, check=True)
     assert out.stdout.strip() == "[]"

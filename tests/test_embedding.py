@@ -46,7 +46,8 @@ def test_version_header_is_generated_from_the_project_version(macro):
         pytest.skip("no installed headers (source tree)")
     header = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(d))), "include",
                           "cnncore", "version.hpp")
-    text = open(header).read()
+    with open(header) as f:
+        text = f.read()
     major, minor, _ = cnncore.__version__.split(".")
     value = major if macro.endswith("MAJOR") else minor
     assert f"#define {macro} {value}" in text

@@ -8,7 +8,7 @@ import zlib
 
 import numpy as np
 import pytest
-from helpers import gradcheck
+from helpers import child_env, gradcheck
 
 import cnncore
 from cnncore import filters
@@ -254,7 +254,7 @@ def test_to_grayscale_uses_rgb2gray_weights():
 
 
 def _cli(*args, cwd=None):
-    env = dict(os.environ, PYTHONPATH=os.path.join(os.path.dirname(__file__), "..", "python"))
+    env = child_env()
     return subprocess.run([sys.executable, "-m", "cnncore", *args], capture_output=True,
                           text=True, env=env, cwd=cwd)
 

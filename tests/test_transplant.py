@@ -8,7 +8,6 @@ eval mode on small inputs. The error is normwise: max |ours - torch| / max |torc
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 
@@ -17,6 +16,7 @@ import pytest
 
 import cnncore
 from cnncore import models
+from helpers import child_env
 
 torch = pytest.importorskip("torch", reason="the transplant tests compare with PyTorch")
 tnn = torch.nn
@@ -388,9 +388,7 @@ def test_safetensors_written_by_torch_loads_without_torch(tmp_path):
     weights = tmp_path / "mobilenet_v2.safetensors"
     st_torch.save_file({k: v.contiguous() for k, v in ref.state_dict().items()}, str(weights))
     np.save(tmp_path / "x.npy", x)
-    env = dict(os.environ)
-    python_dir = os.path.dirname(os.path.dirname(os.path.abspath(cnncore.__file__)))
-    env["PYTHONPATH"] = os.pathsep.join([python_dir, env.get("PYTHONPATH", "")])
+    env = child_env()
     subprocess.run([sys.executable, "-c", _LOAD_WITHOUT_TORCH, str(weights),
                     str(tmp_path / "x.npy"), str(tmp_path / "y.npy")],
                    check=True, env=env, timeout=300)

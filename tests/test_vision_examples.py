@@ -10,12 +10,13 @@ import numpy as np
 import pytest
 
 from cnncore.image import write_image
+from helpers import child_env
 
 ROOT = os.path.join(os.path.dirname(__file__), "..")
 
 
 def run_example(name, *args, timeout=600):
-    env = dict(os.environ, PYTHONPATH=os.path.join(ROOT, "python"))
+    env = child_env()
     res = subprocess.run([sys.executable, os.path.join(ROOT, "examples", "python", name), *args],
                          capture_output=True, text=True, env=env, timeout=timeout, check=False)
     assert res.returncode == 0, res.stderr[-2000:]
