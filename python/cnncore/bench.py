@@ -10,10 +10,8 @@ torch is optional: without it only cnncore's figures are printed.
 
 from __future__ import annotations
 
-import argparse
 import json
 import math
-import os
 import platform
 import statistics
 import sys
