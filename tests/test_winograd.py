@@ -194,24 +194,31 @@ def test_forcing(monkeypatch):
     assert not _algo([1, 8, 9, 9], [8, 8, 1, 1]).startswith("winograd")
 
 
-def test_cached_weights_never_stale(isa, winograd):
+@pytest.mark.parametrize("n,c,hw,k", [(2, 24, (10, 9), 20), (1, 64, (6, 6), 48)],
+                         ids=["whole-U", "per-panel-until-repeated"])
+def test_cached_weights_never_stale(n, c, hw, k, isa, winograd):
     """The transformed weights are kept between calls; a change of any single float of the
     weight tensor, made behind the library's back through a numpy view, must show at once,
-    forward and backward-input, and an unchanged tensor gives bit-identical results."""
-    shape = (2, 24, 10, 9, 20, 1, "")
+    forward and backward-input, and an unchanged tensor gives bit-identical results. The
+    second shape has U far larger than its tiles: first calls transform panel by panel, a
+    repeat fills the cache."""
+    shape = (n, c, hw[0], hw[1], k, 1, "")
     x, w, b = _data(shape, 7)
     X, Wc, B = _core.from_numpy(x), _core.from_numpy(w.copy()), _core.from_numpy(b)
     view = Wc.numpy()
-    dy = np.random.default_rng(8).standard_normal((2, 20, 10, 9)).astype(np.float32)
+    dy = np.random.default_rng(8).standard_normal((n, k) + hw).astype(np.float32)
     DY = _core.from_numpy(dy)
     y1 = _core.conv2d_forward(X, Wc, B, _opts(1)).numpy().copy()
     y2 = _core.conv2d_forward(X, Wc, B, _opts(1)).numpy()
     np.testing.assert_array_equal(y1, y2)
-    for step, (k, c, r, s) in enumerate([(0, 0, 1, 1), (19, 23, 2, 0), (7, 11, 0, 2)]):
-        view[k, c, r, s] += 0.5 + step  # in place, no op, no version to bump
+    np.testing.assert_array_equal(y1, _core.conv2d_forward(X, Wc, B, _opts(1)).numpy())
+    for step, (kk, cc, r, s) in enumerate([(0, 0, 1, 1), (k - 1, c - 1, 2, 0), (7, 11, 0, 2)]):
+        view[kk, cc, r, s] += 0.5 + step  # in place, no op, no version to bump
         wn = view.copy()
-        y = _core.conv2d_forward(X, Wc, B, _opts(1)).numpy()
-        assert _rel_err(y, _direct64(x, wn, b, 1)) < 1e-4, f"forward after change {step}"
+        for again in range(2):
+            y = _core.conv2d_forward(X, Wc, B, _opts(1)).numpy()
+            assert _rel_err(y, _direct64(x, wn, b, 1)) < 1e-4, \
+                f"forward after change {step}, call {again}"
         dx = _core.conv2d_backward_input(DY, Wc, list(x.shape), _opts(1)).numpy()
         assert _rel_err(dx, _backward_input64(dy, wn, x.shape, 1)) < 1e-4, \
             f"backward input after change {step}"
