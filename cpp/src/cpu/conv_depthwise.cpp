@@ -146,6 +146,7 @@ Tensor depthwise_backward_input(const Tensor& dy, const Tensor& w, const Conv2dP
   // of a group once and reuses them for the group's Cg input channels.
   const DwGeom g = DwGeom::from(p);
   const int64_t qs = gather_dy_size(g);
+  const bool s2 = s2_fits(g) && Kg * RS <= kS2GatherMaxTaps;
   over_input_planes(p, dyp, grain_for(L, Kg * RS), qs,
                     [&](const float* src, float* dst) {
                       CNNCORE_ISA_CALL(dw_pack_gather_dy(src, g, dst));
@@ -156,8 +157,13 @@ Tensor depthwise_backward_input(const Tensor& dy, const Tensor& w, const Conv2dP
                       for (int64_t kk = 0; kk < Kg; ++kk)
                         std::copy_n(wp + ((grp * Kg + kk) * Cg + c) * RS, RS,
                                     wc.data() + kk * RS);
-                      CNNCORE_ISA_CALL(dw_backward_input_gather(dyq, Kg, wc.data(), g, row.data(),
-                                                                dxp + nc * HW));
+                      if (s2) {
+                        CNNCORE_ISA_CALL(dw_backward_input_s2(dyq, Kg, wc.data(), g, row.data(),
+                                                              dxp + nc * HW));
+                      } else {
+                        CNNCORE_ISA_CALL(dw_backward_input_gather(dyq, Kg, wc.data(), g,
+                                                                  row.data(), dxp + nc * HW));
+                      }
                     });
   return dx;
 }

@@ -55,6 +55,10 @@ CNNCORE_DECLARE_ISA_KERNELS(
                              float* y, bool accumulate);
     void dw_backward_weight_plane_s2(const float* buf, const DwGeom& g, const float* dy,
                                      float* dw);
+    // dw_backward_input_gather for g.sw == 2 and n * R * S <= kS2GatherMaxTaps: both phases of
+    // a row at once, interleaved in registers and copied into dx whole (no scalar unpack).
+    void dw_backward_input_s2(const float* dyq, int64_t n, const float* w, const DwGeom& g,
+                              float* row, float* dx);
     void dw_backward_input_gather(const float* dyq, int64_t n, const float* w, const DwGeom& g,
                                   float* row, float* dx);)
 
@@ -76,5 +80,6 @@ inline int64_t s2_row_stride(const DwGeom& g) {
 }
 inline int64_t s2_buf_size(const DwGeom& g) { return g.Hp * s2_row_stride(g) + 32; }
 inline bool s2_fits(const DwGeom& g) { return g.sw == 2 && g.pt >= 0 && g.pl >= 0; }
+inline constexpr int64_t kS2GatherMaxTaps = 128;
 
 }  // namespace cnncore
