@@ -123,3 +123,53 @@ def test_depthwise_stride2_one_buffer_serves_many_planes():
     # corner output of image 1 sees 4 real pixels of value 1 and 5 padding zeros
     assert np.allclose(y[1, :, 0, 0], 4.0)
     assert np.allclose(y[0, :, 0, 0], 4e3)
+
+
+# Output channels as the lanes (16 or so of them, short rows): tiles of rows x columns with
+# every column count up to the limit, ragged last tiles in both directions, a second channel
+# block with few lanes, stride, dilation, batch 1.
+CHANNEL_TILE_SHAPES = [
+    (3, 6, 14, 14, 16, (5, 5), 1, 0, 1, 1, "lenet2"),
+    (1, 6, 14, 14, 16, (5, 5), 1, 0, 1, 1, "lenet2 batch 1"),
+    (2, 5, 16, 13, 16, (3, 3), 1, 1, 1, 1, "13 columns, ragged rows"),
+    (1, 3, 21, 21, 32, (5, 5), 2, 2, 1, 1, "stride 2, two channel blocks"),
+    (2, 2, 9, 30, 16, (3, 3), 1, (0, 1), (1, 2), 1, "28 columns, dilated"),
+    (2, 3, 8, 7, 15, (3, 3), 1, 0, 1, 1, "15 channels, 5 columns"),
+    (1, 2, 6, 3, 17, (2, 2), 1, 0, 1, 1, "17 channels, 2 columns"),
+    (2, 4, 10, 12, 16, (3, 3), (2, 1), 1, 1, 2, "groups 2, row stride 2"),
+]
+CHANNEL_TILE_IDS = [s[-1] for s in CHANNEL_TILE_SHAPES]
+
+
+@pytest.mark.parametrize("shape", CHANNEL_TILE_SHAPES, ids=CHANNEL_TILE_IDS)
+def test_direct_channel_tiles_match_reference(shape, isa):
+    x, w, b, opt, X, Wc, B, p, dy = _passes(shape, 61)
+    assert _core.conv2d_algorithm(p).startswith("direct")
+    what = f"{shape[-1]} ({isa})"
+    _rel(_core.conv2d_forward(X, Wc, B, opt).numpy(),
+         _core.reference.conv2d_forward(X, Wc, B, opt).numpy(), f"forward {what}")
+    _rel(_core.conv2d_forward(X, Wc, None, opt).numpy(),
+         _core.reference.conv2d_forward(X, Wc, None, opt).numpy(), f"forward no bias {what}")
+    _rel(_core.conv2d_backward_input(dy, Wc, list(x.shape), opt).numpy(),
+         _core.reference.conv2d_backward_input(dy, Wc, list(x.shape), opt).numpy(),
+         f"backward input {what}")
+    _rel(_core.conv2d_backward_weight(dy, X, list(w.shape), opt).numpy(),
+         _core.reference.conv2d_backward_weight(dy, X, list(w.shape), opt).numpy(),
+         f"backward weight {what}")
+
+
+@pytest.mark.parametrize("shape", CHANNEL_TILE_SHAPES[:4], ids=CHANNEL_TILE_IDS[:4])
+def test_direct_channel_tiles_match_torch(shape):
+    torch = pytest.importorskip("torch")
+    x, w, b, opt, X, Wc, B, p, dy = _passes(shape, 71)
+    *_, stride, padding, dilation, groups, what = shape
+    tx = torch.tensor(x, requires_grad=True)
+    tw = torch.tensor(w, requires_grad=True)
+    ty = torch.nn.functional.conv2d(tx, tw, torch.tensor(b), stride=stride, padding=padding,
+                                    dilation=dilation, groups=groups)
+    ty.backward(torch.tensor(dy.numpy()))
+    _rel(_core.conv2d_forward(X, Wc, B, opt).numpy(), ty.detach().numpy(), f"forward {what}")
+    _rel(_core.conv2d_backward_input(dy, Wc, list(x.shape), opt).numpy(), tx.grad.numpy(),
+         f"backward input {what}")
+    _rel(_core.conv2d_backward_weight(dy, X, list(w.shape), opt).numpy(), tw.grad.numpy(),
+         f"backward weight {what}")
