@@ -137,6 +137,8 @@ CHANNEL_TILE_SHAPES = [
     (2, 3, 8, 7, 15, (3, 3), 1, 0, 1, 1, "15 channels, 5 columns"),
     (1, 2, 6, 3, 17, (2, 2), 1, 0, 1, 1, "17 channels, 2 columns"),
     (2, 4, 10, 12, 16, (3, 3), (2, 1), 1, 1, 2, "groups 2, row stride 2"),
+    (2, 3, 15, 12, 16, (3, 3), (2, 1), 1, (2, 1), 1, "row stride and dilation 2"),
+    (21, 2, 9, 9, 16, (4, 4), 1, 0, 1, 1, "21 images: weight gradient in batches of 20"),
 ]
 CHANNEL_TILE_IDS = [s[-1] for s in CHANNEL_TILE_SHAPES]
 

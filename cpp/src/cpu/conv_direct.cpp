@@ -18,6 +18,10 @@ int64_t block_channels(int64_t kout, int64_t ow) {
   CNNCORE_ISA_DISPATCH(direct_block_channels(kout, ow));
 }
 
+bool weight_channels_fit(const DwGeom& g, int64_t kout) {
+  CNNCORE_ISA_DISPATCH(direct_weight_channels_fit(g, kout));
+}
+
 // Output rows per work item: whole images when the batch alone keeps every thread busy,
 // otherwise slices, so that batch 1 still splits.
 int64_t rows_per_item(int64_t images, int64_t OH) {
@@ -136,12 +140,18 @@ Tensor direct_backward_weight(const Tensor& dy, const Tensor& x, const Conv2dPar
   const float* dyp = dy.data<float>();
   const float* xp = x.data<float>();
   float* dwp = dw.data<float>();
+  // Output channels as the lanes where they fill them better than the short rows do (LeNet2:
+  // 16 channels, 10-pixel rows): dy transposed per batch of images, then one pass per block of
+  // weights over every pixel.
+  const bool by_channels = weight_channels_fit(g, Kg) && rows == p.OH;
+  const int64_t kpad = (Kg + 15) / 16 * 16;
   // Threads split the batch, each summing into its own copy of dw (thread 0 into dw itself).
   const int64_t slots = std::min<int64_t>(get_num_threads(), p.N);
   std::vector<float> extra(static_cast<size_t>((slots - 1) * wsize), 0.0f);
   parallel_region(slots, [&](int64_t tid, int64_t nt) {
     float* acc = tid == 0 ? dwp : extra.data() + (tid - 1) * wsize;
     std::vector<float> buf(static_cast<size_t>(batch * Cg * bs + 16), 0.0f);
+    std::vector<float> dyt(static_cast<size_t>(by_channels ? batch * L * kpad : 0), 0.0f);
     const int64_t chunk = (p.N + nt - 1) / nt;
     const int64_t n_end = std::min(p.N, (tid + 1) * chunk);
     for (int64_t n0 = tid * chunk; n0 < n_end; n0 += batch) {
@@ -151,6 +161,17 @@ Tensor direct_backward_weight(const Tensor& dy, const Tensor& x, const Conv2dPar
           for (int64_t c = 0; c < Cg; ++c)
             CNNCORE_ISA_CALL(dw_pack_plane(xp + ((n0 + i) * p.C + grp * Cg + c) * HW, g,
                                            buf.data() + (i * Cg + c) * bs));
+        if (by_channels) {
+          for (int64_t i = 0; i < nb; ++i)
+            for (int64_t k = 0; k < Kg; ++k) {
+              const float* src = dyp + ((n0 + i) * p.K + grp * Kg + k) * L;
+              float* dst = dyt.data() + i * L * kpad + k;
+              for (int64_t q = 0; q < L; ++q) dst[q * kpad] = src[q];
+            }
+          CNNCORE_ISA_CALL(direct_backward_weight_channels(
+              buf.data(), Cg, g, dyt.data(), Kg, acc + grp * Kg * Cg * p.R * p.S, nb));
+          continue;
+        }
         for (int64_t oh0 = 0; oh0 < p.OH; oh0 += rows)
           CNNCORE_ISA_CALL(direct_backward_weight_rows(
               buf.data(), Cg, g, dyp + (n0 * p.K + grp * Kg) * L, Kg,

@@ -27,6 +27,15 @@ CNNCORE_DECLARE_ISA_KERNELS(
     // cin * g.buf_size() floats apart, dy images dy_stride apart). Accumulates.
     void direct_backward_weight_rows(const float* buf, int64_t cin, const DwGeom& g,
                                      const float* dy, int64_t kout, float* dw, int64_t oh0,
-                                     int64_t oh1, int64_t images, int64_t dy_stride);)
+                                     int64_t oh1, int64_t images, int64_t dy_stride);
+    // Whether direct_backward_weight_channels takes this geometry (column stride and dilation
+    // 1, at most 7 kernel columns, output channels filling the lanes better than pixels).
+    bool direct_weight_channels_fit(const DwGeom& g, int64_t kout);
+    // The same sum with output channels as the lanes, over every output pixel of `images`
+    // images: dyt holds dy transposed, [image][OH*OW][kpad] with kpad = kout rounded up to 16
+    // (zeros past kout); packed planes as above, cin * g.buf_size() floats per image.
+    void direct_backward_weight_channels(const float* buf, int64_t cin, const DwGeom& g,
+                                         const float* dyt, int64_t kout, float* dw,
+                                         int64_t images);)
 
 }  // namespace cnncore
