@@ -103,7 +103,12 @@ Tensor depthwise_forward(const Tensor& x, const Tensor& w, const float* bias,
         const float* wk = wp + (k * Cg + c) * RS;
         const float b = bias ? bias[k] : 0.0f;
         if (s2) {
-          CNNCORE_ISA_CALL(dw_forward_plane_s2(buf.data() + c * bs, g, wk, b, yp + nk * L, c > 0));
+          // The input plane the next item packs (another group or image), if any.
+          const int64_t nn = (nk + 1) / p.K, ng = (nk + 1) % p.K / Kg;
+          const bool more = nk + 1 < e && c + 1 == Cg && nn * p.groups + ng != key;
+          const float* next = more ? xp + (nn * p.C + ng * Cg) * p.H * p.W : nullptr;
+          CNNCORE_ISA_CALL(dw_forward_plane_s2(buf.data() + c * bs, g, wk, b, yp + nk * L, c > 0,
+                                               next, Cg * p.H * p.W));
         } else {
           CNNCORE_ISA_CALL(dw_forward_plane(buf.data() + c * bs, g, wk, b, yp + nk * L, c > 0));
         }
@@ -193,7 +198,7 @@ Tensor depthwise_backward_weight(const Tensor& dy, const Tensor& x, const Conv2d
             const float* dyk = dyp + (n * p.K + k) * L;
             float* dwk = dwp + (k * Cg + c) * RS;
             if (s2) {
-              CNNCORE_ISA_CALL(dw_backward_weight_plane_s2(plane, g, dyk, dwk));
+              CNNCORE_ISA_CALL(dw_backward_weight_plane_s2(plane, g, dyk, dwk, nullptr, 0));
             } else {
               CNNCORE_ISA_CALL(dw_backward_weight_plane(plane, g, dyk, dwk));
             }

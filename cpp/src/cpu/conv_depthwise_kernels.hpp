@@ -50,11 +50,13 @@ CNNCORE_DECLARE_ISA_KERNELS(
     // hold zeros already (a buffer zeroed once serves every plane of one geometry). The kernels
     // then pick even and odd columns in registers: no phase-split copy.
     void dw_pack_plane_s2(const float* x, const DwGeom& g, float* buf);
-    // dw_forward_plane and dw_backward_weight_plane on such a buffer.
+    // dw_forward_plane and dw_backward_weight_plane on such a buffer. next: next_floats
+    // floats the caller reads after this call (the next plane), fetched into cache meanwhile so
+    // that its copy does not wait on memory; null for none.
     void dw_forward_plane_s2(const float* buf, const DwGeom& g, const float* w, float bias,
-                             float* y, bool accumulate);
+                             float* y, bool accumulate, const float* next, int64_t next_floats);
     void dw_backward_weight_plane_s2(const float* buf, const DwGeom& g, const float* dy,
-                                     float* dw);
+                                     float* dw, const float* next, int64_t next_floats);
     // dw_backward_input_gather for g.sw == 2 and n * R * S <= kS2GatherMaxTaps: both phases of
     // a row at once, interleaved in registers and copied into dx whole (no scalar unpack).
     void dw_backward_input_s2(const float* dyq, int64_t n, const float* w, const DwGeom& g,
