@@ -175,3 +175,29 @@ def test_direct_channel_tiles_match_torch(shape):
          f"backward input {what}")
     _rel(_core.conv2d_backward_weight(dy, X, list(w.shape), opt).numpy(), tw.grad.numpy(),
          f"backward weight {what}")
+
+
+@pytest.mark.parametrize("variant, shapes, marker", [
+    ("depthwise-phase-split", DW_S2_SHAPES, "even/odd columns"),
+    ("direct-pixel-lanes", CHANNEL_TILE_SHAPES, "channels as lanes"),
+])
+def test_older_variants_stay_forcible_and_correct(variant, shapes, marker, isa, monkeypatch):
+    """CNNCORE_CONV_ALGO names the older variant of a pass: conv2d_algorithm stops naming the
+    new one, and the older one still matches the reference."""
+    named = 0
+    for shape in shapes:
+        x, w, b, opt, X, Wc, B, p, dy = _passes(shape, 81)
+        monkeypatch.delenv("CNNCORE_CONV_ALGO", raising=False)
+        named += marker in _core.conv2d_algorithm(p)
+        monkeypatch.setenv("CNNCORE_CONV_ALGO", variant)
+        assert marker not in _core.conv2d_algorithm(p)
+        what = f"{shape[-1]} ({variant}, {isa})"
+        _rel(_core.conv2d_forward(X, Wc, B, opt).numpy(),
+             _core.reference.conv2d_forward(X, Wc, B, opt).numpy(), f"forward {what}")
+        _rel(_core.conv2d_backward_input(dy, Wc, list(x.shape), opt).numpy(),
+             _core.reference.conv2d_backward_input(dy, Wc, list(x.shape), opt).numpy(),
+             f"backward input {what}")
+        _rel(_core.conv2d_backward_weight(dy, X, list(w.shape), opt).numpy(),
+             _core.reference.conv2d_backward_weight(dy, X, list(w.shape), opt).numpy(),
+             f"backward weight {what}")
+    assert named >= 4  # the shape lists exercise the new variant by default

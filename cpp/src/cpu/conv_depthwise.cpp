@@ -3,6 +3,7 @@
 // a padded, phase-split copy (see conv_depthwise_kernels.hpp), then SIMD loops over output rows,
 // one (output channel, input channel) pair at a time.
 #include <algorithm>
+#include <cstdlib>
 #include <cstring>
 #include <vector>
 
@@ -33,6 +34,15 @@ DwGeom DwGeom::from(const Conv2dParams& p) {
 }
 
 namespace conv_impl {
+
+bool conv_variant_forced(const char* name) {
+  const char* forced = std::getenv("CNNCORE_CONV_ALGO");
+  return forced && std::strcmp(forced, name) == 0;
+}
+
+bool depthwise_stride2_fits(const Conv2dParams& p) {
+  return s2_fits(DwGeom::from(p)) && !conv_variant_forced("depthwise-phase-split");
+}
 
 namespace {
 
@@ -81,7 +91,7 @@ Tensor depthwise_forward(const Tensor& x, const Tensor& w, const float* bias,
   const int64_t Cg = p.C / p.groups, Kg = p.K / p.groups, L = p.OH * p.OW, RS = p.R * p.S;
   // Column stride 2: a plain padded copy whose zero margins, written once per chunk, serve
   // every plane; the kernel deinterleaves in registers (the phase split cost more than the FMAs).
-  const bool s2 = s2_fits(g);
+  const bool s2 = depthwise_stride2_fits(p);
   const int64_t bs = s2 ? s2_buf_size(g) : g.buf_size();
   const float* xp = x.data<float>();
   const float* wp = w.data<float>();
@@ -151,7 +161,7 @@ Tensor depthwise_backward_input(const Tensor& dy, const Tensor& w, const Conv2dP
   // of a group once and reuses them for the group's Cg input channels.
   const DwGeom g = DwGeom::from(p);
   const int64_t qs = gather_dy_size(g);
-  const bool s2 = s2_fits(g) && Kg * RS <= kS2GatherMaxTaps;
+  const bool s2 = depthwise_stride2_fits(p) && Kg * RS <= kS2GatherMaxTaps;
   over_input_planes(p, dyp, grain_for(L, Kg * RS), qs,
                     [&](const float* src, float* dst) {
                       CNNCORE_ISA_CALL(dw_pack_gather_dy(src, g, dst));
@@ -177,7 +187,7 @@ Tensor depthwise_backward_weight(const Tensor& dy, const Tensor& x, const Conv2d
   Tensor dw = Tensor::zeros(p.weight_shape());
   const DwGeom g = DwGeom::from(p);
   const int64_t Cg = p.C / p.groups, Kg = p.K / p.groups, L = p.OH * p.OW, RS = p.R * p.S;
-  const bool s2 = s2_fits(g);
+  const bool s2 = depthwise_stride2_fits(p);
   const int64_t bs = s2 ? s2_buf_size(g) : g.buf_size();
   const float* dyp = dy.data<float>();
   const float* xp = x.data<float>();

@@ -97,6 +97,13 @@ bool direct_backward_input_fits(const Conv2dParams& p) {
 
 bool direct_backward_weight_fits(const Conv2dParams& p) { return p.OH * p.OW <= 1024; }
 
+bool direct_weight_by_channels(const Conv2dParams& p) {
+  // Whole images per kernel call (direct_backward_weight's row slices are whole images).
+  const bool whole_images = 2048 / std::max<int64_t>(p.OW, 1) >= p.OH;
+  return whole_images && weight_channels_fit(DwGeom::from(p), p.K / p.groups) &&
+         !conv_variant_forced("direct-pixel-lanes");
+}
+
 Tensor direct_forward(const Tensor& x, const Tensor& w, const float* bias, const Conv2dParams& p) {
   Tensor y = Tensor::empty(p.output_shape());
   const int64_t G = p.groups, Cg = p.C / G, Kg = p.K / G, RS = p.R * p.S, taps = Cg * RS;
@@ -143,7 +150,7 @@ Tensor direct_backward_weight(const Tensor& dy, const Tensor& x, const Conv2dPar
   // Output channels as the lanes where they fill them better than the short rows do (LeNet2:
   // 16 channels, 10-pixel rows): dy transposed per batch of images, then one pass per block of
   // weights over every pixel.
-  const bool by_channels = weight_channels_fit(g, Kg) && rows == p.OH;
+  const bool by_channels = direct_weight_by_channels(p);
   const int64_t kpad = (Kg + 15) / 16 * 16;
   // Threads split the batch, each summing into its own copy of dw (thread 0 into dw itself).
   const int64_t slots = std::min<int64_t>(get_num_threads(), p.N);
