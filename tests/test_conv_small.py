@@ -8,7 +8,7 @@ import pytest
 import cnncore
 from cnncore import _core
 
-from test_conv import _data, _opts, _rel
+from test_conv import _data, _matches_reference, _opts, _rel
 
 # (N, C, H, W, K, kernel, stride, padding, dilation, groups, what): column stride 2, rows
 # shorter than a vector and longer than four (one to four vectors in flight, ragged last),
@@ -41,25 +41,14 @@ def _passes(shape, seed):
 def test_depthwise_stride2_matches_reference(shape, isa):
     x, w, b, opt, X, Wc, B, p, dy = _passes(shape, 31)
     assert _core.conv2d_algorithm(p).startswith("depthwise-direct")
-    what = f"{shape[-1]} ({isa})"
-    _rel(_core.conv2d_forward(X, Wc, B, opt).numpy(),
-         _core.reference.conv2d_forward(X, Wc, B, opt).numpy(), f"forward {what}")
-    _rel(_core.conv2d_backward_input(dy, Wc, list(x.shape), opt).numpy(),
-         _core.reference.conv2d_backward_input(dy, Wc, list(x.shape), opt).numpy(),
-         f"backward input {what}")
-    _rel(_core.conv2d_backward_weight(dy, X, list(w.shape), opt).numpy(),
-         _core.reference.conv2d_backward_weight(dy, X, list(w.shape), opt).numpy(),
-         f"backward weight {what}")
+    _matches_reference(X, Wc, B, opt, dy, x.shape, w.shape, f"{shape[-1]} ({isa})")
 
 
-@pytest.mark.parametrize("shape", DW_S2_SHAPES[:4], ids=DW_S2_IDS[:4])
-def test_depthwise_stride2_matches_torch(shape):
+def _matches_torch(shape, seed):
     torch = pytest.importorskip("torch")
-    x, w, b, opt, X, Wc, B, p, dy = _passes(shape, 41)
+    x, w, b, opt, X, Wc, B, p, dy = _passes(shape, seed)
     *_, stride, padding, dilation, groups, what = shape
-    tx = torch.tensor(x, requires_grad=True)
-    tw = torch.tensor(w, requires_grad=True)
-    tb = torch.tensor(b, requires_grad=True)
+    tx, tw, tb = (torch.tensor(a, requires_grad=True) for a in (x, w, b))
     ty = torch.nn.functional.conv2d(tx, tw, tb, stride=stride, padding=padding,
                                     dilation=dilation, groups=groups)
     ty.backward(torch.tensor(dy.numpy()))
@@ -69,6 +58,11 @@ def test_depthwise_stride2_matches_torch(shape):
     _rel(_core.conv2d_backward_weight(dy, X, list(w.shape), opt).numpy(), tw.grad.numpy(),
          f"backward weight {what}")
     _rel(_core.conv2d_backward_bias(dy).numpy(), tb.grad.numpy(), f"backward bias {what}")
+
+
+@pytest.mark.parametrize("shape", DW_S2_SHAPES[:4], ids=DW_S2_IDS[:4])
+def test_depthwise_stride2_matches_torch(shape):
+    _matches_torch(shape, 41)
 
 
 @pytest.mark.parametrize("shape", [DW_S2_SHAPES[0], DW_S2_SHAPES[3]], ids=DW_S2_IDS[0:4:3])
@@ -148,33 +142,14 @@ def test_direct_channel_tiles_match_reference(shape, isa):
     x, w, b, opt, X, Wc, B, p, dy = _passes(shape, 61)
     assert _core.conv2d_algorithm(p).startswith("direct")
     what = f"{shape[-1]} ({isa})"
-    _rel(_core.conv2d_forward(X, Wc, B, opt).numpy(),
-         _core.reference.conv2d_forward(X, Wc, B, opt).numpy(), f"forward {what}")
+    _matches_reference(X, Wc, B, opt, dy, x.shape, w.shape, what)
     _rel(_core.conv2d_forward(X, Wc, None, opt).numpy(),
          _core.reference.conv2d_forward(X, Wc, None, opt).numpy(), f"forward no bias {what}")
-    _rel(_core.conv2d_backward_input(dy, Wc, list(x.shape), opt).numpy(),
-         _core.reference.conv2d_backward_input(dy, Wc, list(x.shape), opt).numpy(),
-         f"backward input {what}")
-    _rel(_core.conv2d_backward_weight(dy, X, list(w.shape), opt).numpy(),
-         _core.reference.conv2d_backward_weight(dy, X, list(w.shape), opt).numpy(),
-         f"backward weight {what}")
 
 
 @pytest.mark.parametrize("shape", CHANNEL_TILE_SHAPES[:4], ids=CHANNEL_TILE_IDS[:4])
 def test_direct_channel_tiles_match_torch(shape):
-    torch = pytest.importorskip("torch")
-    x, w, b, opt, X, Wc, B, p, dy = _passes(shape, 71)
-    *_, stride, padding, dilation, groups, what = shape
-    tx = torch.tensor(x, requires_grad=True)
-    tw = torch.tensor(w, requires_grad=True)
-    ty = torch.nn.functional.conv2d(tx, tw, torch.tensor(b), stride=stride, padding=padding,
-                                    dilation=dilation, groups=groups)
-    ty.backward(torch.tensor(dy.numpy()))
-    _rel(_core.conv2d_forward(X, Wc, B, opt).numpy(), ty.detach().numpy(), f"forward {what}")
-    _rel(_core.conv2d_backward_input(dy, Wc, list(x.shape), opt).numpy(), tx.grad.numpy(),
-         f"backward input {what}")
-    _rel(_core.conv2d_backward_weight(dy, X, list(w.shape), opt).numpy(), tw.grad.numpy(),
-         f"backward weight {what}")
+    _matches_torch(shape, 71)
 
 
 @pytest.mark.parametrize("variant, shapes, marker", [
@@ -191,13 +166,6 @@ def test_older_variants_stay_forcible_and_correct(variant, shapes, marker, isa, 
         named += marker in _core.conv2d_algorithm(p)
         monkeypatch.setenv("CNNCORE_CONV_ALGO", variant)
         assert marker not in _core.conv2d_algorithm(p)
-        what = f"{shape[-1]} ({variant}, {isa})"
-        _rel(_core.conv2d_forward(X, Wc, B, opt).numpy(),
-             _core.reference.conv2d_forward(X, Wc, B, opt).numpy(), f"forward {what}")
-        _rel(_core.conv2d_backward_input(dy, Wc, list(x.shape), opt).numpy(),
-             _core.reference.conv2d_backward_input(dy, Wc, list(x.shape), opt).numpy(),
-             f"backward input {what}")
-        _rel(_core.conv2d_backward_weight(dy, X, list(w.shape), opt).numpy(),
-             _core.reference.conv2d_backward_weight(dy, X, list(w.shape), opt).numpy(),
-             f"backward weight {what}")
+        _matches_reference(X, Wc, B, opt, dy, x.shape, w.shape,
+                           f"{shape[-1]} ({variant}, {isa})")
     assert named >= 4  # the shape lists exercise the new variant by default
