@@ -14,8 +14,8 @@ namespace conv_impl {
 
 namespace {
 
-int64_t block_channels(int64_t kout, int64_t ow) {
-  CNNCORE_ISA_DISPATCH(direct_block_channels(kout, ow));
+int64_t block_channels(int64_t kout, int64_t ow, int64_t oh) {
+  CNNCORE_ISA_DISPATCH(direct_block_channels(kout, ow, oh));
 }
 
 bool weight_channels_fit(const DwGeom& g, int64_t kout) {
@@ -63,7 +63,7 @@ void run_forward(const float* in, int64_t N, int64_t groups, int64_t cin, int64_
                });
 }
 
-// Weights as direct_forward_rows reads them for output rows of ow pixels: per group `stride`
+// Weights as direct_forward_rows reads them for output planes of oh x ow: per group `stride`
 // floats, [kout / kb][taps][kb] with zeros past kout; weight(group, output channel, tap) gives
 // each value.
 struct PackedWeights {
@@ -71,9 +71,9 @@ struct PackedWeights {
   int64_t stride;
 };
 template <class Weight>
-PackedWeights pack_weights(int64_t groups, int64_t kout, int64_t taps, int64_t ow,
+PackedWeights pack_weights(int64_t groups, int64_t kout, int64_t taps, int64_t ow, int64_t oh,
                            const Weight& weight) {
-  const int64_t kb = block_channels(kout, ow), ws = (kout + kb - 1) / kb * kb * taps;
+  const int64_t kb = block_channels(kout, ow, oh), ws = (kout + kb - 1) / kb * kb * taps;
   PackedWeights pk{std::vector<float>(static_cast<size_t>(groups * ws), 0.0f), ws};
   for (int64_t grp = 0; grp < groups; ++grp)
     for (int64_t k = 0; k < kout; ++k)
@@ -108,10 +108,10 @@ Tensor direct_forward(const Tensor& x, const Tensor& w, const float* bias, const
   Tensor y = Tensor::empty(p.output_shape());
   const int64_t G = p.groups, Cg = p.C / G, Kg = p.K / G, RS = p.R * p.S, taps = Cg * RS;
   const float* wp = w.data<float>();
-  const PackedWeights pk = pack_weights(G, Kg, Cg * RS, p.OW, [&](int64_t grp, int64_t k,
-                                                                  int64_t t) {
-    return wp[(grp * Kg + k) * taps + t];
-  });
+  const PackedWeights pk =
+      pack_weights(G, Kg, Cg * RS, p.OW, p.OH, [&](int64_t grp, int64_t k, int64_t t) {
+        return wp[(grp * Kg + k) * taps + t];
+      });
   run_forward(x.data<float>(), p.N, G, Cg, Kg, DwGeom::from(p), pk.w.data(), pk.stride, bias,
               y.data<float>());
   return y;
@@ -123,9 +123,10 @@ Tensor direct_backward_input(const Tensor& dy, const Tensor& w, const Conv2dPara
   const float* wp = w.data<float>();
   // dx is the stride-1 conv of dy (Kg channels in, Cg out) with w[k][c] flipped in both axes,
   // padded by dil*(k-1) - pad (negative: a crop).
-  const PackedWeights pk = pack_weights(G, Cg, taps, p.W, [&](int64_t grp, int64_t c, int64_t t) {
-    return wp[((grp * Kg + t / RS) * Cg + c) * RS + (RS - 1 - t % RS)];
-  });
+  const PackedWeights pk =
+      pack_weights(G, Cg, taps, p.W, p.H, [&](int64_t grp, int64_t c, int64_t t) {
+        return wp[((grp * Kg + t / RS) * Cg + c) * RS + (RS - 1 - t % RS)];
+      });
   const DwGeom g = DwGeom::make(p.OH, p.OW, p.H, p.W, p.R, p.S, 1, 1, p.dil_h, p.dil_w,
                                 p.dil_h * (p.R - 1) - p.pad_t, p.dil_w * (p.S - 1) - p.pad_l);
   run_forward(dy.data<float>(), p.N, G, Kg, Cg, g, pk.w.data(), pk.stride, nullptr,

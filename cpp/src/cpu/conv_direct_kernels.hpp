@@ -12,12 +12,12 @@
 namespace cnncore {
 
 CNNCORE_DECLARE_ISA_KERNELS(
-    // Output channels per register block for kout of them and output rows of ow pixels:
-    // weights come packed in blocks of this many.
-    int64_t direct_block_channels(int64_t kout, int64_t ow);
+    // Output channels per register block for kout of them and output planes of oh rows of ow
+    // pixels: weights come packed in blocks of this many.
+    int64_t direct_block_channels(int64_t kout, int64_t ow, int64_t oh);
     // Output rows [oh0, oh1) of y (kout planes, g.OH*g.OW floats apart) = bias + the conv of the
     // cin planes in buf (g.buf_size() floats apart; readable for 16 floats past the last) with
-    // weights packed as [kout block][cin][R][S][direct_block_channels(kout, g.OW)] (zeros past
+    // weights packed as [kout block][cin][R][S][direct_block_channels(kout, g.OW, g.OH)] (zeros past
     // kout).
     // Overwritten. bias: kout floats or null.
     void direct_forward_rows(const float* buf, int64_t cin, const DwGeom& g, const float* wpk,
