@@ -17,9 +17,8 @@ CNNCORE_DECLARE_ISA_KERNELS(
     int64_t direct_block_channels(int64_t kout, int64_t ow, int64_t oh);
     // Output rows [oh0, oh1) of y (kout planes, g.OH*g.OW floats apart) = bias + the conv of the
     // cin planes in buf (g.buf_size() floats apart; readable for 16 floats past the last) with
-    // weights packed as [kout block][cin][R][S][direct_block_channels(kout, g.OW, g.OH)] (zeros past
-    // kout).
-    // Overwritten. bias: kout floats or null.
+    // weights packed as [kout block][cin][R][S][direct_block_channels(kout, g.OW, g.OH)]
+    // (zeros past kout). Overwritten. bias: kout floats or null.
     void direct_forward_rows(const float* buf, int64_t cin, const DwGeom& g, const float* wpk,
                              int64_t kout, const float* bias, float* y, int64_t oh0, int64_t oh1);
     // dw (kout, cin, R, S) += sum over pixels of dy (kout planes, OH*OW apart) times the packed
