@@ -1,0 +1,72 @@
+// The CUDA backend in a build without it (-DCNNCORE_CUDA=OFF): nothing CUDA is compiled or
+// linked; every entry says so, and device_count() is 0 as the Python API expects.
+#if !defined(CNNCORE_WITH_CUDA)
+#include "cuda_api.hpp"
+
+namespace cnncore::cuda {
+namespace {
+[[noreturn]] void not_compiled(const char* op) {
+  throw Error(detail::concat(op, ": ", unavailable_reason()));
+}
+}  // namespace
+[[noreturn]] void not_compiled_op(const char* op) { not_compiled(op); }
+
+bool compiled() { return false; }
+int device_count() { return 0; }
+std::string unavailable_reason() {
+  return "cnncore was built without CUDA (rebuild with -DCNNCORE_CUDA=ON, e.g. "
+         "CMAKE_ARGS=-DCNNCORE_CUDA=ON pip install .)";
+}
+void require_device(const Device&, const char* op) { not_compiled(op); }
+void* allocate(size_t, int, const char* op) { not_compiled(op); }
+void release(void*, int) {}
+void empty_cache() {}
+int64_t memory_allocated(int) { return 0; }
+int64_t max_memory_allocated(int) { return 0; }
+int64_t memory_reserved(int) { return 0; }
+void reset_peak_memory_stats(int) {}
+void synchronize(int) { not_compiled("synchronize"); }
+int current_device() { not_compiled("current_device"); }
+void copy_host_to_device(void*, const void*, size_t, int) { not_compiled("to"); }
+void copy_device_to_host(void*, const void*, size_t, int) { not_compiled("to"); }
+void copy_device_to_device(void*, const void*, size_t, int) { not_compiled("to"); }
+void gather_strided(const Tensor&, Tensor&) { not_compiled("contiguous"); }
+void scatter_strided(const Tensor&, Tensor&) { not_compiled("copy_"); }
+void fill(Tensor&, float) { not_compiled("fill_"); }
+void zero_bytes(void*, size_t, int) { not_compiled("zero_"); }
+
+}  // namespace cnncore::cuda
+#endif
+
+#if !defined(CNNCORE_WITH_CUDA)
+#include "cuda_ops.hpp"
+
+// Unreachable in practice (no tensor can be on a GPU in this build), but defined so the dispatch
+// hooks link.
+namespace cnncore::cuda {
+[[noreturn]] void not_compiled_op(const char* op);
+namespace {
+[[noreturn]] void no_backend(const char* op) { not_compiled_op(op); }
+}  // namespace
+Tensor conv2d_forward(const Tensor&, const Tensor&, const std::optional<Tensor>&,
+                      const Conv2dOptions&) { no_backend("conv2d"); }
+Tensor conv2d_backward_input(const Tensor&, const Tensor&, const Shape&, const Conv2dOptions&) {
+  no_backend("conv2d_backward_input");
+}
+Tensor conv2d_backward_weight(const Tensor&, const Tensor&, const Shape&, const Conv2dOptions&) {
+  no_backend("conv2d_backward_weight");
+}
+Tensor conv2d_backward_bias(const Tensor&) { no_backend("conv2d_backward_bias"); }
+Tensor linear_forward(const Tensor&, const Tensor&, const std::optional<Tensor>&) {
+  no_backend("linear");
+}
+Tensor linear_backward_input(const Tensor&, const Tensor&) { no_backend("linear_backward_input"); }
+Tensor linear_backward_weight(const Tensor&, const Tensor&) {
+  no_backend("linear_backward_weight");
+}
+Tensor linear_backward_bias(const Tensor&) { no_backend("linear_backward_bias"); }
+Tensor relu_forward(const Tensor&) { no_backend("relu"); }
+Tensor relu_backward(const Tensor&, const Tensor&) { no_backend("relu_backward"); }
+Tensor binary(BinaryOp op, const Tensor&, const Tensor&) { no_backend(binary_op_name(op)); }
+}  // namespace cnncore::cuda
+#endif

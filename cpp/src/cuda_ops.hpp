@@ -1,0 +1,40 @@
+// The ops the CUDA backend implements, called from the CPU op entry points (the one dispatch
+// hook each entry has: `if (cuda::any_cuda({...})) return cuda::<op>(...)`), so the Python
+// autograd code is the same for both devices. Same arguments, same validation (the shared params
+// functions), same result layout (contiguous NCHW) as the CPU entries.
+#pragma once
+
+#include <initializer_list>
+#include <optional>
+
+#include "cnncore/ops.hpp"
+#include "cnncore/tensor.hpp"
+
+namespace cnncore::cuda {
+
+inline bool any_cuda(std::initializer_list<const Tensor*> tensors) {
+  for (const Tensor* t : tensors)
+    if (t && t->defined() && t->is_cuda()) return true;
+  return false;
+}
+inline const Tensor* opt_ptr(const std::optional<Tensor>& t) { return t ? &*t : nullptr; }
+
+Tensor conv2d_forward(const Tensor& x, const Tensor& w, const std::optional<Tensor>& b,
+                      const Conv2dOptions& opt);
+Tensor conv2d_backward_input(const Tensor& dy, const Tensor& w, const Shape& x_shape,
+                             const Conv2dOptions& opt);
+Tensor conv2d_backward_weight(const Tensor& dy, const Tensor& x, const Shape& w_shape,
+                              const Conv2dOptions& opt);
+Tensor conv2d_backward_bias(const Tensor& dy);
+
+Tensor linear_forward(const Tensor& x, const Tensor& w, const std::optional<Tensor>& b);
+Tensor linear_backward_input(const Tensor& dy, const Tensor& w);
+Tensor linear_backward_weight(const Tensor& dy, const Tensor& x);
+Tensor linear_backward_bias(const Tensor& dy);
+
+Tensor relu_forward(const Tensor& x);
+Tensor relu_backward(const Tensor& dy, const Tensor& y);
+
+Tensor binary(BinaryOp op, const Tensor& a, const Tensor& b);
+
+}  // namespace cnncore::cuda
