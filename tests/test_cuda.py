@@ -166,8 +166,8 @@ def test_numpy_on_cuda_is_a_type_error_like_torch():
 @needs_gpu
 def test_cpu_only_op_on_cuda_names_the_op():
     g = cnncore.randn(1, 1, 4, 4).to("cuda")
-    with pytest.raises(RuntimeError, match="max_pool2d.*cuda:0.*no CUDA kernel"):
-        F.max_pool2d(g, 2)
+    with pytest.raises(RuntimeError, match="local_response_norm.*cuda:0.*no CUDA kernel"):
+        F.local_response_norm(g, 2)
 
 
 @needs_gpu
@@ -243,6 +243,70 @@ def test_binary_broadcast_forward_matches_cpu():
         a, b = _pair(sa, False), _pair(sb, False)
         for fn in (lambda u, v: u + v, lambda u, v: u * v, lambda u, v: u - v):
             check_close(fn(a[1], b[1]).cpu(), fn(a[0], b[0]), what=f"{sa} {sb}")
+
+
+POOL_CASES = [
+    # shape, kernel, stride, padding, dilation, ceil_mode
+    ((2, 3, 9, 8), 2, None, 0, 1, False),
+    ((1, 2, 11, 7), 3, 2, 1, 1, True),
+    ((3, 7, 7), (3, 2), (1, 2), (1, 0), 1, False),  # unbatched
+    ((1, 1, 10, 10), 3, 1, 1, 2, False),  # dilated (max only)
+]
+
+
+@needs_gpu
+@pytest.mark.parametrize("shape,k,s,p,d,ceil", POOL_CASES)
+def test_max_pool2d_matches_cpu(shape, k, s, p, d, ceil):
+    _compare(lambda x: F.max_pool2d(x, k, s, p, d, ceil_mode=ceil), [shape])
+
+
+@needs_gpu
+@pytest.mark.parametrize("shape,k,s,p,d,ceil", [c for c in POOL_CASES if c[4] == 1])
+@pytest.mark.parametrize("include_pad", [True, False])
+def test_avg_pool2d_matches_cpu(shape, k, s, p, d, ceil, include_pad):
+    _compare(lambda x: F.avg_pool2d(x, k, s, p, ceil_mode=ceil, count_include_pad=include_pad),
+             [shape])
+
+
+@needs_gpu
+@pytest.mark.parametrize("shape,out", [((2, 3, 7, 7), 1), ((1, 2, 10, 7), (3, 4)),
+                                       ((4, 5, 6), (6, 2))])
+def test_adaptive_avg_pool2d_matches_cpu(shape, out):
+    _compare(lambda x: F.adaptive_avg_pool2d(x, out), [shape])
+
+
+def _lenet_like():
+    return nn.Sequential(nn.Conv2d(1, 6, 5, padding=2), nn.ReLU(), nn.MaxPool2d(2),
+                         nn.Conv2d(6, 16, 5), nn.ReLU(), nn.AvgPool2d(2), nn.Flatten(),
+                         nn.Linear(16, 10))
+
+
+@needs_gpu
+@pytest.mark.parametrize("make_opt", [
+    lambda ps: cnncore.optim.SGD(ps, lr=0.1, momentum=0.9, nesterov=True, weight_decay=1e-3),
+    lambda ps: cnncore.optim.SGD(ps, lr=0.05),
+    lambda ps: cnncore.optim.Adam(ps, lr=1e-2, weight_decay=1e-3, amsgrad=True),
+    lambda ps: cnncore.optim.AdamW(ps, lr=1e-2),
+], ids=["sgd-nesterov", "sgd", "adam-amsgrad", "adamw"])
+def test_training_steps_on_cuda_match_cpu(make_opt):
+    """Three optimizer steps of a LeNet-shaped net (conv, relu, pools, linear) on both devices.
+    The loss gradient is given explicitly: losses have no CUDA kernels yet."""
+    cnncore.manual_seed(0)
+    net, gnet = _lenet_like(), _lenet_like()
+    gnet.load_state_dict(net.state_dict())
+    gnet.to("cuda")
+    opt, gopt = make_opt(net.parameters()), make_opt(gnet.parameters())
+    x = RNG.standard_normal((4, 1, 12, 12)).astype(np.float32)
+    for step in range(3):
+        g = RNG.standard_normal((4, 10)).astype(np.float32)
+        for model, o, dev in ((net, opt, "cpu"), (gnet, gopt, "cuda")):
+            o.zero_grad()
+            model(cnncore.tensor(x, device=dev)).backward(cnncore.tensor(g, device=dev))
+            o.step()
+        for (name, p), pg in zip(net.named_parameters(), gnet.parameters()):
+            assert pg.device == "cuda:0"
+            check_close(pg.detach().cpu(), p.detach(), rtol=1e-3, atol=1e-4,
+                        what=f"step {step}: {name}")
 
 
 @needs_gpu

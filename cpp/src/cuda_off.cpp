@@ -68,5 +68,28 @@ Tensor linear_backward_bias(const Tensor&) { no_backend("linear_backward_bias");
 Tensor relu_forward(const Tensor&) { no_backend("relu"); }
 Tensor relu_backward(const Tensor&, const Tensor&) { no_backend("relu_backward"); }
 Tensor binary(BinaryOp op, const Tensor&, const Tensor&) { no_backend(binary_op_name(op)); }
+std::pair<Tensor, Tensor> max_pool2d_forward(const Tensor&, const Pool2dOptions&) {
+  no_backend("max_pool2d");
+}
+Tensor max_pool2d_backward(const Tensor&, const Tensor&, const Shape&) {
+  no_backend("max_pool2d_backward");
+}
+Tensor avg_pool2d_forward(const Tensor&, const Pool2dOptions&) { no_backend("avg_pool2d"); }
+Tensor avg_pool2d_backward(const Tensor&, const Shape&, const Pool2dOptions&) {
+  no_backend("avg_pool2d_backward");
+}
+Tensor adaptive_avg_pool2d_forward(const Tensor&, int64_t, int64_t) {
+  no_backend("adaptive_avg_pool2d");
+}
+Tensor adaptive_avg_pool2d_backward(const Tensor&, const Shape&) {
+  no_backend("adaptive_avg_pool2d_backward");
+}
+void sgd_step(const Tensor&, const Tensor&, const Tensor&, const SgdParams&, bool) {
+  no_backend("sgd_step");
+}
+void adam_step(const Tensor&, const Tensor&, const Tensor&, const Tensor&, const Tensor&, double,
+               const AdamParams&) {
+  no_backend("adam_step");
+}
 }  // namespace cnncore::cuda
 #endif

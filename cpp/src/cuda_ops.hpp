@@ -37,4 +37,17 @@ Tensor relu_backward(const Tensor& dy, const Tensor& y);
 
 Tensor binary(BinaryOp op, const Tensor& a, const Tensor& b);
 
+std::pair<Tensor, Tensor> max_pool2d_forward(const Tensor& x, const Pool2dOptions& opt);
+Tensor max_pool2d_backward(const Tensor& dy, const Tensor& indices, const Shape& x_shape);
+Tensor avg_pool2d_forward(const Tensor& x, const Pool2dOptions& opt);
+Tensor avg_pool2d_backward(const Tensor& dy, const Shape& x_shape, const Pool2dOptions& opt);
+Tensor adaptive_avg_pool2d_forward(const Tensor& x, int64_t out_h, int64_t out_w);
+Tensor adaptive_avg_pool2d_backward(const Tensor& dy, const Shape& x_shape);
+
+void sgd_step(const Tensor& param, const Tensor& grad, const Tensor& momentum_buffer,
+              const SgdParams& p, bool first_step);
+void adam_step(const Tensor& param, const Tensor& grad, const Tensor& exp_avg,
+               const Tensor& exp_avg_sq, const Tensor& max_exp_avg_sq, double step,
+               const AdamParams& p);
+
 }  // namespace cnncore::cuda

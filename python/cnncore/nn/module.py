@@ -251,7 +251,7 @@ class Module:
             if set_to_none:
                 p.grad = None
             else:
-                p.grad = Tensor._wrap(_core.zeros(list(p.shape)))
+                p.grad = Tensor._wrap(_core.zeros(list(p.shape), "float32", p.device))
 
     def apply(self, fn) -> Module:
         for m in self.children():
