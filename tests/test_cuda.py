@@ -245,6 +245,48 @@ def test_binary_broadcast_forward_matches_cpu():
             check_close(fn(a[1], b[1]).cpu(), fn(a[0], b[0]), what=f"{sa} {sb}")
 
 
+@needs_gpu
+@pytest.mark.parametrize("shape,dim", [((5, 7), 1), ((2, 3, 4, 5), 1), ((6,), 0), ((3, 4, 2), -1)])
+def test_log_softmax_matches_cpu(shape, dim):
+    _compare(lambda x: F.log_softmax(x, dim), [shape])
+
+
+@needs_gpu
+@pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
+@pytest.mark.parametrize("weighted,smoothing,spatial", [
+    (False, 0.0, False), (True, 0.0, False), (True, 0.1, True), (False, 0.2, False)])
+def test_cross_entropy_and_nll_match_cpu(reduction, weighted, smoothing, spatial):
+    shape = (5, 7, 3, 2) if spatial else (6, 7)
+    tshape = (shape[0],) + shape[2:]
+    t = RNG.integers(0, 7, tshape)
+    t.reshape(-1)[1] = -100  # one ignored element
+    w = RNG.uniform(0.5, 2.0, 7).astype(np.float32) if weighted else None
+    def loss(x, on):
+        tt = cnncore.tensor(t, device=on)
+        ww = None if w is None else cnncore.tensor(w, device=on)
+        return F.cross_entropy(x, tt, ww, reduction=reduction, label_smoothing=smoothing)
+
+    xc, xg = _pair(shape)
+    lc, lg = loss(xc, "cpu"), loss(xg, "cuda")
+    check_close(lg.cpu(), lc, rtol=1e-4, atol=1e-5, what="loss")
+    g = RNG.standard_normal(lc.shape).astype(np.float32)
+    lc.backward(cnncore.tensor(g))
+    lg.backward(cnncore.tensor(g, device="cuda"))
+    check_close(xg.grad.cpu(), xc.grad, rtol=1e-4, atol=1e-5, what="grad")
+    if smoothing == 0.0:
+        lp_c, lp_g = F.log_softmax(xc.detach(), 1), F.log_softmax(xg.detach(), 1)
+        tt = cnncore.tensor(t)
+        check_close(F.nll_loss(lp_g, tt.cuda(), reduction=reduction).cpu(),
+                    F.nll_loss(lp_c, tt, reduction=reduction), rtol=1e-4, atol=1e-5, what="nll")
+
+
+@needs_gpu
+def test_cross_entropy_bad_target_is_a_value_error_on_cuda():
+    x = cnncore.randn(2, 3).cuda()
+    with pytest.raises(ValueError, match="out of range"):
+        F.cross_entropy(x, cnncore.tensor([0, 3]).cuda())
+
+
 POOL_CASES = [
     # shape, kernel, stride, padding, dilation, ceil_mode
     ((2, 3, 9, 8), 2, None, 0, 1, False),
@@ -289,8 +331,8 @@ def _lenet_like():
     lambda ps: cnncore.optim.AdamW(ps, lr=1e-2),
 ], ids=["sgd-nesterov", "sgd", "adam-amsgrad", "adamw"])
 def test_training_steps_on_cuda_match_cpu(make_opt):
-    """Three optimizer steps of a LeNet-shaped net (conv, relu, pools, linear) on both devices.
-    The loss gradient is given explicitly: losses have no CUDA kernels yet."""
+    """Three optimizer steps of a LeNet-shaped net (conv, relu, pools, linear, cross_entropy)
+    on both devices, through the same Python code."""
     cnncore.manual_seed(0)
     net, gnet = _lenet_like(), _lenet_like()
     gnet.load_state_dict(net.state_dict())
@@ -298,11 +340,16 @@ def test_training_steps_on_cuda_match_cpu(make_opt):
     opt, gopt = make_opt(net.parameters()), make_opt(gnet.parameters())
     x = RNG.standard_normal((4, 1, 12, 12)).astype(np.float32)
     for step in range(3):
-        g = RNG.standard_normal((4, 10)).astype(np.float32)
+        y = RNG.integers(0, 10, 4)
+        losses = []
         for model, o, dev in ((net, opt, "cpu"), (gnet, gopt, "cuda")):
             o.zero_grad()
-            model(cnncore.tensor(x, device=dev)).backward(cnncore.tensor(g, device=dev))
+            loss = F.cross_entropy(model(cnncore.tensor(x, device=dev)),
+                                   cnncore.tensor(y, device=dev))
+            loss.backward()
             o.step()
+            losses.append(loss.item())
+        assert losses[1] == pytest.approx(losses[0], rel=1e-4, abs=1e-5)
         for (name, p), pg in zip(net.named_parameters(), gnet.parameters()):
             assert pg.device == "cuda:0"
             check_close(pg.detach().cpu(), p.detach(), rtol=1e-3, atol=1e-4,

@@ -84,6 +84,20 @@ Tensor adaptive_avg_pool2d_forward(const Tensor&, int64_t, int64_t) {
 Tensor adaptive_avg_pool2d_backward(const Tensor&, const Shape&) {
   no_backend("adaptive_avg_pool2d_backward");
 }
+Tensor log_softmax_forward(const Tensor&, int64_t) { no_backend("log_softmax"); }
+Tensor log_softmax_backward(const Tensor&, const Tensor&, int64_t) {
+  no_backend("log_softmax_backward");
+}
+std::pair<Tensor, Tensor> cross_entropy_logp_forward(const Tensor&, const Tensor&,
+                                                     const std::optional<Tensor>&, Reduction,
+                                                     int64_t, double) {
+  no_backend("cross_entropy");
+}
+Tensor cross_entropy_logp_backward(const Tensor&, const Tensor&, const Tensor&,
+                                   const std::optional<Tensor>&, Reduction, int64_t, double,
+                                   const Tensor&) {
+  no_backend("cross_entropy_backward");
+}
 void sgd_step(const Tensor&, const Tensor&, const Tensor&, const SgdParams&, bool) {
   no_backend("sgd_step");
 }

@@ -44,6 +44,18 @@ Tensor avg_pool2d_backward(const Tensor& dy, const Shape& x_shape, const Pool2dO
 Tensor adaptive_avg_pool2d_forward(const Tensor& x, int64_t out_h, int64_t out_w);
 Tensor adaptive_avg_pool2d_backward(const Tensor& dy, const Shape& x_shape);
 
+Tensor log_softmax_forward(const Tensor& x, int64_t dim);
+Tensor log_softmax_backward(const Tensor& dy, const Tensor& y, int64_t dim);
+// Class-index targets only (nll_loss is label_smoothing = 0).
+std::pair<Tensor, Tensor> cross_entropy_logp_forward(const Tensor& logp, const Tensor& target,
+                                                     const std::optional<Tensor>& weight,
+                                                     Reduction reduction, int64_t ignore_index,
+                                                     double label_smoothing);
+Tensor cross_entropy_logp_backward(const Tensor& dloss, const Tensor& logp, const Tensor& target,
+                                   const std::optional<Tensor>& weight, Reduction reduction,
+                                   int64_t ignore_index, double label_smoothing,
+                                   const Tensor& total_weight);
+
 void sgd_step(const Tensor& param, const Tensor& grad, const Tensor& momentum_buffer,
               const SgdParams& p, bool first_step);
 void adam_step(const Tensor& param, const Tensor& grad, const Tensor& exp_avg,

@@ -202,9 +202,11 @@ Tensor softmax_backward(const Tensor& dy, const Tensor& y, int64_t dim) {
   return softmax_any_backward(dy, y, dim, false, "softmax_backward");
 }
 Tensor log_softmax_forward(const Tensor& x, int64_t dim) {
+  if (cuda::any_cuda({&x})) return cuda::log_softmax_forward(x, dim);
   return softmax_any(x, dim, true, "log_softmax");
 }
 Tensor log_softmax_backward(const Tensor& dy, const Tensor& y, int64_t dim) {
+  if (cuda::any_cuda({&dy, &y})) return cuda::log_softmax_backward(dy, y, dim);
   return softmax_any_backward(dy, y, dim, true, "log_softmax_backward");
 }
 
