@@ -485,8 +485,9 @@ class Tensor:
         for a in args:
             if isinstance(a, Tensor):
                 device, dtype = a.device, a.dtype
-            elif isinstance(a, (np.dtype, type)) or a in (float32, int64):
-                dtype = a
+            elif isinstance(a, (np.dtype, type)):
+                if a in (float32, int64):  # other dtypes leave the tensor as it is, as before
+                    dtype = a
             else:
                 device = a
         t = self

@@ -32,6 +32,12 @@ __global__ void column_sum_kernel(const float* g, float* out, int64_t rows, int6
   }
 }
 
+int64_t leading_rows(const Tensor& t) {  // the product of all but the last dimension
+  int64_t r = 1;
+  for (int64_t i = 0; i + 1 < t.dim(); ++i) r *= t.size(i);
+  return r;
+}
+
 void check_rank(const Tensor& t, int64_t min_dim, const char* op, const char* arg) {
   CNNCORE_CHECK_VALUE(t.dim() >= min_dim, op, ": ", arg, " must be at least ", min_dim,
                       "-D, but got shape ", shape_str(t.shape()));
@@ -45,7 +51,7 @@ Tensor linear_forward(const Tensor& x_in, const Tensor& w_in, const std::optiona
   CNNCORE_CHECK_VALUE(w_in.dim() == 2 && w_in.size(1) == x_in.size(-1), op,
                       ": weight must have shape (out_features, ", x_in.size(-1),
                       "), but got ", shape_str(w_in.shape()));
-  const int64_t out = w_in.size(0), in = w_in.size(1), rows = in ? x_in.numel() / in : 0;
+  const int64_t out = w_in.size(0), in = w_in.size(1), rows = leading_rows(x_in);
   const bool has_bias = b && b->defined();
   if (has_bias)
     CNNCORE_CHECK_VALUE(b->dim() == 1 && b->size(0) == out, op, ": bias must have shape (", out,
@@ -69,7 +75,7 @@ Tensor linear_backward_input(const Tensor& dy_in, const Tensor& w_in) {
   CNNCORE_CHECK_VALUE(w_in.dim() == 2 && dy_in.dim() >= 1 && dy_in.size(-1) == w_in.size(0), op,
                       ": grad_output shape ", shape_str(dy_in.shape()),
                       " must end in weight.shape[0] (weight shape ", shape_str(w_in.shape()), ")");
-  const int64_t out = w_in.size(0), in = w_in.size(1), rows = out ? dy_in.numel() / out : 0;
+  const int64_t out = w_in.size(0), in = w_in.size(1), rows = leading_rows(dy_in);
   DeviceGuard guard(dev, op);
   Tensor dy = dy_in.contiguous(), w = w_in.contiguous();
   Shape xs = dy.shape();
@@ -87,8 +93,8 @@ Tensor linear_backward_weight(const Tensor& dy_in, const Tensor& x_in) {
   check_rank(dy_in, 1, op, "grad_output");
   check_rank(x_in, 1, op, "input");
   const int64_t out = dy_in.size(-1), in = x_in.size(-1);
-  const int64_t rows = out ? dy_in.numel() / out : 0;
-  CNNCORE_CHECK_VALUE((in ? x_in.numel() / in : 0) == rows, op, ": input shape ",
+  const int64_t rows = leading_rows(dy_in);
+  CNNCORE_CHECK_VALUE(leading_rows(x_in) == rows, op, ": input shape ",
                       shape_str(x_in.shape()), " and grad_output shape ",
                       shape_str(dy_in.shape()), " have different numbers of rows");
   DeviceGuard guard(dev, op);
@@ -104,7 +110,7 @@ Tensor linear_backward_bias(const Tensor& dy_in) {
   const char* op = "linear_backward_bias";
   const int dev = check_cuda_inputs(op, {{"grad_output", &dy_in}});
   check_rank(dy_in, 1, op, "grad_output");
-  const int64_t out = dy_in.size(-1), rows = out ? dy_in.numel() / out : 0;
+  const int64_t out = dy_in.size(-1), rows = leading_rows(dy_in);
   DeviceGuard guard(dev, op);
   Tensor dy = dy_in.contiguous();
   Tensor db = Tensor::zeros({out}, DType::Float32, dy.device());
