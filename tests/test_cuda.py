@@ -287,6 +287,68 @@ def test_cross_entropy_bad_target_is_a_value_error_on_cuda():
         F.cross_entropy(x, cnncore.tensor([0, 3]).cuda())
 
 
+@needs_gpu
+@pytest.mark.parametrize("shape,affine,training", [((4, 3, 5, 6), True, True),
+                                                   ((7, 5), False, True),
+                                                   ((2, 4, 3, 3), True, False)])
+def test_batch_norm_matches_cpu(shape, affine, training):
+    C = shape[1]
+    rm = RNG.standard_normal(C).astype(np.float32)
+    rv = RNG.uniform(0.5, 2.0, C).astype(np.float32)
+    stats = {dev: (cnncore.tensor(rm, device=dev), cnncore.tensor(rv, device=dev))
+             for dev in ("cpu", "cuda")}
+
+    def bn(x, w=None, b=None):
+        m, v = stats[x.device.split(":")[0]]
+        return F.batch_norm(x, m, v, w, b, training=training, momentum=0.3, eps=1e-4)
+
+    if affine:
+        _compare(bn, [shape, (C,), (C,)], rtol=1e-4, atol=1e-4)
+    else:
+        _compare(bn, [shape], rtol=1e-4, atol=1e-4)
+    for cpu_t, gpu_t in zip(stats["cpu"], stats["cuda"]):  # running stats updated alike
+        check_close(gpu_t.cpu(), cpu_t, rtol=1e-5, atol=1e-6, what="running stats")
+
+
+@needs_gpu
+def test_resnet_block_training_steps_match_cpu():
+    """conv-bn-relu-conv-bn + identity, adaptive pool, linear, cross_entropy, SGD momentum."""
+    class Block(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.stem = nn.Conv2d(3, 8, 3, padding=1, bias=False)
+            self.bn0 = nn.BatchNorm2d(8)
+            self.c1 = nn.Conv2d(8, 8, 3, padding=1, bias=False)
+            self.bn1 = nn.BatchNorm2d(8)
+            self.c2 = nn.Conv2d(8, 8, 3, padding=1, bias=False)
+            self.bn2 = nn.BatchNorm2d(8)
+            self.pool = nn.AdaptiveAvgPool2d(1)
+            self.fc = nn.Linear(8, 5)
+
+        def forward(self, x):
+            x = F.relu(self.bn0(self.stem(x)))
+            y = self.bn2(self.c2(F.relu(self.bn1(self.c1(x)))))
+            return self.fc(self.pool(F.relu(x + y)).flatten(1))
+
+    cnncore.manual_seed(1)
+    net, gnet = Block(), Block()
+    gnet.load_state_dict(net.state_dict())
+    gnet.cuda()
+    assert all(b.device == "cuda:0" for b in gnet.buffers())
+    opts = [cnncore.optim.SGD(m.parameters(), lr=0.1, momentum=0.9) for m in (net, gnet)]
+    x = RNG.standard_normal((4, 3, 8, 8)).astype(np.float32)
+    y = RNG.integers(0, 5, 4)
+    for _ in range(2):
+        for model, opt, dev in ((net, opts[0], "cpu"), (gnet, opts[1], "cuda")):
+            opt.zero_grad()
+            F.cross_entropy(model(cnncore.tensor(x, device=dev)),
+                            cnncore.tensor(y, device=dev)).backward()
+            opt.step()
+    sd, gsd = net.state_dict(), gnet.state_dict()
+    for k in sd:
+        check_close(gsd[k].cpu(), sd[k], rtol=1e-3, atol=1e-4, what=k)
+
+
 POOL_CASES = [
     # shape, kernel, stride, padding, dilation, ceil_mode
     ((2, 3, 9, 8), 2, None, 0, 1, False),

@@ -98,6 +98,16 @@ Tensor cross_entropy_logp_backward(const Tensor&, const Tensor&, const Tensor&,
                                    const Tensor&) {
   no_backend("cross_entropy_backward");
 }
+std::tuple<Tensor, Tensor, Tensor> batch_norm_forward(
+    const Tensor&, const std::optional<Tensor>&, const std::optional<Tensor>&,
+    const std::optional<Tensor>&, const std::optional<Tensor>&, bool, double, double) {
+  no_backend("batch_norm");
+}
+std::tuple<Tensor, Tensor, Tensor> batch_norm_backward(const Tensor&, const Tensor&,
+                                                       const std::optional<Tensor>&,
+                                                       const Tensor&, const Tensor&, bool) {
+  no_backend("batch_norm_backward");
+}
 void sgd_step(const Tensor&, const Tensor&, const Tensor&, const SgdParams&, bool) {
   no_backend("sgd_step");
 }

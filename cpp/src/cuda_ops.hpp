@@ -6,6 +6,8 @@
 
 #include <initializer_list>
 #include <optional>
+#include <tuple>
+#include <utility>
 
 #include "cnncore/ops.hpp"
 #include "cnncore/tensor.hpp"
@@ -55,6 +57,14 @@ Tensor cross_entropy_logp_backward(const Tensor& dloss, const Tensor& logp, cons
                                    const std::optional<Tensor>& weight, Reduction reduction,
                                    int64_t ignore_index, double label_smoothing,
                                    const Tensor& total_weight);
+
+std::tuple<Tensor, Tensor, Tensor> batch_norm_forward(
+    const Tensor& x, const std::optional<Tensor>& running_mean,
+    const std::optional<Tensor>& running_var, const std::optional<Tensor>& weight,
+    const std::optional<Tensor>& bias, bool training, double momentum, double eps);
+std::tuple<Tensor, Tensor, Tensor> batch_norm_backward(
+    const Tensor& dy, const Tensor& x, const std::optional<Tensor>& weight, const Tensor& save_mean,
+    const Tensor& save_invstd, bool training);
 
 void sgd_step(const Tensor& param, const Tensor& grad, const Tensor& momentum_buffer,
               const SgdParams& p, bool first_step);
