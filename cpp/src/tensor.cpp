@@ -103,8 +103,9 @@ std::shared_ptr<Storage> allocate(int64_t numel, DType dtype, const char* op) {
 std::shared_ptr<Storage> allocate_on(int64_t numel, DType dtype, Device device, const char* op) {
   if (!device.is_cuda()) return allocate(numel, dtype, op);
   size_t bytes = 0;
-  CNNCORE_CHECK_VALUE(!__builtin_mul_overflow(static_cast<size_t>(numel), dtype_size(dtype), &bytes),
-                      op, ": ", numel, " elements do not fit in memory");
+  CNNCORE_CHECK_VALUE(
+      !__builtin_mul_overflow(static_cast<size_t>(numel), dtype_size(dtype), &bytes), op, ": ",
+      numel, " elements do not fit in memory");
   cuda::require_device(device, op);
   auto st = std::make_shared<Storage>();
   st->data = cuda::allocate(bytes, device.index, op);
@@ -125,18 +126,9 @@ int64_t wrap_dim(int64_t d, int64_t ndim, const char* op) {
 int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
 }  // namespace
 
-Tensor Tensor::empty(const Shape& shape, DType dtype) {
-  Tensor t;
-  const int64_t n = shape_numel(shape, "empty");
-  t.storage_ = allocate(n, dtype, "empty");
-  t.shape_ = shape;
-  t.strides_ = contiguous_strides(shape);
-  t.dtype_ = dtype;
-  return t;
-}
+Tensor Tensor::empty(const Shape& shape, DType dtype) { return empty(shape, dtype, Device{}); }
 
 Tensor Tensor::empty(const Shape& shape, DType dtype, Device device) {
-  if (!device.is_cuda()) return empty(shape, dtype);
   Tensor t;
   const int64_t n = shape_numel(shape, "empty");
   t.storage_ = allocate_on(n, dtype, device, "empty");
@@ -284,7 +276,8 @@ Tensor Tensor::clone() const {
   Tensor out = empty(shape_, dtype_, device());
   if (is_cuda()) {
     cuda::copy_device_to_device(out.device_data(), c.device_data(),
-                                static_cast<size_t>(numel()) * dtype_size(dtype_), device().index);
+                                static_cast<size_t>(numel()) * dtype_size(dtype_),
+                                device().index);
     return out;
   }
   std::memcpy(out.raw_data(), c.raw_data(), static_cast<size_t>(numel()) * dtype_size(dtype_));
@@ -457,7 +450,8 @@ void Tensor::copy_(const Tensor& src) {
     }
     if (is_contiguous())
       cuda::copy_device_to_device(device_data(), c.device_data(),
-                                  static_cast<size_t>(numel()) * dtype_size(dtype_), device().index);
+                                  static_cast<size_t>(numel()) * dtype_size(dtype_),
+                                  device().index);
     else
       cuda::scatter_strided(c, *this);
     return;

@@ -3,7 +3,7 @@
 // columns); weight (K, C/g, R, S); group g owns input channels [g C/g, (g+1) C/g) and output
 // channels [g K/g, (g+1) K/g). Shapes are validated by the same conv2d_params as on the CPU.
 //   forward:         per group, M = K/g, N = batch x OH x OW, depth = C/g x R x S
-//   backward-input:  per group, M = C/g, N = batch x H x W,   depth = K/g x R x S (a gather: no atomics)
+//   backward-input:  per group, M = C/g, N = batch x H x W,   depth = K/g x R x S (a gather)
 //   backward-weight: per group, M = K/g, N = C/g x R x S,     depth = batch x OH x OW
 #include "cuda_ops.hpp"
 #include "gemm_tile.cuh"
@@ -21,6 +21,16 @@ ConvDims dims_of(const Conv2dParams& p) {
 
 Tensor cuda_f32(const Tensor& t) { return t.contiguous(); }
 
+// The implicit im2col element: input channel c of group g at kernel tap (r, s) for output pixel
+// (img, oh, ow); zero in the padding. Shared by the forward and the weight gradient.
+__device__ float im2col_at(const float* x, const ConvDims& d, int g, int64_t crs, int64_t pix) {
+  const int64_t s = crs % d.S, r = (crs / d.S) % d.R, c = crs / (d.S * d.R);
+  const int64_t ow = pix % d.OW, oh = (pix / d.OW) % d.OH, img = pix / (d.OW * d.OH);
+  const int64_t ih = oh * d.sh - d.pt + r * d.dh, iw = ow * d.sw - d.pl + s * d.dw;
+  if (ih < 0 || ih >= d.H || iw < 0 || iw >= d.W) return 0.0f;
+  return x[((img * d.C + g * d.Cg + c) * d.H + ih) * d.W + iw];
+}
+
 // ---- forward ----
 struct FwdWeight {  // A(m = output channel in group, k = (c, r, s))
   const float* w;
@@ -33,11 +43,7 @@ struct FwdInput {  // B(k = (c, r, s), n = (img, oh, ow)): implicit im2col
   const float* x;
   ConvDims d;
   __device__ float operator()(int g, int64_t k, int64_t n) const {
-    const int64_t s = k % d.S, r = (k / d.S) % d.R, c = k / (d.S * d.R);
-    const int64_t ow = n % d.OW, oh = (n / d.OW) % d.OH, img = n / (d.OW * d.OH);
-    const int64_t ih = oh * d.sh - d.pt + r * d.dh, iw = ow * d.sw - d.pl + s * d.dw;
-    if (ih < 0 || ih >= d.H || iw < 0 || iw >= d.W) return 0.0f;
-    return x[((img * d.C + g * d.Cg + c) * d.H + ih) * d.W + iw];
+    return im2col_at(x, d, g, k, n);
   }
 };
 struct FwdStore {
@@ -94,11 +100,7 @@ struct BwdWInput {  // B(k = (img, oh, ow), n = (c, r, s))
   const float* x;
   ConvDims d;
   __device__ float operator()(int g, int64_t k, int64_t n) const {
-    const int64_t s = n % d.S, r = (n / d.S) % d.R, c = n / (d.S * d.R);
-    const int64_t ow = k % d.OW, oh = (k / d.OW) % d.OH, img = k / (d.OW * d.OH);
-    const int64_t ih = oh * d.sh - d.pt + r * d.dh, iw = ow * d.sw - d.pl + s * d.dw;
-    if (ih < 0 || ih >= d.H || iw < 0 || iw >= d.W) return 0.0f;
-    return x[((img * d.C + g * d.Cg + c) * d.H + ih) * d.W + iw];
+    return im2col_at(x, d, g, n, k);
   }
 };
 struct BwdWStore {
@@ -136,7 +138,8 @@ Shape checked(const Shape& s, const char* op, const char* arg) {
 Tensor conv2d_forward(const Tensor& x_in, const Tensor& w_in, const std::optional<Tensor>& b,
                       const Conv2dOptions& opt) {
   const char* op = "conv2d";
-  const int dev = check_cuda_inputs(op, {{"input", &x_in}, {"weight", &w_in}, {"bias", opt_ptr(b)}});
+  const int dev =
+      check_cuda_inputs(op, {{"input", &x_in}, {"weight", &w_in}, {"bias", opt_ptr(b)}});
   const Conv2dParams p = conv2d_params(x_in.shape(), w_in.shape(), opt, op);
   Tensor bias;
   if (b && b->defined()) {

@@ -46,7 +46,8 @@ void check_rank(const Tensor& t, int64_t min_dim, const char* op, const char* ar
 
 Tensor linear_forward(const Tensor& x_in, const Tensor& w_in, const std::optional<Tensor>& b) {
   const char* op = "linear";
-  const int dev = check_cuda_inputs(op, {{"input", &x_in}, {"weight", &w_in}, {"bias", opt_ptr(b)}});
+  const int dev =
+      check_cuda_inputs(op, {{"input", &x_in}, {"weight", &w_in}, {"bias", opt_ptr(b)}});
   check_rank(x_in, 1, op, "input");
   CNNCORE_CHECK_VALUE(w_in.dim() == 2 && w_in.size(1) == x_in.size(-1), op,
                       ": weight must have shape (out_features, ", x_in.size(-1),

@@ -32,7 +32,8 @@ __global__ void log_softmax_backward_kernel(const float* dy, const float* y, flo
     double s = 0.0;
     for (int64_t c = 0; c < C; ++c) s += dy[base + c * inner];
     for (int64_t c = 0; c < C; ++c)
-      dx[base + c * inner] = dy[base + c * inner] - expf(y[base + c * inner]) * static_cast<float>(s);
+      dx[base + c * inner] =
+          dy[base + c * inner] - expf(y[base + c * inner]) * static_cast<float>(s);
   }
 }
 
@@ -113,7 +114,8 @@ __global__ void ce_backward_kernel(const float* dloss, bool per_element, bool me
     double g = per_element ? dloss[e] : dloss[0];
     if (mean) g /= static_cast<double>(*total_weight);
     for (int64_t c = 0; c < d.C; ++c) {
-      const double coef = (c == t ? (1.0 - eps) * weight_of(w, t) : 0.0) + eps / d.C * weight_of(w, c);
+      const double coef =
+          (c == t ? (1.0 - eps) * weight_of(w, t) : 0.0) + eps / d.C * weight_of(w, c);
       dlp[(n * d.C + c) * d.inner + i] = static_cast<float>(-g * coef);
     }
   }

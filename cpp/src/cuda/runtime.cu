@@ -318,33 +318,33 @@ __global__ void fill_kernel(float* p, float v, int64_t n) {
 }
 }  // namespace
 
-void gather_strided(const Tensor& src, Tensor& out) {
-  const int64_t n = src.numel();
+namespace {
+// Copies between a contiguous buffer and a strided tensor, either way; 4- and 8-byte elements
+// move as raw bits.
+void strided_copy(const Tensor& contiguous, const Tensor& strided, bool to_strided,
+                  const char* op) {
+  const int64_t n = strided.numel();
   if (n == 0) return;
-  DeviceGuard g(src.device().index, "contiguous");
-  const StridedLayout l = layout_of(src, "contiguous");
-  if (src.dtype() == DType::Float32)
-    gather_kernel<uint32_t><<<grid_for(n), kThreads>>>(src.device_data<uint32_t>(), l,
-                                                       out.device_data<uint32_t>(), n);
-  else
-    gather_kernel<uint64_t><<<grid_for(n), kThreads>>>(src.device_data<uint64_t>(), l,
-                                                       out.device_data<uint64_t>(), n);
-  check_launch("contiguous");
+  DeviceGuard g(strided.device().index, op);
+  const StridedLayout l = layout_of(strided, op);
+  const unsigned grid = grid_for(n);
+  if (strided.dtype() == DType::Float32) {
+    auto* c = contiguous.device_data<uint32_t>();
+    auto* s = strided.device_data<uint32_t>();
+    if (to_strided) scatter_kernel<<<grid, kThreads>>>(c, l, s, n);
+    else gather_kernel<<<grid, kThreads>>>(s, l, c, n);
+  } else {
+    auto* c = contiguous.device_data<uint64_t>();
+    auto* s = strided.device_data<uint64_t>();
+    if (to_strided) scatter_kernel<<<grid, kThreads>>>(c, l, s, n);
+    else gather_kernel<<<grid, kThreads>>>(s, l, c, n);
+  }
+  check_launch(op);
 }
+}  // namespace
 
-void scatter_strided(const Tensor& src, Tensor& dst) {
-  const int64_t n = dst.numel();
-  if (n == 0) return;
-  DeviceGuard g(dst.device().index, "copy_");
-  const StridedLayout l = layout_of(dst, "copy_");
-  if (dst.dtype() == DType::Float32)
-    scatter_kernel<uint32_t><<<grid_for(n), kThreads>>>(src.device_data<uint32_t>(), l,
-                                                        dst.device_data<uint32_t>(), n);
-  else
-    scatter_kernel<uint64_t><<<grid_for(n), kThreads>>>(src.device_data<uint64_t>(), l,
-                                                        dst.device_data<uint64_t>(), n);
-  check_launch("copy_");
-}
+void gather_strided(const Tensor& src, Tensor& out) { strided_copy(out, src, false, "contiguous"); }
+void scatter_strided(const Tensor& src, Tensor& dst) { strided_copy(src, dst, true, "copy_"); }
 
 void fill(Tensor& t, float value) {
   const int64_t n = t.numel();
