@@ -39,19 +39,6 @@ __global__ void binary_kernel(BinaryOp op, const float* a, StridedLayout la, con
   CNNCORE_CUDA_LOOP(i, n) y[i] = apply(op, a[strided_offset(la, i)], b[strided_offset(lb, i)]);
 }
 
-Shape broadcast(const Shape& a, const Shape& b, const char* op) {
-  const size_t nd = std::max(a.size(), b.size());
-  Shape out(nd);
-  for (size_t i = 0; i < nd; ++i) {
-    const int64_t da = i < nd - a.size() ? 1 : a[i - (nd - a.size())];
-    const int64_t db = i < nd - b.size() ? 1 : b[i - (nd - b.size())];
-    CNNCORE_CHECK_VALUE(da == db || da == 1 || db == 1, op, ": shapes ", shape_str(a), " and ",
-                        shape_str(b), " cannot be broadcast together");
-    out[i] = da == 1 ? db : da;
-  }
-  return out;
-}
-
 Tensor unary_out(const Tensor& x, const char* op) {
   return Tensor::empty(x.shape(), DType::Float32, x.device());
 }
@@ -88,7 +75,7 @@ Tensor relu_backward(const Tensor& dy_in, const Tensor& y_in) {
 Tensor binary(BinaryOp bop, const Tensor& a_in, const Tensor& b_in) {
   const char* op = binary_op_name(bop);
   const int dev = check_cuda_inputs(op, {{"input", &a_in}, {"other", &b_in}});
-  const Shape os = broadcast(a_in.shape(), b_in.shape(), op);
+  const Shape os = broadcast_shapes(a_in.shape(), b_in.shape(), op);
   DeviceGuard guard(dev, op);
   Tensor a = a_in.expand(os), b = b_in.expand(os);
   Tensor y = Tensor::empty(os, DType::Float32, a.device());
