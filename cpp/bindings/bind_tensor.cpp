@@ -106,6 +106,9 @@ void bind_tensor(py::module_& m) {
         }, py::arg("shape"), py::arg("dtype") = "float32", py::arg("device") = "cpu");
   m.def("full", &Tensor::full, py::arg("shape"), py::arg("value"));
   m.def("shape_numel", [](const Shape& s) { return shape_numel(s, "shape"); }, py::arg("shape"));
+  m.def("empty_host_cache", &empty_host_cache,
+        "frees the cached host blocks (>= 4 MiB) kept for reuse; returns the bytes released");
+  m.def("host_cache_bytes", &host_cache_bytes, "bytes of freed host blocks held for reuse");
 }
 
 }  // namespace cnncore::bindings

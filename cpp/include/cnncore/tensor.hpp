@@ -194,6 +194,12 @@ CNNCORE_API float* Tensor::data<float>() const;
 template <>
 CNNCORE_API int64_t* Tensor::data<int64_t>() const;
 
+// Freed host blocks of >= 4 MiB are kept for reuse by the next tensor of the same rounded size
+// (up to CNNCORE_HOST_CACHE_MB, default 512). empty_host_cache() frees them and returns the bytes
+// released; host_cache_bytes() says how many are held.
+CNNCORE_API size_t empty_host_cache();
+CNNCORE_API size_t host_cache_bytes();
+
 // Checks used by every op at its entry: rank, dtype, non-empty; convert to NCHW contiguous.
 // Messages read "<op>: <arg> must be <expected>, but got <given>".
 CNNCORE_API void check_dim(const Tensor& t, int64_t dim, const char* op, const char* arg);
