@@ -15,8 +15,8 @@ from .resnet import (  # noqa: F401
 )
 from .siamese import (  # noqa: F401
     ContrastiveLoss, EmbeddingNet, SemiHardTripletLoss, SiameseNet, balanced_batches,
-    choose_threshold, contrastive_loss, distance_matrix, embed, one_shot_accuracy,
-    semi_hard_triplets,
+    choose_threshold, contrastive_loss, distance_matrix, embed, episode_accuracies,
+    one_shot_accuracy, one_shot_episodes, semi_hard_triplets, verification_pairs,
 )
 from .unet import DoubleConv, UNet, unet  # noqa: F401
 from .vgg import VGG, vgg11, vgg13, vgg16, vgg19  # noqa: F401
