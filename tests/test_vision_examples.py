@@ -52,3 +52,16 @@ def test_segmentation_example_smoke(tmp_path):
 def test_detection_reaches_map_0_8():
     out = run_example("detection.py", "--threads", "1", timeout=1200)
     assert last_value(out, r"test mAP@0\.5") >= 0.85, out  # measured 0.963
+
+
+@pytest.mark.slow
+def test_siamese_one_shot_beats_raw_pixels_on_unseen_glyphs():
+    out = run_example("siamese.py", "--steps", "300", "--train-classes", "300", "--episodes",
+                      "500", timeout=1200)
+    for n in (5, 20):
+        gain, half = (float(v) for v in re.findall(
+            rf"{n}-way one-shot: .* gain \+([0-9.]+) \+- ([0-9.]+)", out)[-1])
+        assert gain - half > 0.1, out   # measured +0.25 (5-way) and +0.39 (20-way)
+    trained, pixels = (float(v) for v in re.findall(
+        r"verification: trained ([0-9.]+) vs pixels ([0-9.]+)", out)[-1])
+    assert trained > pixels + 0.05, out
