@@ -21,6 +21,7 @@ SHAPES = [
     (1, 33, 9, 4, 40, ((3, 1), (0, 3)), "padding 3: backward-input crops"),
     (4, 32, 8, 8, 48, 1, "batch > threads"),
     (1, 40, 2, 3, 24, 1, "fewer tiles than threads"),
+    (2, 17, 9, 37, 20, 1, "wide 9x37: tile groups cut at the row's end"),
 ]
 IDS = [s[-1] for s in SHAPES]
 
@@ -115,11 +116,13 @@ def test_error_bound_wide_layers(c, k, hw, isa, winograd):
 
 
 @pytest.mark.parametrize("threads", [1, 2, 3])
-@pytest.mark.parametrize("n,hw", [(1, 5), (3, 13)], ids=["batch1-small", "batch3"])
+@pytest.mark.parametrize("n,hw", [(1, 5), (3, 13), (1, (9, 45))],
+                         ids=["batch1-small", "batch3", "blocks-cut-mid-row"])
 def test_thread_counts_agree(threads, n, hw, winograd):
     """Blocks split over tiles, over output channels (batch 1, few tiles) or both, one thread
-    or three: the same numbers."""
-    shape = (n, 24, hw, hw, 80, 1, "")
+    or three, blocks starting in the middle of a tile row: the same numbers."""
+    h, w_ = hw if isinstance(hw, tuple) else (hw, hw)
+    shape = (n, 24, h, w_, 80, 1, "")
     x, w, b = _data(shape, 5)
     prev = cnncore.get_num_threads()
     try:
@@ -189,3 +192,55 @@ def test_forcing(monkeypatch):
     # shapes it cannot compute ignore the request
     assert not _algo([1, 8, 9, 9], [8, 8, 3, 3], stride=2).startswith("winograd")
     assert not _algo([1, 8, 9, 9], [8, 8, 1, 1]).startswith("winograd")
+
+
+@pytest.mark.parametrize("n,c,hw,k", [(2, 24, (10, 9), 20), (1, 64, (6, 6), 48)],
+                         ids=["whole-U", "per-panel-until-repeated"])
+def test_cached_weights_never_stale(n, c, hw, k, isa, winograd):
+    """The transformed weights are kept between calls; a change of any single float of the
+    weight tensor, made behind the library's back through a numpy view, must show at once,
+    forward and backward-input, and an unchanged tensor gives bit-identical results. The
+    second shape has U far larger than its tiles: first calls transform panel by panel, a
+    repeat fills the cache."""
+    shape = (n, c, hw[0], hw[1], k, 1, "")
+    x, w, b = _data(shape, 7)
+    X, Wc, B = _core.from_numpy(x), _core.from_numpy(w.copy()), _core.from_numpy(b)
+    view = Wc.numpy()
+    dy = np.random.default_rng(8).standard_normal((n, k) + hw).astype(np.float32)
+    DY = _core.from_numpy(dy)
+    y1 = _core.conv2d_forward(X, Wc, B, _opts(1)).numpy().copy()
+    y2 = _core.conv2d_forward(X, Wc, B, _opts(1)).numpy()
+    np.testing.assert_array_equal(y1, y2)
+    np.testing.assert_array_equal(y1, _core.conv2d_forward(X, Wc, B, _opts(1)).numpy())
+    for step, (kk, cc, r, s) in enumerate([(0, 0, 1, 1), (k - 1, c - 1, 2, 0), (7, 11, 0, 2)]):
+        view[kk, cc, r, s] += 0.5 + step  # in place, no op, no version to bump
+        wn = view.copy()
+        for again in range(2):
+            y = _core.conv2d_forward(X, Wc, B, _opts(1)).numpy()
+            assert _rel_err(y, _direct64(x, wn, b, 1)) < 1e-4, \
+                f"forward after change {step}, call {again}"
+        dx = _core.conv2d_backward_input(DY, Wc, list(x.shape), _opts(1)).numpy()
+        assert _rel_err(dx, _backward_input64(dy, wn, x.shape, 1)) < 1e-4, \
+            f"backward input after change {step}"
+    # New tensors of the same shape, possibly at the address of a freed one.
+    for seed in range(3):
+        w2 = np.random.default_rng(20 + seed).standard_normal(w.shape).astype(np.float32)
+        y = _core.conv2d_forward(X, _core.from_numpy(w2), B, _opts(1)).numpy()
+        assert _rel_err(y, _direct64(x, w2, b, 1)) < 1e-4, f"new weights {seed}"
+
+
+def test_cached_weights_follow_optimizer_steps(winograd):
+    """Training: each SGD step changes the weights in place; every forward sees the new ones."""
+    rng = np.random.default_rng(9)
+    conv = cnncore.nn.Conv2d(16, 16, 3, padding=1)
+    opt = cnncore.optim.SGD(conv.parameters(), lr=0.5)
+    x = rng.standard_normal((2, 16, 8, 8)).astype(np.float32)
+    X = cnncore.tensor(x)
+    for _ in range(3):
+        y = conv(X)
+        w = conv.weight.detach().numpy().copy()
+        bias = conv.bias.detach().numpy().copy()
+        assert _rel_err(y.detach().numpy(), _direct64(x, w, bias, 1)) < 1e-4
+        opt.zero_grad()
+        (y * y).sum().backward()
+        opt.step()

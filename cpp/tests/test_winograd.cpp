@@ -37,6 +37,7 @@ int main() {
       {1, 18, 10, 13, 21, 0, 2, 1, 0, "asymmetric"},
       {1, 33, 9, 4, 40, 3, 1, 0, 3, "padding 3"},
       {1, 40, 2, 3, 24, 1, 1, 1, 1, "fewer tiles than threads"},
+      {2, 17, 9, 37, 20, 1, 1, 1, 1, "wide: tile groups cut at the row's end"},
   };
   setenv("CNNCORE_CONV_ALGO", "winograd", 1);
   for (Isa isa : available_isas()) {
@@ -56,6 +57,14 @@ int main() {
       Tensor dx = conv2d_backward_input(dy, w, x.shape(), o);
       Tensor dxr = reference::conv2d_backward_input(dy, w, x.shape(), o);
       CHECK(rel_err(dx, dxr) < 1e-4, "backward_input ", at, " err ", rel_err(dx, dxr));
+      // The transformed weights are cached: a float changed in place must show at once.
+      w.data<float>()[w.numel() / 2] += 1.0f;
+      y = conv2d_forward(x, w, b, o);
+      yr = reference::conv2d_forward(x, w, b, o);
+      CHECK(rel_err(y, yr) < 1e-4, "forward after an in-place change ", at);
+      dx = conv2d_backward_input(dy, w, x.shape(), o);
+      dxr = reference::conv2d_backward_input(dy, w, x.shape(), o);
+      CHECK(rel_err(dx, dxr) < 1e-4, "backward_input after an in-place change ", at);
     }
   }
   unsetenv("CNNCORE_CONV_ALGO");
