@@ -238,6 +238,7 @@ def test_synthetic_glyphs_are_seeded_per_class():
     np.testing.assert_array_equal(a[3 * 3 + 1][0], b[1][0])     # class 3 is class 3 anywhere
     assert b[4][1] == 9 and list(b.targets) == [3, 3, 3, 9, 9, 9]
     images, labels = a.arrays()
+    assert list(labels) == list(np.repeat(np.arange(5), 3))
     assert images.shape == (15, 1, 16, 16) and 0 <= images.min() and images.max() <= 1
     assert images.mean() > 0.05                                 # there is ink
     batch, lab = a.get_batch([0, 14])

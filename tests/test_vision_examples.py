@@ -48,6 +48,12 @@ def test_segmentation_example_smoke(tmp_path):
     assert (tmp_path / "checkerboard.png").is_file() and (tmp_path / "predictions.png").is_file()
 
 
+def test_siamese_example_smoke():
+    out = run_example("siamese.py", "--steps", "3", "--train-classes", "20", "--test-classes",
+                      "20", "--episodes", "10", "--threads", "1")
+    assert "5-way one-shot: trained" in out and "verification: trained" in out
+
+
 @pytest.mark.slow
 def test_detection_reaches_map_0_8():
     out = run_example("detection.py", "--threads", "1", timeout=1200)

@@ -64,7 +64,8 @@ print(f"{args.train_classes} training classes ({len(train_idx)} images), {args.t
       f"{time.perf_counter() - start:.1f} s")
 
 ways = [int(w) for w in args.ways.split(",")]
-episodes = {n: models.one_shot_episodes(y_test, n, args.episodes, queries_per_class=args.queries_per_class,
+episodes = {n: models.one_shot_episodes(y_test, n, args.episodes,
+                                        queries_per_class=args.queries_per_class,
                                         generator=[args.seed, n]) for n in ways}
 held_pairs = models.verification_pairs(y_seen[held_idx], 4000, generator=[args.seed, 1])
 test_pairs = models.verification_pairs(y_test, 4000, generator=[args.seed, 2])
