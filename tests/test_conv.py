@@ -57,6 +57,18 @@ def _rel(a, e, what, tol=2e-5):
     assert err < tol, f"{what}: max error {err:.2e} relative to the output's scale"
 
 
+def _matches_reference(X, Wc, B, opt, dy, x_shape, w_shape, what):
+    """Forward, backward input and backward weight of the fast path against the reference."""
+    _rel(_core.conv2d_forward(X, Wc, B, opt).numpy(),
+         _core.reference.conv2d_forward(X, Wc, B, opt).numpy(), f"forward {what}")
+    _rel(_core.conv2d_backward_input(dy, Wc, list(x_shape), opt).numpy(),
+         _core.reference.conv2d_backward_input(dy, Wc, list(x_shape), opt).numpy(),
+         f"backward input {what}")
+    _rel(_core.conv2d_backward_weight(dy, X, list(w_shape), opt).numpy(),
+         _core.reference.conv2d_backward_weight(dy, X, list(w_shape), opt).numpy(),
+         f"backward weight {what}")
+
+
 @pytest.mark.parametrize("shape", SHAPES, ids=IDS)
 def test_fast_matches_reference(shape, isa):
     x, w, b = _data(shape, 1)
@@ -64,14 +76,8 @@ def test_fast_matches_reference(shape, isa):
     opt = _opts(stride, padding, dilation, groups)
     X, Wc, B = _core.from_numpy(x), _core.from_numpy(w), _core.from_numpy(b)
     y = _core.conv2d_forward(X, Wc, B, opt)
-    _rel(y.numpy(), _core.reference.conv2d_forward(X, Wc, B, opt).numpy(), f"forward {what}")
     dy = _core.from_numpy(np.random.default_rng(2).standard_normal(y.shape).astype(np.float32))
-    _rel(_core.conv2d_backward_input(dy, Wc, list(x.shape), opt).numpy(),
-         _core.reference.conv2d_backward_input(dy, Wc, list(x.shape), opt).numpy(),
-         f"backward input {what}")
-    _rel(_core.conv2d_backward_weight(dy, X, list(w.shape), opt).numpy(),
-         _core.reference.conv2d_backward_weight(dy, X, list(w.shape), opt).numpy(),
-         f"backward weight {what}")
+    _matches_reference(X, Wc, B, opt, dy, x.shape, w.shape, what)
     _rel(_core.conv2d_backward_bias(dy).numpy(), _core.reference.conv2d_backward_bias(dy).numpy(),
          f"backward bias {what}")
 
@@ -91,14 +97,8 @@ def test_forced_algorithm_matches_reference(shape, algo, monkeypatch):
         assert chosen in (algo, "depthwise-direct" if algo == "direct" else algo)
     X, Wc, B = _core.from_numpy(x), _core.from_numpy(w), _core.from_numpy(b)
     y = _core.conv2d_forward(X, Wc, B, opt)
-    _rel(y.numpy(), _core.reference.conv2d_forward(X, Wc, B, opt).numpy(), f"forward {what}")
     dy = _core.from_numpy(np.random.default_rng(15).standard_normal(y.shape).astype(np.float32))
-    _rel(_core.conv2d_backward_input(dy, Wc, list(x.shape), opt).numpy(),
-         _core.reference.conv2d_backward_input(dy, Wc, list(x.shape), opt).numpy(),
-         f"backward input {what}")
-    _rel(_core.conv2d_backward_weight(dy, X, list(w.shape), opt).numpy(),
-         _core.reference.conv2d_backward_weight(dy, X, list(w.shape), opt).numpy(),
-         f"backward weight {what}")
+    _matches_reference(X, Wc, B, opt, dy, x.shape, w.shape, what)
 
 
 # Shapes for the register-blocked direct kernel (few input channels) and the depthwise gather:

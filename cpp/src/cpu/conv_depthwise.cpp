@@ -3,6 +3,7 @@
 // a padded, phase-split copy (see conv_depthwise_kernels.hpp), then SIMD loops over output rows,
 // one (output channel, input channel) pair at a time.
 #include <algorithm>
+#include <cstdlib>
 #include <cstring>
 #include <vector>
 
@@ -34,6 +35,15 @@ DwGeom DwGeom::from(const Conv2dParams& p) {
 
 namespace conv_impl {
 
+bool conv_variant_forced(const char* name) {
+  const char* forced = std::getenv("CNNCORE_CONV_ALGO");
+  return forced && std::strcmp(forced, name) == 0;
+}
+
+bool depthwise_stride2_fits(const Conv2dParams& p) {
+  return s2_fits(DwGeom::from(p)) && !conv_variant_forced("depthwise-phase-split");
+}
+
 namespace {
 
 // Work items per chunk so that a chunk is worth waking a thread for; `taps` = FMAs per output.
@@ -63,6 +73,15 @@ void over_input_planes(const Conv2dParams& p, const float* dyp, int64_t grain,
   });
 }
 
+// The input plane copy the kernels read: stride-2 layout or phase split (see above).
+void pack_input_plane(const float* x, const DwGeom& g, bool s2, float* buf) {
+  if (s2) {
+    CNNCORE_ISA_CALL(dw_pack_plane_s2(x, g, buf));
+  } else {
+    CNNCORE_ISA_CALL(dw_pack_plane(x, g, buf));
+  }
+}
+
 }  // namespace
 
 Tensor depthwise_forward(const Tensor& x, const Tensor& w, const float* bias,
@@ -70,7 +89,10 @@ Tensor depthwise_forward(const Tensor& x, const Tensor& w, const float* bias,
   Tensor y = Tensor::empty(p.output_shape());
   const DwGeom g = DwGeom::from(p);
   const int64_t Cg = p.C / p.groups, Kg = p.K / p.groups, L = p.OH * p.OW, RS = p.R * p.S;
-  const int64_t bs = g.buf_size();
+  // Column stride 2: a plain padded copy whose zero margins, written once per chunk, serve
+  // every plane; the kernel deinterleaves in registers (the phase split cost more than the FMAs).
+  const bool s2 = depthwise_stride2_fits(p);
+  const int64_t bs = s2 ? s2_buf_size(g) : g.buf_size();
   const float* xp = x.data<float>();
   const float* wp = w.data<float>();
   float* yp = y.data<float>();
@@ -79,17 +101,28 @@ Tensor depthwise_forward(const Tensor& x, const Tensor& w, const float* bias,
   parallel_for(0, p.N * p.K, grain_for(L, Cg * RS), [&](int64_t b, int64_t e) {
     std::vector<float> buf(static_cast<size_t>(Cg * bs));  // once per chunk
     int64_t packed = -1;                                   // (n, group) in buf
+    auto pack = [&](const float* src, float* dst) { pack_input_plane(src, g, s2, dst); };
     for (int64_t nk = b; nk < e; ++nk) {
       const int64_t n = nk / p.K, k = nk % p.K, grp = k / Kg, key = n * p.groups + grp;
       if (key != packed) {
-        for (int64_t c = 0; c < Cg; ++c)
-          CNNCORE_ISA_CALL(dw_pack_plane(xp + (n * p.C + grp * Cg + c) * p.H * p.W, g,
-                                         buf.data() + c * bs));
+        for (int64_t c = 0; c < Cg; ++c) pack(xp + (n * p.C + grp * Cg + c) * p.H * p.W,
+                                              buf.data() + c * bs);
         packed = key;
       }
-      for (int64_t c = 0; c < Cg; ++c)
-        CNNCORE_ISA_CALL(dw_forward_plane(buf.data() + c * bs, g, wp + (k * Cg + c) * RS,
-                                          bias ? bias[k] : 0.0f, yp + nk * L, c > 0));
+      for (int64_t c = 0; c < Cg; ++c) {
+        const float* wk = wp + (k * Cg + c) * RS;
+        const float b = bias ? bias[k] : 0.0f;
+        if (s2) {
+          // The input plane the next item packs (another group or image), if any.
+          const int64_t nn = (nk + 1) / p.K, ng = (nk + 1) % p.K / Kg;
+          const bool more = nk + 1 < e && c + 1 == Cg && nn * p.groups + ng != key;
+          const float* next = more ? xp + (nn * p.C + ng * Cg) * p.H * p.W : nullptr;
+          CNNCORE_ISA_CALL(dw_forward_plane_s2(buf.data() + c * bs, g, wk, b, yp + nk * L, c > 0,
+                                               next, Cg * p.H * p.W));
+        } else {
+          CNNCORE_ISA_CALL(dw_forward_plane(buf.data() + c * bs, g, wk, b, yp + nk * L, c > 0));
+        }
+      }
     }
   });
   return y;
@@ -128,6 +161,7 @@ Tensor depthwise_backward_input(const Tensor& dy, const Tensor& w, const Conv2dP
   // of a group once and reuses them for the group's Cg input channels.
   const DwGeom g = DwGeom::from(p);
   const int64_t qs = gather_dy_size(g);
+  const bool s2 = depthwise_stride2_fits(p) && Kg * RS <= kS2GatherMaxTaps;
   over_input_planes(p, dyp, grain_for(L, Kg * RS), qs,
                     [&](const float* src, float* dst) {
                       CNNCORE_ISA_CALL(dw_pack_gather_dy(src, g, dst));
@@ -138,8 +172,13 @@ Tensor depthwise_backward_input(const Tensor& dy, const Tensor& w, const Conv2dP
                       for (int64_t kk = 0; kk < Kg; ++kk)
                         std::copy_n(wp + ((grp * Kg + kk) * Cg + c) * RS, RS,
                                     wc.data() + kk * RS);
-                      CNNCORE_ISA_CALL(dw_backward_input_gather(dyq, Kg, wc.data(), g, row.data(),
-                                                                dxp + nc * HW));
+                      if (s2) {
+                        CNNCORE_ISA_CALL(dw_backward_input_s2(dyq, Kg, wc.data(), g, row.data(),
+                                                              dxp + nc * HW));
+                      } else {
+                        CNNCORE_ISA_CALL(dw_backward_input_gather(dyq, Kg, wc.data(), g,
+                                                                  row.data(), dxp + nc * HW));
+                      }
                     });
   return dx;
 }
@@ -148,7 +187,8 @@ Tensor depthwise_backward_weight(const Tensor& dy, const Tensor& x, const Conv2d
   Tensor dw = Tensor::zeros(p.weight_shape());
   const DwGeom g = DwGeom::from(p);
   const int64_t Cg = p.C / p.groups, Kg = p.K / p.groups, L = p.OH * p.OW, RS = p.R * p.S;
-  const int64_t bs = g.buf_size();
+  const bool s2 = depthwise_stride2_fits(p);
+  const int64_t bs = s2 ? s2_buf_size(g) : g.buf_size();
   const float* dyp = dy.data<float>();
   const float* xp = x.data<float>();
   float* dwp = dw.data<float>();
@@ -159,14 +199,20 @@ Tensor depthwise_backward_weight(const Tensor& dy, const Tensor& x, const Conv2d
     for (int64_t n = 0; n < p.N; ++n)
       for (int64_t grp = b / Kg; grp <= (e - 1) / Kg; ++grp) {
         for (int64_t c = 0; c < Cg; ++c)
-          CNNCORE_ISA_CALL(dw_pack_plane(xp + (n * p.C + grp * Cg + c) * p.H * p.W, g,
-                                         buf.data() + c * bs));
+          pack_input_plane(xp + (n * p.C + grp * Cg + c) * p.H * p.W, g, s2,
+                           buf.data() + c * bs);
         const int64_t k0 = std::max(b, grp * Kg), k1 = std::min(e, (grp + 1) * Kg);
         for (int64_t k = k0; k < k1; ++k)
-          for (int64_t c = 0; c < Cg; ++c)
-            CNNCORE_ISA_CALL(dw_backward_weight_plane(buf.data() + c * bs, g,
-                                                      dyp + (n * p.K + k) * L,
-                                                      dwp + (k * Cg + c) * RS));
+          for (int64_t c = 0; c < Cg; ++c) {
+            const float* plane = buf.data() + c * bs;
+            const float* dyk = dyp + (n * p.K + k) * L;
+            float* dwk = dwp + (k * Cg + c) * RS;
+            if (s2) {
+              CNNCORE_ISA_CALL(dw_backward_weight_plane_s2(plane, g, dyk, dwk, nullptr, 0));
+            } else {
+              CNNCORE_ISA_CALL(dw_backward_weight_plane(plane, g, dyk, dwk));
+            }
+          }
       }
   });
   return dw;

@@ -45,6 +45,22 @@ CNNCORE_DECLARE_ISA_KERNELS(
     // output reads get 0). The dy planes come packed by dw_pack_gather_dy, gather_dy_size(g)
     // floats apart; row is scratch of g.sw * gather_row_stride(g) floats.
     void dw_pack_gather_dy(const float* dy, const DwGeom& g, float* dyq);
+    // Column stride 2 (g.sw == 2, g.pt, g.pl >= 0): the plane copied into buf (g.Hp rows of
+    // s2_row_stride(g)) at row g.pt, column g.pl; the rest of buf is never written, so it must
+    // hold zeros already (a buffer zeroed once serves every plane of one geometry). The kernels
+    // then pick even and odd columns in registers: no phase-split copy.
+    void dw_pack_plane_s2(const float* x, const DwGeom& g, float* buf);
+    // dw_forward_plane and dw_backward_weight_plane on such a buffer. next: next_floats
+    // floats the caller reads after this call (the next plane), fetched into cache meanwhile so
+    // that its copy does not wait on memory; null for none.
+    void dw_forward_plane_s2(const float* buf, const DwGeom& g, const float* w, float bias,
+                             float* y, bool accumulate, const float* next, int64_t next_floats);
+    void dw_backward_weight_plane_s2(const float* buf, const DwGeom& g, const float* dy,
+                                     float* dw, const float* next, int64_t next_floats);
+    // dw_backward_input_gather for g.sw == 2 and n * R * S <= kS2GatherMaxTaps: both phases of
+    // a row at once, interleaved in registers and copied into dx whole (no scalar unpack).
+    void dw_backward_input_s2(const float* dyq, int64_t n, const float* w, const DwGeom& g,
+                              float* row, float* dx);
     void dw_backward_input_gather(const float* dyq, int64_t n, const float* w, const DwGeom& g,
                                   float* row, float* dx);)
 
@@ -57,5 +73,15 @@ inline int64_t gather_dy_stride(const DwGeom& g) {
   return gather_dy_lead(g) + gather_row_stride(g);
 }
 inline int64_t gather_dy_size(const DwGeom& g) { return g.OH * gather_dy_stride(g); }
+
+// Row stride of the stride-2 buffer: the padded row, and room for a full 16-lane vector of
+// outputs (32 input columns) past the last output under the last tap, whatever the ISA.
+inline int64_t s2_row_stride(const DwGeom& g) {
+  const int64_t reads = 2 * (g.OW - 1) + (g.S - 1) * g.dw + 32, row = g.pl + g.W;
+  return (reads > row ? reads : row);
+}
+inline int64_t s2_buf_size(const DwGeom& g) { return g.Hp * s2_row_stride(g) + 32; }
+inline bool s2_fits(const DwGeom& g) { return g.sw == 2 && g.pt >= 0 && g.pl >= 0; }
+inline constexpr int64_t kS2GatherMaxTaps = 128;
 
 }  // namespace cnncore

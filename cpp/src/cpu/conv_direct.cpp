@@ -14,8 +14,12 @@ namespace conv_impl {
 
 namespace {
 
-int64_t block_channels(int64_t kout, int64_t ow) {
-  CNNCORE_ISA_DISPATCH(direct_block_channels(kout, ow));
+int64_t block_channels(int64_t kout, int64_t ow, int64_t oh) {
+  CNNCORE_ISA_DISPATCH(direct_block_channels(kout, ow, oh));
+}
+
+bool weight_channels_fit(const DwGeom& g, int64_t kout) {
+  CNNCORE_ISA_DISPATCH(direct_weight_channels_fit(g, kout));
 }
 
 // Output rows per work item: whole images when the batch alone keeps every thread busy,
@@ -59,7 +63,7 @@ void run_forward(const float* in, int64_t N, int64_t groups, int64_t cin, int64_
                });
 }
 
-// Weights as direct_forward_rows reads them for output rows of ow pixels: per group `stride`
+// Weights as direct_forward_rows reads them for output planes of oh x ow: per group `stride`
 // floats, [kout / kb][taps][kb] with zeros past kout; weight(group, output channel, tap) gives
 // each value.
 struct PackedWeights {
@@ -67,9 +71,9 @@ struct PackedWeights {
   int64_t stride;
 };
 template <class Weight>
-PackedWeights pack_weights(int64_t groups, int64_t kout, int64_t taps, int64_t ow,
+PackedWeights pack_weights(int64_t groups, int64_t kout, int64_t taps, int64_t ow, int64_t oh,
                            const Weight& weight) {
-  const int64_t kb = block_channels(kout, ow), ws = (kout + kb - 1) / kb * kb * taps;
+  const int64_t kb = block_channels(kout, ow, oh), ws = (kout + kb - 1) / kb * kb * taps;
   PackedWeights pk{std::vector<float>(static_cast<size_t>(groups * ws), 0.0f), ws};
   for (int64_t grp = 0; grp < groups; ++grp)
     for (int64_t k = 0; k < kout; ++k)
@@ -93,14 +97,21 @@ bool direct_backward_input_fits(const Conv2dParams& p) {
 
 bool direct_backward_weight_fits(const Conv2dParams& p) { return p.OH * p.OW <= 1024; }
 
+bool direct_weight_by_channels(const Conv2dParams& p) {
+  // Whole images per kernel call (direct_backward_weight's row slices are whole images).
+  const bool whole_images = 2048 / std::max<int64_t>(p.OW, 1) >= p.OH;
+  return whole_images && weight_channels_fit(DwGeom::from(p), p.K / p.groups) &&
+         !conv_variant_forced("direct-pixel-lanes");
+}
+
 Tensor direct_forward(const Tensor& x, const Tensor& w, const float* bias, const Conv2dParams& p) {
   Tensor y = Tensor::empty(p.output_shape());
   const int64_t G = p.groups, Cg = p.C / G, Kg = p.K / G, RS = p.R * p.S, taps = Cg * RS;
   const float* wp = w.data<float>();
-  const PackedWeights pk = pack_weights(G, Kg, Cg * RS, p.OW, [&](int64_t grp, int64_t k,
-                                                                  int64_t t) {
-    return wp[(grp * Kg + k) * taps + t];
-  });
+  const PackedWeights pk =
+      pack_weights(G, Kg, Cg * RS, p.OW, p.OH, [&](int64_t grp, int64_t k, int64_t t) {
+        return wp[(grp * Kg + k) * taps + t];
+      });
   run_forward(x.data<float>(), p.N, G, Cg, Kg, DwGeom::from(p), pk.w.data(), pk.stride, bias,
               y.data<float>());
   return y;
@@ -112,9 +123,10 @@ Tensor direct_backward_input(const Tensor& dy, const Tensor& w, const Conv2dPara
   const float* wp = w.data<float>();
   // dx is the stride-1 conv of dy (Kg channels in, Cg out) with w[k][c] flipped in both axes,
   // padded by dil*(k-1) - pad (negative: a crop).
-  const PackedWeights pk = pack_weights(G, Cg, taps, p.W, [&](int64_t grp, int64_t c, int64_t t) {
-    return wp[((grp * Kg + t / RS) * Cg + c) * RS + (RS - 1 - t % RS)];
-  });
+  const PackedWeights pk =
+      pack_weights(G, Cg, taps, p.W, p.H, [&](int64_t grp, int64_t c, int64_t t) {
+        return wp[((grp * Kg + t / RS) * Cg + c) * RS + (RS - 1 - t % RS)];
+      });
   const DwGeom g = DwGeom::make(p.OH, p.OW, p.H, p.W, p.R, p.S, 1, 1, p.dil_h, p.dil_w,
                                 p.dil_h * (p.R - 1) - p.pad_t, p.dil_w * (p.S - 1) - p.pad_l);
   run_forward(dy.data<float>(), p.N, G, Kg, Cg, g, pk.w.data(), pk.stride, nullptr,
@@ -136,12 +148,18 @@ Tensor direct_backward_weight(const Tensor& dy, const Tensor& x, const Conv2dPar
   const float* dyp = dy.data<float>();
   const float* xp = x.data<float>();
   float* dwp = dw.data<float>();
+  // Output channels as the lanes where they fill them better than the short rows do (LeNet2:
+  // 16 channels, 10-pixel rows): dy transposed per batch of images, then one pass per block of
+  // weights over every pixel.
+  const bool by_channels = direct_weight_by_channels(p);
+  const int64_t kpad = (Kg + 15) / 16 * 16;
   // Threads split the batch, each summing into its own copy of dw (thread 0 into dw itself).
   const int64_t slots = std::min<int64_t>(get_num_threads(), p.N);
   std::vector<float> extra(static_cast<size_t>((slots - 1) * wsize), 0.0f);
   parallel_region(slots, [&](int64_t tid, int64_t nt) {
     float* acc = tid == 0 ? dwp : extra.data() + (tid - 1) * wsize;
     std::vector<float> buf(static_cast<size_t>(batch * Cg * bs + 16), 0.0f);
+    std::vector<float> dyt(static_cast<size_t>(by_channels ? batch * L * kpad : 0), 0.0f);
     const int64_t chunk = (p.N + nt - 1) / nt;
     const int64_t n_end = std::min(p.N, (tid + 1) * chunk);
     for (int64_t n0 = tid * chunk; n0 < n_end; n0 += batch) {
@@ -151,6 +169,17 @@ Tensor direct_backward_weight(const Tensor& dy, const Tensor& x, const Conv2dPar
           for (int64_t c = 0; c < Cg; ++c)
             CNNCORE_ISA_CALL(dw_pack_plane(xp + ((n0 + i) * p.C + grp * Cg + c) * HW, g,
                                            buf.data() + (i * Cg + c) * bs));
+        if (by_channels) {
+          for (int64_t i = 0; i < nb; ++i)
+            for (int64_t k = 0; k < Kg; ++k) {
+              const float* src = dyp + ((n0 + i) * p.K + grp * Kg + k) * L;
+              float* dst = dyt.data() + i * L * kpad + k;
+              for (int64_t q = 0; q < L; ++q) dst[q * kpad] = src[q];
+            }
+          CNNCORE_ISA_CALL(direct_backward_weight_channels(
+              buf.data(), Cg, g, dyt.data(), Kg, acc + grp * Kg * Cg * p.R * p.S, nb));
+          continue;
+        }
         for (int64_t oh0 = 0; oh0 < p.OH; oh0 += rows)
           CNNCORE_ISA_CALL(direct_backward_weight_rows(
               buf.data(), Cg, g, dyp + (n0 * p.K + grp * Kg) * L, Kg,

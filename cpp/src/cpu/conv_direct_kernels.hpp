@@ -12,14 +12,13 @@
 namespace cnncore {
 
 CNNCORE_DECLARE_ISA_KERNELS(
-    // Output channels per register block for kout of them and output rows of ow pixels:
-    // weights come packed in blocks of this many.
-    int64_t direct_block_channels(int64_t kout, int64_t ow);
+    // Output channels per register block for kout of them and output planes of oh rows of ow
+    // pixels: weights come packed in blocks of this many.
+    int64_t direct_block_channels(int64_t kout, int64_t ow, int64_t oh);
     // Output rows [oh0, oh1) of y (kout planes, g.OH*g.OW floats apart) = bias + the conv of the
     // cin planes in buf (g.buf_size() floats apart; readable for 16 floats past the last) with
-    // weights packed as [kout block][cin][R][S][direct_block_channels(kout, g.OW)] (zeros past
-    // kout).
-    // Overwritten. bias: kout floats or null.
+    // weights packed as [kout block][cin][R][S][direct_block_channels(kout, g.OW, g.OH)]
+    // (zeros past kout). Overwritten. bias: kout floats or null.
     void direct_forward_rows(const float* buf, int64_t cin, const DwGeom& g, const float* wpk,
                              int64_t kout, const float* bias, float* y, int64_t oh0, int64_t oh1);
     // dw (kout, cin, R, S) += sum over pixels of dy (kout planes, OH*OW apart) times the packed
@@ -27,6 +26,15 @@ CNNCORE_DECLARE_ISA_KERNELS(
     // cin * g.buf_size() floats apart, dy images dy_stride apart). Accumulates.
     void direct_backward_weight_rows(const float* buf, int64_t cin, const DwGeom& g,
                                      const float* dy, int64_t kout, float* dw, int64_t oh0,
-                                     int64_t oh1, int64_t images, int64_t dy_stride);)
+                                     int64_t oh1, int64_t images, int64_t dy_stride);
+    // Whether direct_backward_weight_channels takes this geometry (column stride and dilation
+    // 1, at most 7 kernel columns, output channels filling the lanes better than pixels).
+    bool direct_weight_channels_fit(const DwGeom& g, int64_t kout);
+    // The same sum with output channels as the lanes, over every output pixel of `images`
+    // images: dyt holds dy transposed, [image][OH*OW][kpad] with kpad = kout rounded up to 16
+    // (zeros past kout); packed planes as above, cin * g.buf_size() floats per image.
+    void direct_backward_weight_channels(const float* buf, int64_t cin, const DwGeom& g,
+                                         const float* dyt, int64_t kout, float* dw,
+                                         int64_t images);)
 
 }  // namespace cnncore

@@ -194,14 +194,20 @@ std::string conv2d_algorithm(const Conv2dParams& p) {
   switch (a) {
     case ConvAlgo::DepthwiseDirect:
       why = "groups == in_channels (" + std::to_string(p.groups) + "), channel multiplier " +
-            std::to_string(p.K / p.C) + ": direct SIMD kernel over output rows, no im2col";
+            std::to_string(p.K / p.C) + ": direct SIMD kernel over output rows, no im2col" +
+            (conv_impl::depthwise_stride2_fits(p)
+                 ? "; stride 2: even/odd columns picked in registers, no phase-split copy"
+                 : "");
       break;
     case ConvAlgo::Direct:
       why = std::to_string(p.C / p.groups) + " input channels per group: register-blocked "
             "direct kernel, no im2col; backward-input " +
             (conv_impl::direct_backward_input_fits(p) ? "direct" : "im2col+gemm") +
             ", backward-weight " +
-            (conv_impl::direct_backward_weight_fits(p) ? "direct" : "im2col+gemm");
+            (conv_impl::direct_backward_weight_fits(p)
+                 ? (conv_impl::direct_weight_by_channels(p) ? "direct (channels as lanes)"
+                                                            : "direct")
+                 : "im2col+gemm");
       break;
     case ConvAlgo::Gemm1x1:
       why = "1x1 kernel, stride 1, no padding: the input is already the column matrix";

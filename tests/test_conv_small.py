@@ -1,0 +1,174 @@
+"""The small-layer kernels: depthwise stride 2 without a phase split (even and odd columns picked
+in registers) and the direct kernels for few input channels, against the reference twin on every
+ISA path, against PyTorch, and the new weight gradients by finite differences."""
+
+import numpy as np
+import pytest
+
+import cnncore
+from cnncore import _core
+
+from test_conv import _data, _matches_reference, _opts, _rel
+
+# (N, C, H, W, K, kernel, stride, padding, dilation, groups, what): column stride 2, rows
+# shorter than a vector and longer than four (one to four vectors in flight, ragged last),
+# odd sizes, padding > kernel / 2, dilation, a 5x5 kernel (the weight gradient's tap-by-tap
+# loop), row stride 1 and 3, batch 1, channel multiplier 2.
+DW_S2_SHAPES = [
+    (2, 5, 9, 11, 5, (3, 3), 2, 1, 1, 5, "short rows"),
+    (1, 3, 7, 151, 3, (3, 3), 2, 1, 1, 3, "five vectors per row, ragged"),
+    (3, 4, 12, 67, 8, (3, 3), 2, 1, 1, 4, "multiplier 2, batch 3"),
+    (1, 2, 13, 40, 2, (5, 5), 2, 2, 1, 2, "5x5"),
+    (2, 3, 17, 33, 3, (3, 3), (1, 2), (2, 3), (2, 2), 3, "dilated, padding > k/2, row stride 1"),
+    (1, 4, 20, 35, 4, (3, 3), (3, 2), 0, 1, 4, "no padding, row stride 3"),
+    (1, 6, 4, 4, 6, (3, 3), 2, 1, 1, 6, "tiny plane"),
+]
+DW_S2_IDS = [s[-1] for s in DW_S2_SHAPES]
+
+
+def _passes(shape, seed):
+    x, w, b = _data(shape, seed)
+    *_, stride, padding, dilation, groups, _ = shape
+    opt = _opts(stride, padding, dilation, groups)
+    X, Wc, B = _core.from_numpy(x), _core.from_numpy(w), _core.from_numpy(b)
+    p = _core.conv2d_params(list(x.shape), list(w.shape), opt)
+    dy = _core.from_numpy(np.random.default_rng(seed + 1).standard_normal(
+        tuple(p.output_shape())).astype(np.float32))
+    return x, w, b, opt, X, Wc, B, p, dy
+
+
+@pytest.mark.parametrize("shape", DW_S2_SHAPES, ids=DW_S2_IDS)
+def test_depthwise_stride2_matches_reference(shape, isa):
+    x, w, b, opt, X, Wc, B, p, dy = _passes(shape, 31)
+    assert _core.conv2d_algorithm(p).startswith("depthwise-direct")
+    _matches_reference(X, Wc, B, opt, dy, x.shape, w.shape, f"{shape[-1]} ({isa})")
+
+
+def _matches_torch(shape, seed):
+    torch = pytest.importorskip("torch")
+    x, w, b, opt, X, Wc, B, p, dy = _passes(shape, seed)
+    *_, stride, padding, dilation, groups, what = shape
+    tx, tw, tb = (torch.tensor(a, requires_grad=True) for a in (x, w, b))
+    ty = torch.nn.functional.conv2d(tx, tw, tb, stride=stride, padding=padding,
+                                    dilation=dilation, groups=groups)
+    ty.backward(torch.tensor(dy.numpy()))
+    _rel(_core.conv2d_forward(X, Wc, B, opt).numpy(), ty.detach().numpy(), f"forward {what}")
+    _rel(_core.conv2d_backward_input(dy, Wc, list(x.shape), opt).numpy(), tx.grad.numpy(),
+         f"backward input {what}")
+    _rel(_core.conv2d_backward_weight(dy, X, list(w.shape), opt).numpy(), tw.grad.numpy(),
+         f"backward weight {what}")
+    _rel(_core.conv2d_backward_bias(dy).numpy(), tb.grad.numpy(), f"backward bias {what}")
+
+
+@pytest.mark.parametrize("shape", DW_S2_SHAPES[:4], ids=DW_S2_IDS[:4])
+def test_depthwise_stride2_matches_torch(shape):
+    _matches_torch(shape, 41)
+
+
+@pytest.mark.parametrize("shape", [DW_S2_SHAPES[0], DW_S2_SHAPES[3]], ids=DW_S2_IDS[0:4:3])
+def test_depthwise_stride2_gradients_by_finite_differences(shape):
+    """sum(conv(x, w) * dy): its derivative in a few weights and inputs, by central differences
+    in float64 on the reference forward, against the fast backward passes."""
+    x, w, b, opt, X, Wc, B, p, dy = _passes(shape, 51)
+    dyn = dy.numpy().astype(np.float64)
+
+    def loss(xv, wv):
+        y = _core.reference.conv2d_forward(_core.from_numpy(xv.astype(np.float32)),
+                                           _core.from_numpy(wv.astype(np.float32)), None, opt)
+        return float((y.numpy().astype(np.float64) * dyn).sum())
+
+    gw = _core.conv2d_backward_weight(dy, X, list(w.shape), opt).numpy()
+    gx = _core.conv2d_backward_input(dy, Wc, list(x.shape), opt).numpy()
+    rng = np.random.default_rng(52)
+    eps = 1e-2
+    for arr, grad in ((w, gw), (x, gx)):
+        for _ in range(4):
+            idx = tuple(rng.integers(0, n) for n in arr.shape)
+            hi, lo = arr.astype(np.float64), arr.astype(np.float64)
+            hi[idx] += eps
+            lo[idx] -= eps
+            fd = (loss(hi, w) - loss(lo, w)) / (2 * eps) if arr is x else \
+                (loss(x, hi) - loss(x, lo)) / (2 * eps)
+            assert abs(fd - grad[idx]) <= 2e-2 * max(1.0, abs(fd)), (idx, fd, grad[idx])
+
+
+def test_depthwise_stride2_ignores_non_finite_pixels_past_short_rows(isa):
+    """The last input column of an odd width with no right padding is read by no output: an Inf
+    there must not leak into the weight gradient through the masked lanes."""
+    x = np.zeros((1, 2, 6, 21), np.float32)
+    x[:, :, :, 20] = np.inf
+    opt = _opts(2, 0, 1, 2)
+    p = _core.conv2d_params(list(x.shape), [2, 1, 3, 2], opt)
+    assert tuple(p.output_shape()) == (1, 2, 2, 10)
+    dy = np.ones((1, 2, 2, 10), np.float32)
+    dw = _core.conv2d_backward_weight(_core.from_numpy(dy), _core.from_numpy(x), [2, 1, 3, 2],
+                                      opt).numpy()
+    assert np.isfinite(dw).all() and (dw == 0).all()
+
+
+def test_depthwise_stride2_one_buffer_serves_many_planes():
+    """Planes of one chunk reuse one buffer whose zero margins are written once: a large plane
+    followed by many channels must still see zeros in the padding (checked via the output)."""
+    x = np.full((2, 40, 9, 9), 1e3, np.float32)
+    x[1] = 1.0
+    w = np.ones((40, 1, 3, 3), np.float32)
+    y = cnncore.functional.conv2d(cnncore.tensor(x), cnncore.tensor(w), None, stride=2,
+                                  padding=1, groups=40).numpy()
+    # corner output of image 1 sees 4 real pixels of value 1 and 5 padding zeros
+    assert np.allclose(y[1, :, 0, 0], 4.0)
+    assert np.allclose(y[0, :, 0, 0], 4e3)
+
+
+# Output channels as the lanes (16 or so of them, short rows): tiles of rows x columns with
+# every column count up to the limit, ragged last tiles in both directions, a second channel
+# block with few lanes, stride, dilation, batch 1.
+CHANNEL_TILE_SHAPES = [
+    (3, 6, 14, 14, 16, (5, 5), 1, 0, 1, 1, "lenet2"),
+    (1, 6, 14, 14, 16, (5, 5), 1, 0, 1, 1, "lenet2 batch 1"),
+    (2, 5, 16, 13, 16, (3, 3), 1, 1, 1, 1, "13 columns, ragged rows"),
+    (1, 3, 21, 21, 32, (5, 5), 2, 2, 1, 1, "stride 2, two channel blocks"),
+    (2, 2, 9, 30, 16, (3, 3), 1, (0, 1), (1, 2), 1, "28 columns, dilated"),
+    (2, 3, 8, 7, 15, (3, 3), 1, 0, 1, 1, "15 channels, 5 columns"),
+    (1, 2, 6, 3, 17, (2, 2), 1, 0, 1, 1, "17 channels, 2 columns"),
+    (2, 4, 10, 12, 16, (3, 3), (2, 1), 1, 1, 2, "groups 2, row stride 2"),
+    (2, 3, 15, 12, 16, (3, 3), (2, 1), 1, (2, 1), 1, "row stride and dilation 2"),
+    (21, 2, 9, 9, 16, (4, 4), 1, 0, 1, 1, "21 images: weight gradient in batches of 20"),
+    # pixels as lanes, 3 channels x 7 (AVX-512) or 3 (AVX2) vectors where that pads less
+    (2, 2, 11, 10, 6, (3, 3), 1, 0, 1, 1, "6 channels, 9 rows of 8"),
+    (3, 2, 18, 18, 6, (5, 5), 1, 0, 1, 1, "6 channels, 14 rows of 14"),
+]
+CHANNEL_TILE_IDS = [s[-1] for s in CHANNEL_TILE_SHAPES]
+
+
+@pytest.mark.parametrize("shape", CHANNEL_TILE_SHAPES, ids=CHANNEL_TILE_IDS)
+def test_direct_channel_tiles_match_reference(shape, isa):
+    x, w, b, opt, X, Wc, B, p, dy = _passes(shape, 61)
+    assert _core.conv2d_algorithm(p).startswith("direct")
+    what = f"{shape[-1]} ({isa})"
+    _matches_reference(X, Wc, B, opt, dy, x.shape, w.shape, what)
+    _rel(_core.conv2d_forward(X, Wc, None, opt).numpy(),
+         _core.reference.conv2d_forward(X, Wc, None, opt).numpy(), f"forward no bias {what}")
+
+
+@pytest.mark.parametrize("shape", CHANNEL_TILE_SHAPES[:4], ids=CHANNEL_TILE_IDS[:4])
+def test_direct_channel_tiles_match_torch(shape):
+    _matches_torch(shape, 71)
+
+
+@pytest.mark.parametrize("variant, shapes, marker", [
+    ("depthwise-phase-split", DW_S2_SHAPES, "even/odd columns"),
+    ("direct-pixel-lanes", CHANNEL_TILE_SHAPES, "channels as lanes"),
+])
+def test_older_variants_stay_forcible_and_correct(variant, shapes, marker, isa, monkeypatch):
+    """CNNCORE_CONV_ALGO names the older variant of a pass: conv2d_algorithm stops naming the
+    new one, and the older one still matches the reference."""
+    named = 0
+    for shape in shapes:
+        x, w, b, opt, X, Wc, B, p, dy = _passes(shape, 81)
+        monkeypatch.delenv("CNNCORE_CONV_ALGO", raising=False)
+        named += marker in _core.conv2d_algorithm(p)
+        monkeypatch.setenv("CNNCORE_CONV_ALGO", variant)
+        assert marker not in _core.conv2d_algorithm(p)
+        _matches_reference(X, Wc, B, opt, dy, x.shape, w.shape,
+                           f"{shape[-1]} ({variant}, {isa})")
+    assert named >= 4  # the shape lists exercise the new variant by default
