@@ -29,6 +29,9 @@ Tensor tensor_from_numpy(const py::array& arr) {
 
 py::array tensor_to_numpy(const Tensor& t_in) {
   check_defined(t_in, "numpy", "tensor");
+  CNNCORE_CHECK_TYPE(!t_in.is_cuda(), "can't convert ", t_in.device().str(),
+                     " device type tensor to numpy. Use Tensor.cpu() to copy the tensor to host "
+                     "memory first.");
   Tensor t = t_in.block() ? t_in.to_strided() : t_in;
   const auto es = static_cast<py::ssize_t>(dtype_size(t.dtype()));
   std::vector<py::ssize_t> shape(t.shape().begin(), t.shape().end()), strides;
@@ -44,6 +47,8 @@ void bind_tensor(py::module_& m) {
   auto nogil = py::call_guard<py::gil_scoped_release>();
   py::class_<Tensor>(m, "Tensor", py::buffer_protocol(), "storage of a cnncore tensor (C++)")
       .def_buffer([](Tensor& t) -> py::buffer_info {
+        CNNCORE_CHECK_TYPE(!t.is_cuda(), "can't export a ", t.device().str(),
+                           " tensor's memory to the buffer protocol; use Tensor.cpu() first");
         Tensor s = t.block() ? t.to_strided() : t;
         if (t.block()) t = s;  // keep the converted buffer alive through the exporting tensor
         const auto es = static_cast<py::ssize_t>(dtype_size(s.dtype()));
@@ -60,6 +65,12 @@ void bind_tensor(py::module_& m) {
       .def_property_readonly("dtype", [](const Tensor& t) { return dtype_name(t.dtype()); })
       .def_property_readonly("ndim", &Tensor::dim)
       .def_property_readonly("block", &Tensor::block, "0 for strided, else the NCHWc channel block")
+      .def_property_readonly("device", [](const Tensor& t) { return t.device().str(); })
+      .def("to", [](const Tensor& t, const std::string& device) {
+        const Device d = Device::parse(device, "to");
+        py::gil_scoped_release nogil_scope;
+        return t.to(d);
+      }, py::arg("device"), "a copy on the device (self when already there)")
       .def("numel", &Tensor::numel)
       .def("is_contiguous", &Tensor::is_contiguous)
       .def("numpy", &tensor_to_numpy, "a numpy view of the memory (NCHW)")
@@ -75,20 +86,24 @@ void bind_tensor(py::module_& m) {
       .def("copy_", &Tensor::copy_, py::arg("src"), nogil)
       .def("fill_", &Tensor::fill_, py::arg("value"), nogil)
       .def("zero_", &Tensor::zero_, nogil)
-      .def("data_ptr", [](const Tensor& t) { return reinterpret_cast<uintptr_t>(t.raw_data()); })
+      .def("data_ptr",
+           [](const Tensor& t) { return reinterpret_cast<uintptr_t>(t.device_data()); })
       .def("__repr__", [](const Tensor& t) {
         return detail::concat("_core.Tensor(shape=", shape_str(t.shape()), ", dtype=",
-                              dtype_name(t.dtype()), t.block() ? ", blocked" : "", ")");
+                              dtype_name(t.dtype()), t.block() ? ", blocked" : "",
+                              t.is_cuda() ? ", device=" + t.device().str() : "", ")");
       });
 
   m.def("from_numpy", &tensor_from_numpy, py::arg("array"),
         "wraps a float32/int64 numpy array without copying");
-  m.def("empty", [](const Shape& s, const std::string& dt) {
-          return Tensor::empty(s, dt == "int64" ? DType::Int64 : DType::Float32);
-        }, py::arg("shape"), py::arg("dtype") = "float32");
-  m.def("zeros", [](const Shape& s, const std::string& dt) {
-          return Tensor::zeros(s, dt == "int64" ? DType::Int64 : DType::Float32);
-        }, py::arg("shape"), py::arg("dtype") = "float32");
+  m.def("empty", [](const Shape& s, const std::string& dt, const std::string& dev) {
+          return Tensor::empty(s, dt == "int64" ? DType::Int64 : DType::Float32,
+                               Device::parse(dev, "empty"));
+        }, py::arg("shape"), py::arg("dtype") = "float32", py::arg("device") = "cpu");
+  m.def("zeros", [](const Shape& s, const std::string& dt, const std::string& dev) {
+          return Tensor::zeros(s, dt == "int64" ? DType::Int64 : DType::Float32,
+                               Device::parse(dev, "zeros"));
+        }, py::arg("shape"), py::arg("dtype") = "float32", py::arg("device") = "cpu");
   m.def("full", &Tensor::full, py::arg("shape"), py::arg("value"));
   m.def("shape_numel", [](const Shape& s) { return shape_numel(s, "shape"); }, py::arg("shape"));
 }

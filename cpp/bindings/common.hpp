@@ -31,5 +31,6 @@ void bind_loss(py::module_& m, py::module_& ref);
 void bind_tensor_ops(py::module_& m, py::module_& ref);
 void bind_optim(py::module_& m, py::module_& ref);
 void bind_graph(py::module_& m);
+void bind_cuda(py::module_& m);
 
 }  // namespace cnncore::bindings

@@ -37,4 +37,5 @@ PYBIND11_MODULE(_core, m) {
   bindings::bind_tensor_ops(m, ref);
   bindings::bind_optim(m, ref);
   bindings::bind_graph(m);
+  bindings::bind_cuda(m);
 }

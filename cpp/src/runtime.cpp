@@ -7,6 +7,7 @@
 #include <string>
 #include <thread>
 
+#include "cuda_api.hpp"
 #include "parallel.hpp"
 
 #if defined(CNNCORE_USE_OPENMP)
@@ -301,6 +302,9 @@ std::map<std::string, std::string> build_info() {
   m["num_threads"] = std::to_string(get_num_threads());
 #if defined(CNNCORE_WITH_CUDA)
   m["cuda"] = "yes";
+  if (cuda::device_count() == 0)
+    notes += std::string(notes.empty() ? "" : "; ") + "CUDA backend compiled in, but " +
+             cuda::unavailable_reason();
 #else
   m["cuda"] = "no";
 #endif

@@ -9,6 +9,7 @@
 #include <sys/mman.h>
 #endif
 
+#include "cuda_api.hpp"
 #include "parallel.hpp"
 
 namespace cnncore {
@@ -48,6 +49,22 @@ Shape contiguous_strides(const Shape& shape) {
   return st;
 }
 
+std::string Device::str() const {
+  return type == DeviceType::CPU ? std::string("cpu") : detail::concat("cuda:", index);
+}
+
+Device Device::parse(const std::string& name, const char* op) {
+  if (name == "cpu") return {};
+  if (name == "cuda") return {DeviceType::CUDA, 0};
+  const std::string prefix = "cuda:";
+  bool ok = name.size() > prefix.size() && name.compare(0, prefix.size(), prefix) == 0 &&
+            name.size() - prefix.size() <= 9;
+  for (size_t i = prefix.size(); ok && i < name.size(); ++i) ok = name[i] >= '0' && name[i] <= '9';
+  CNNCORE_CHECK_VALUE(ok, op, ": expected a device 'cpu', 'cuda' or 'cuda:<index>' (index >= 0), "
+                      "but got '", name, "'");
+  return {DeviceType::CUDA, std::stoi(name.substr(prefix.size()))};
+}
+
 Storage::~Storage() {
   if (release) release(data);
 }
@@ -83,6 +100,22 @@ std::shared_ptr<Storage> allocate(int64_t numel, DType dtype, const char* op) {
   return st;
 }
 
+std::shared_ptr<Storage> allocate_on(int64_t numel, DType dtype, Device device, const char* op) {
+  if (!device.is_cuda()) return allocate(numel, dtype, op);
+  size_t bytes = 0;
+  CNNCORE_CHECK_VALUE(
+      !__builtin_mul_overflow(static_cast<size_t>(numel), dtype_size(dtype), &bytes), op, ": ",
+      numel, " elements do not fit in memory");
+  cuda::require_device(device, op);
+  auto st = std::make_shared<Storage>();
+  st->data = cuda::allocate(bytes, device.index, op);
+  st->nbytes = bytes;
+  st->device = device;
+  const int index = device.index;
+  st->release = [index](void* q) { cuda::release(q, index); };
+  return st;
+}
+
 int64_t wrap_dim(int64_t d, int64_t ndim, const char* op) {
   const int64_t lo = -std::max<int64_t>(ndim, 1), hi = std::max<int64_t>(ndim, 1) - 1;
   if (d < lo || d > hi)
@@ -93,13 +126,22 @@ int64_t wrap_dim(int64_t d, int64_t ndim, const char* op) {
 int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
 }  // namespace
 
-Tensor Tensor::empty(const Shape& shape, DType dtype) {
+Tensor Tensor::empty(const Shape& shape, DType dtype) { return empty(shape, dtype, Device{}); }
+
+Tensor Tensor::empty(const Shape& shape, DType dtype, Device device) {
   Tensor t;
   const int64_t n = shape_numel(shape, "empty");
-  t.storage_ = allocate(n, dtype, "empty");
+  t.storage_ = allocate_on(n, dtype, device, "empty");
   t.shape_ = shape;
   t.strides_ = contiguous_strides(shape);
   t.dtype_ = dtype;
+  return t;
+}
+
+Tensor Tensor::zeros(const Shape& shape, DType dtype, Device device) {
+  if (!device.is_cuda()) return zeros(shape, dtype);
+  Tensor t = empty(shape, dtype, device);
+  t.zero_();
   return t;
 }
 
@@ -151,6 +193,14 @@ bool Tensor::is_contiguous() const {
 }
 
 void* Tensor::raw_data() const {
+  if (!storage_) throw ValueError("tensor: the tensor is undefined");
+  if (storage_->device.is_cuda())
+    throw Error(detail::concat("tensor: the data is on ", storage_->device.str(),
+                               ", but this CPU code reads host memory; move it with .cpu() first"));
+  return device_data();
+}
+
+void* Tensor::device_data() const {
   if (!storage_) throw ValueError("tensor: the tensor is undefined");
   return static_cast<char*>(storage_->data) + offset_ * static_cast<int64_t>(dtype_size(dtype_));
 }
@@ -208,7 +258,11 @@ Tensor Tensor::contiguous() const {
   if (!defined()) throw ValueError("contiguous: the tensor is undefined");
   if (block_) return to_strided();
   if (is_contiguous()) return *this;
-  Tensor out = empty(shape_, dtype_);
+  Tensor out = empty(shape_, dtype_, device());
+  if (is_cuda()) {
+    cuda::gather_strided(*this, out);
+    return out;
+  }
   if (dtype_ == DType::Float32)
     gather_strided(data<float>(), shape_, strides_, out.data<float>());
   else
@@ -219,7 +273,13 @@ Tensor Tensor::contiguous() const {
 Tensor Tensor::clone() const {
   Tensor c = contiguous();
   if (c.storage_ != storage_) return c;
-  Tensor out = empty(shape_, dtype_);
+  Tensor out = empty(shape_, dtype_, device());
+  if (is_cuda()) {
+    cuda::copy_device_to_device(out.device_data(), c.device_data(),
+                                static_cast<size_t>(numel()) * dtype_size(dtype_),
+                                device().index);
+    return out;
+  }
   std::memcpy(out.raw_data(), c.raw_data(), static_cast<size_t>(numel()) * dtype_size(dtype_));
   return out;
 }
@@ -310,6 +370,25 @@ Tensor Tensor::expand(const Shape& shape) const {
   return t;
 }
 
+Tensor Tensor::to(Device target) const {
+  check_defined(*this, "to", "tensor");
+  const Device here = device();
+  if (here == target) return contiguous();
+  const char* op = "to";
+  if (target.is_cuda()) cuda::require_device(target, op);
+  Tensor src = here.is_cuda() ? contiguous() : as_nchw(*this);
+  Tensor out = empty(shape_, dtype_, target);
+  const size_t bytes = static_cast<size_t>(numel()) * dtype_size(dtype_);
+  if (bytes == 0) return out;
+  if (!here.is_cuda())
+    cuda::copy_host_to_device(out.device_data(), src.raw_data(), bytes, target.index);
+  else if (!target.is_cuda())
+    cuda::copy_device_to_host(out.raw_data(), src.device_data(), bytes, here.index);
+  else  // across GPUs: through the host, simple and rare
+    return src.to(Device{}).to(target);
+  return out;
+}
+
 Tensor Tensor::to_blocked(int block) const {
   CNNCORE_CHECK_VALUE(block == 8 || block == 16, "to_blocked: block must be 8 or 16, but got ", block);
   CNNCORE_CHECK_VALUE(dim() == 4, "to_blocked: expected a 4-D (N, C, H, W) tensor, but got shape ",
@@ -363,6 +442,20 @@ void Tensor::copy_(const Tensor& src) {
   CNNCORE_CHECK_TYPE(src.dtype_ == dtype_, "copy_: source dtype ", dtype_name(src.dtype_),
                      " does not match destination dtype ", dtype_name(dtype_));
   CNNCORE_CHECK_VALUE(!block_, "copy_: cannot copy into a blocked tensor");
+  if (is_cuda() || src.is_cuda()) {
+    Tensor c = src.device() == device() ? src.contiguous() : src.to(device());
+    if (!is_cuda()) {  // device -> host: c is a host copy now
+      copy_(c);
+      return;
+    }
+    if (is_contiguous())
+      cuda::copy_device_to_device(device_data(), c.device_data(),
+                                  static_cast<size_t>(numel()) * dtype_size(dtype_),
+                                  device().index);
+    else
+      cuda::scatter_strided(c, *this);
+    return;
+  }
   Tensor c = src.contiguous();
   if (is_contiguous()) {
     std::memcpy(raw_data(), c.raw_data(), static_cast<size_t>(numel()) * dtype_size(dtype_));
@@ -386,6 +479,12 @@ void Tensor::copy_(const Tensor& src) {
 
 void Tensor::fill_(float value) {
   CNNCORE_CHECK_VALUE(is_contiguous(), "fill_: the tensor must be contiguous");
+  if (is_cuda()) {
+    CNNCORE_CHECK_TYPE(dtype_ == DType::Float32, "fill_: expected a float32 tensor, but got ",
+                       dtype_name(dtype_));
+    cuda::fill(*this, value);
+    return;
+  }
   float* p = data<float>();
   const int64_t n = numel();
   parallel_for(0, n, 65536, [&](int64_t b, int64_t e) { std::fill(p + b, p + e, value); });
@@ -394,6 +493,10 @@ void Tensor::fill_(float value) {
 void Tensor::zero_() {
   check_defined(*this, "zero_", "the tensor");
   const size_t item = dtype_size(dtype_);
+  if (is_cuda() && is_contiguous()) {
+    cuda::zero_bytes(device_data(), static_cast<size_t>(numel()) * item, device().index);
+    return;
+  }
   if (block_) {
     // A blocked tensor's footprint includes the padded channels, which must read as zero too.
     const int64_t blocks = (shape_[1] + block_ - 1) / block_;
@@ -419,6 +522,11 @@ void check_dim(const Tensor& t, int64_t dim, const char* op, const char* arg) {
 
 void check_dtype(const Tensor& t, DType dtype, const char* op, const char* arg) {
   check_defined(t, op, arg);
+  // Every CPU op checks its inputs' dtype at entry: the one place that can name the op when a
+  // tensor on a GPU reaches a kernel that has no CUDA twin (the CUDA ones dispatch before this).
+  if (t.is_cuda())
+    throw Error(detail::concat(op, ": ", arg, " is on ", t.device().str(),
+                               ", but this op has no CUDA kernel yet; move it with .cpu()"));
   CNNCORE_CHECK_TYPE(t.dtype() == dtype, op, ": ", arg, " must be ", dtype_name(dtype),
                      ", but got ", dtype_name(t.dtype()));
 }
@@ -427,6 +535,21 @@ void check_nonempty(const Tensor& t, const char* op, const char* arg) {
   check_defined(t, op, arg);
   CNNCORE_CHECK_VALUE(t.numel() > 0, op, ": ", arg, " must not be empty, but got shape ",
                       shape_str(t.shape()));
+}
+
+void check_same_device(const char* op,
+                       std::initializer_list<std::pair<const char*, const Tensor*>> tensors) {
+  const std::pair<const char*, const Tensor*>* first = nullptr;
+  for (const auto& p : tensors) {
+    if (!p.second || !p.second->defined()) continue;
+    if (!first) {
+      first = &p;
+    } else if (p.second->device() != first->second->device()) {
+      throw Error(detail::concat(op, ": expected all tensors on the same device, but ",
+                                 first->first, " is on ", first->second->device().str(), " and ",
+                                 p.first, " is on ", p.second->device().str()));
+    }
+  }
 }
 
 Tensor as_nchw(const Tensor& t) {

@@ -16,6 +16,7 @@ from . import style, viz  # noqa: F401,E402
 from . import distributed, onnx  # noqa: F401,E402  (mpi4py and onnx load only when used)
 from .io import load, save  # noqa: F401
 from . import graph  # noqa: F401,E402
+from . import cuda  # noqa: F401,E402  (the CUDA backend's runtime; in every build)
 from .graph import load_model  # noqa: F401,E402
 from .summary import conv_output_shape, summary  # noqa: F401
 

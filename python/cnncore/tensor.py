@@ -260,7 +260,12 @@ class Tensor:
 
     @property
     def device(self) -> str:
-        return "cpu"
+        """'cpu' or 'cuda:<index>' (torch's str(tensor.device))."""
+        return self._c.device
+
+    @property
+    def is_cuda(self) -> bool:
+        return self._c.device != "cpu"
 
     @property
     def is_leaf(self) -> bool:
@@ -317,11 +322,15 @@ class Tensor:
         if self.numel() != 1:
             raise ValueError(f"item: only one-element tensors can be converted to a Python "
                              f"scalar, but this one has shape {self.shape}")
-        v = self._c.numpy().reshape(-1)[0]
+        v = self._host().numpy().reshape(-1)[0]
         return v.item()
 
     def tolist(self):
-        return self._c.numpy().tolist()
+        return self._host().numpy().tolist()
+
+    def _host(self):
+        """The _core tensor in host memory (a copy when it lives on a GPU)."""
+        return self._c if self._c.device == "cpu" else self._c.to("cpu")
 
     def __float__(self):
         return float(self.item())
@@ -336,8 +345,9 @@ class Tensor:
         return bool(self.item())
 
     def __repr__(self):
-        body = np.array2string(self._c.numpy(), separator=", ", precision=4, prefix="tensor(")
-        extra = ""
+        body = np.array2string(self._host().numpy(), separator=", ", precision=4,
+                               prefix="tensor(")
+        extra = "" if self._c.device == "cpu" else f", device='{self._c.device}'"
         if self.dtype == int64:
             extra += ", dtype=cnncore.int64"
         if self.grad_fn is not None:
@@ -413,6 +423,8 @@ class Tensor:
                 raise RuntimeError(f"backward: grad can be implicitly created only for scalar "
                                    f"outputs, but this tensor has shape {self.shape}")
             g = _core.full(list(self.shape), 1.0)
+            if self._c.device != "cpu":
+                g = g.to(self._c.device)
         else:
             g = gradient._c if isinstance(gradient, Tensor) else tensor(gradient)._c
             if tuple(g.shape) != tuple(self.shape):
@@ -463,16 +475,50 @@ class Tensor:
         return Tensor._wrap(_core.from_numpy(self._c.numpy().astype(np.int64)))
 
     def to(self, *args, **kwargs) -> Tensor:
-        """Device/dtype conversion. Only the CPU exists in this build."""
-        for a in list(args) + list(kwargs.values()):
-            if isinstance(a, str) and a != "cpu":
-                raise RuntimeError(f"to: device '{a}' is not available in this build (only 'cpu')")
-            if isinstance(a, np.dtype) or a in (float32, int64):
-                return self.float() if np.dtype(a) == float32 else self.long()
-        return self
+        """to(device), to(dtype), to(device, dtype), to(other) or to(device=..., dtype=...), as
+        in torch. Moving between devices is recorded for autograd (the gradient moves back)."""
+        device, dtype = kwargs.pop("device", None), kwargs.pop("dtype", None)
+        kwargs.pop("non_blocking", None)
+        kwargs.pop("copy", None)
+        if kwargs:
+            raise TypeError(f"to: unexpected keyword arguments {sorted(kwargs)}")
+        for a in args:
+            if isinstance(a, Tensor):
+                device, dtype = a.device, a.dtype
+            elif isinstance(a, (np.dtype, type)):
+                if a in (float32, int64):  # other dtypes leave the tensor as it is, as before
+                    dtype = a
+            else:
+                device = a
+        t = self
+        if dtype is not None and np.dtype(dtype) != t.dtype:
+            t = t._to_device("cpu").float() if np.dtype(dtype) == float32 else \
+                t._to_device("cpu").long()
+            t = t._to_device(self.device)
+        if device is not None:
+            t = t._to_device(_device_name(device, "to"))
+        return t
+
+    def _to_device(self, device: str) -> Tensor:
+        here = self._c.device
+        if device == here:
+            return self
+        if device != "cpu":
+            _require_cuda(device, "to")
+        out = self._c.to(device)
+        return _record(out, (self,), lambda g, needs: (g.to(here),), "ToCopyBackward")
 
     def cpu(self) -> Tensor:
-        return self
+        return self._to_device("cpu")
+
+    def cuda(self, device=None) -> Tensor:
+        if device is None:
+            name = "cuda"
+        elif isinstance(device, numbers.Integral) and not isinstance(device, bool):
+            name = f"cuda:{int(device)}"
+        else:
+            name = device
+        return self._to_device(_device_name(name, "cuda"))
 
     # Object identity is the hash, as in torch (== is elementwise and installed by _ops).
     __hash__ = object.__hash__
@@ -489,12 +535,56 @@ class _HookHandle:
             self._hooks.remove(self._hook)
 
 
+# ---- devices -------------------------------------------------------------------------------------
+def _device_name(device, op: str) -> str:
+    """'cpu' / 'cuda' / 'cuda:N' (or an object whose str() is one, such as torch.device) ->
+    the canonical name ('cuda' -> 'cuda:0'); a ValueError naming op for anything else."""
+    if device is None:
+        return "cpu"
+    if isinstance(device, numbers.Integral) and not isinstance(device, bool):
+        device = f"cuda:{int(device)}"
+    if not isinstance(device, str):
+        if type(device).__name__ != "device":
+            raise TypeError(f"{op}: device must be a string such as 'cpu' or 'cuda:0', but got "
+                            f"{type(device).__name__}")
+        device = str(device)
+    try:
+        return _core.parse_device(device)
+    except ValueError as e:
+        raise ValueError(f"{op}: {str(e).split(': ', 1)[1]}") from None
+
+
+def _require_cuda(device: str, op: str) -> None:
+    """A RuntimeError saying why `device` cannot be used: not compiled in, or no GPU found."""
+    if device == "cpu":
+        return
+    if not _core.cuda_compiled() or _core.cuda_device_count() == 0:
+        raise RuntimeError(f"{op}: cannot use device '{device}': "
+                           f"{_core.cuda_unavailable_reason()}")
+    index = int(device.split(":")[1])
+    if index >= _core.cuda_device_count():
+        raise RuntimeError(f"{op}: CUDA device {index} does not exist "
+                           f"({_core.cuda_device_count()} present)")
+
+
+def _on_device(t: Tensor, device, op: str) -> Tensor:
+    if device is None:
+        return t
+    name = _device_name(device, op)
+    if name == "cpu":
+        return t
+    _require_cuda(name, op)
+    return Tensor._wrap(t._c.to(name), t.requires_grad)
+
+
 # ---- creation ------------------------------------------------------------------------------------
-def tensor(data, dtype=None, requires_grad: bool = False) -> Tensor:
+def tensor(data, dtype=None, device=None, requires_grad: bool = False) -> Tensor:
     """A new tensor holding a copy of ``data`` (numbers, nested lists, numpy arrays, Tensors).
     Floats become float32 and integers int64, as in PyTorch; float64 input is converted."""
+    if isinstance(data, Tensor) and data.is_cuda:
+        data = data._host().numpy()
     arr = np.array(_to_array(data, dtype), copy=True, order="C")
-    t = Tensor._wrap(_core.from_numpy(arr))
+    t = _on_device(Tensor._wrap(_core.from_numpy(arr)), device, "tensor")
     if requires_grad:
         t.requires_grad_(True)
     return t
@@ -530,16 +620,23 @@ def _dtype_arg(dtype, op):
     return d.name
 
 
-def zeros(*size, dtype=None, requires_grad: bool = False) -> Tensor:
-    t = Tensor._wrap(_core.zeros(_shape_arg(size, "zeros"), _dtype_arg(dtype, "zeros")))
+def zeros(*size, dtype=None, device=None, requires_grad: bool = False) -> Tensor:
+    shape, dt = _shape_arg(size, "zeros"), _dtype_arg(dtype, "zeros")
+    name = _device_name(device, "zeros")
+    _require_cuda(name, "zeros")
+    t = Tensor._wrap(_core.zeros(shape, dt, name))
     return t.requires_grad_(True) if requires_grad else t
 
 
-def ones(*size, dtype=None, requires_grad: bool = False) -> Tensor:
-    return full(_shape_arg(size, "ones"), 1.0, dtype=dtype, requires_grad=requires_grad)
+def ones(*size, dtype=None, device=None, requires_grad: bool = False) -> Tensor:
+    return full(_shape_arg(size, "ones"), 1.0, dtype=dtype, device=device,
+                requires_grad=requires_grad)
 
 
-def full(size, fill_value, dtype=None, requires_grad: bool = False) -> Tensor:
+def full(size, fill_value, dtype=None, device=None, requires_grad: bool = False) -> Tensor:
+    if device is not None:
+        t = _on_device(full(size, fill_value, dtype=dtype), device, "full")
+        return t.requires_grad_(True) if requires_grad else t
     shape = _shape_arg(tuple(size) if isinstance(size, (tuple, list)) else (size,), "full")
     if _dtype_arg(dtype, "full") == "int64":
         t = Tensor._wrap(_core.from_numpy(np.full(shape, fill_value, dtype=np.int64)))
@@ -548,16 +645,20 @@ def full(size, fill_value, dtype=None, requires_grad: bool = False) -> Tensor:
     return t.requires_grad_(True) if requires_grad else t
 
 
-def zeros_like(t: Tensor, dtype=None, requires_grad: bool = False) -> Tensor:
-    return zeros(t.shape, dtype=dtype or t.dtype, requires_grad=requires_grad)
+def zeros_like(t: Tensor, dtype=None, device=None, requires_grad: bool = False) -> Tensor:
+    return zeros(t.shape, dtype=dtype or t.dtype, device=device or t.device,
+                 requires_grad=requires_grad)
 
 
-def ones_like(t: Tensor, dtype=None, requires_grad: bool = False) -> Tensor:
-    return ones(t.shape, dtype=dtype or t.dtype, requires_grad=requires_grad)
+def ones_like(t: Tensor, dtype=None, device=None, requires_grad: bool = False) -> Tensor:
+    return ones(t.shape, dtype=dtype or t.dtype, device=device or t.device,
+                requires_grad=requires_grad)
 
 
-def empty(*size, dtype=None, requires_grad: bool = False) -> Tensor:
-    t = Tensor._wrap(_core.empty(_shape_arg(size, "empty"), _dtype_arg(dtype, "empty")))
+def empty(*size, dtype=None, device=None, requires_grad: bool = False) -> Tensor:
+    name = _device_name(device, "empty")
+    _require_cuda(name, "empty")
+    t = Tensor._wrap(_core.empty(_shape_arg(size, "empty"), _dtype_arg(dtype, "empty"), name))
     return t.requires_grad_(True) if requires_grad else t
 
 

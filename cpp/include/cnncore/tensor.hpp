@@ -17,6 +17,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <functional>
+#include <initializer_list>
 #include <memory>
 #include <sstream>
 #include <stdexcept>
@@ -82,6 +83,21 @@ CNNCORE_API std::string shape_str(const std::vector<int64_t>& shape);
     if (!(cond)) throw ::cnncore::TypeError(::cnncore::detail::concat(__VA_ARGS__)); \
   } while (0)
 
+// ---- devices -----------------------------------------------------------------------------------
+// Where a tensor's memory lives: host memory, or the memory of CUDA device `index`. str() and
+// parse() use torch's spelling: "cpu", "cuda:0" ("cuda" alone means cuda:0).
+enum class DeviceType : uint8_t { CPU = 0, CUDA = 1 };
+struct CNNCORE_API Device {
+  DeviceType type = DeviceType::CPU;
+  int index = 0;
+  bool is_cuda() const { return type == DeviceType::CUDA; }
+  bool operator==(const Device& o) const { return type == o.type && index == o.index; }
+  bool operator!=(const Device& o) const { return !(*this == o); }
+  std::string str() const;
+  // ValueError for anything but "cpu", "cuda" or "cuda:<non-negative int>".
+  static Device parse(const std::string& name, const char* op = "device");
+};
+
 // ---- tensor ------------------------------------------------------------------------------------
 enum class DType : uint8_t { Float32 = 0, Int64 = 1 };
 CNNCORE_API const char* dtype_name(DType d);
@@ -98,6 +114,7 @@ CNNCORE_API Shape contiguous_strides(const Shape& shape);
 struct CNNCORE_API Storage {
   void* data = nullptr;
   size_t nbytes = 0;
+  Device device;  // CUDA storage comes from the caching allocator and goes back to it
   std::function<void(void*)> release;
   Storage() = default;
   Storage(const Storage&) = delete;
@@ -112,6 +129,10 @@ class CNNCORE_API Tensor {
   // Fresh contiguous NCHW storage; empty() leaves it uninitialised.
   static Tensor empty(const Shape& shape, DType dtype = DType::Float32);
   static Tensor zeros(const Shape& shape, DType dtype = DType::Float32);
+  // The same on a device: a CUDA device needs a build with -DCNNCORE_CUDA=ON and a GPU, else
+  // a cnncore::Error saying which is missing.
+  static Tensor empty(const Shape& shape, DType dtype, Device device);
+  static Tensor zeros(const Shape& shape, DType dtype, Device device);
   static Tensor full(const Shape& shape, float value);
   // Wraps the caller's memory without copying. strides are in elements; empty = contiguous.
   // release (may be empty) runs when the last Tensor referring to the memory is gone.
@@ -129,11 +150,21 @@ class CNNCORE_API Tensor {
   bool is_contiguous() const;           // strided, row-major, no gaps
   int64_t storage_offset() const { return offset_; }
   const std::shared_ptr<Storage>& storage() const { return storage_; }
+  Device device() const { return storage_ ? storage_->device : Device{}; }
+  bool is_cuda() const { return device().is_cuda(); }
 
-  // Pointer to element [0, 0, ...]. Checks the dtype.
+  // Pointer to element [0, 0, ...] in host memory. Checks the dtype, and throws for a tensor
+  // on a CUDA device: host code must never read device memory.
   template <class T>
   T* data() const;
   void* raw_data() const;
+  // Pointer to element [0, 0, ...] on whatever device holds it (for the CUDA kernels).
+  void* device_data() const;
+  template <class T>
+  T* device_data() const { return static_cast<T*>(device_data()); }
+
+  // A copy on `device` (self when already there); contiguous NCHW.
+  Tensor to(Device device) const;
 
   // ---- views and copies (a view shares storage) ----
   Tensor contiguous() const;  // self if already contiguous NCHW, else a strided NCHW copy
@@ -169,6 +200,10 @@ CNNCORE_API void check_dim(const Tensor& t, int64_t dim, const char* op, const c
 CNNCORE_API void check_dtype(const Tensor& t, DType dtype, const char* op, const char* arg);
 CNNCORE_API void check_defined(const Tensor& t, const char* op, const char* arg);
 CNNCORE_API void check_nonempty(const Tensor& t, const char* op, const char* arg);
+// "<op>: expected all tensors on the same device, but <a> is on cuda:0 and <b> is on cpu"
+// (a cnncore::Error, Python RuntimeError). Undefined tensors are skipped.
+CNNCORE_API void check_same_device(const char* op,
+                                   std::initializer_list<std::pair<const char*, const Tensor*>>);
 // Contiguous strided NCHW float32: a no-op for such a tensor, otherwise one copy.
 CNNCORE_API Tensor as_nchw(const Tensor& t);
 

@@ -4,6 +4,7 @@
 #include <cmath>
 
 #include "cpu/activation_kernels.hpp"
+#include "cuda_ops.hpp"
 #include "parallel.hpp"
 
 namespace cnncore {
@@ -113,12 +114,14 @@ Tensor softmax_any_backward(const Tensor& dy_in, const Tensor& y_in, int64_t dim
 }  // namespace
 
 Tensor relu_forward(const Tensor& x) {
+  if (cuda::any_cuda({&x})) return cuda::relu_forward(x);
   return unary(x, "relu", [](const float* a, float* b, int64_t n) {
     CNNCORE_ISA_CALL(relu_forward(a, b, n));
   });
 }
 
 Tensor relu_backward(const Tensor& dy, const Tensor& y) {
+  if (cuda::any_cuda({&dy, &y})) return cuda::relu_backward(dy, y);
   return unary_backward(dy, y, "relu_backward", "output",
                         [](const float* g, const float* s, float* d, int64_t n) {
                           CNNCORE_ISA_CALL(relu_backward(g, s, d, n));
@@ -199,9 +202,11 @@ Tensor softmax_backward(const Tensor& dy, const Tensor& y, int64_t dim) {
   return softmax_any_backward(dy, y, dim, false, "softmax_backward");
 }
 Tensor log_softmax_forward(const Tensor& x, int64_t dim) {
+  if (cuda::any_cuda({&x})) return cuda::log_softmax_forward(x, dim);
   return softmax_any(x, dim, true, "log_softmax");
 }
 Tensor log_softmax_backward(const Tensor& dy, const Tensor& y, int64_t dim) {
+  if (cuda::any_cuda({&dy, &y})) return cuda::log_softmax_backward(dy, y, dim);
   return softmax_any_backward(dy, y, dim, true, "log_softmax_backward");
 }
 

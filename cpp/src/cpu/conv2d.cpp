@@ -12,6 +12,7 @@
 #include "cnncore/ops/linalg.hpp"
 #include "cpu/im2col.hpp"
 #include "cpu/winograd.hpp"
+#include "cuda_ops.hpp"
 #include "parallel.hpp"
 
 namespace cnncore {
@@ -242,6 +243,8 @@ Shape checked_shape(const Shape& s, const char* op, const char* arg) {
 
 Tensor conv2d_forward(const Tensor& x_in, const Tensor& w_in, const std::optional<Tensor>& b,
                       const Conv2dOptions& opt) {
+  if (cuda::any_cuda({&x_in, &w_in, cuda::opt_ptr(b)}))
+    return cuda::conv2d_forward(x_in, w_in, b, opt);
   const char* op = "conv2d";
   Tensor x = float_nchw(x_in, op, "input"), w = float_nchw(w_in, op, "weight");
   const Conv2dParams p = conv2d_params(x.shape(), w.shape(), opt, op);
@@ -251,6 +254,8 @@ Tensor conv2d_forward(const Tensor& x_in, const Tensor& w_in, const std::optiona
 
 Tensor conv2d_backward_input(const Tensor& dy_in, const Tensor& w_in, const Shape& x_shape,
                              const Conv2dOptions& opt) {
+  if (cuda::any_cuda({&dy_in, &w_in}))
+    return cuda::conv2d_backward_input(dy_in, w_in, x_shape, opt);
   const char* op = "conv2d_backward_input";
   Tensor dy = float_nchw(dy_in, op, "grad_output"), w = float_nchw(w_in, op, "weight");
   const Conv2dParams p =
@@ -261,6 +266,8 @@ Tensor conv2d_backward_input(const Tensor& dy_in, const Tensor& w_in, const Shap
 
 Tensor conv2d_backward_weight(const Tensor& dy_in, const Tensor& x_in, const Shape& w_shape,
                               const Conv2dOptions& opt) {
+  if (cuda::any_cuda({&dy_in, &x_in}))
+    return cuda::conv2d_backward_weight(dy_in, x_in, w_shape, opt);
   const char* op = "conv2d_backward_weight";
   Tensor dy = float_nchw(dy_in, op, "grad_output"), x = float_nchw(x_in, op, "input");
   const Conv2dParams p =
@@ -270,6 +277,7 @@ Tensor conv2d_backward_weight(const Tensor& dy_in, const Tensor& x_in, const Sha
 }
 
 Tensor conv2d_backward_bias(const Tensor& dy_in) {
+  if (cuda::any_cuda({&dy_in})) return cuda::conv2d_backward_bias(dy_in);
   const char* op = "conv2d_backward_bias";
   Tensor dy = float_nchw(dy_in, op, "grad_output");
   check_dim(dy, 4, op, "grad_output");

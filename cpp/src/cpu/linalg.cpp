@@ -6,6 +6,7 @@
 
 #include "cnncore/ops/linalg.hpp"
 #include "cpu/gemm.hpp"
+#include "cuda_ops.hpp"
 #include "parallel.hpp"
 
 namespace cnncore {
@@ -186,6 +187,8 @@ Tensor gemm(const Tensor& a_in, const Tensor& b_in, bool trans_a, bool trans_b, 
 }
 
 Tensor linear_forward(const Tensor& x_in, const Tensor& w_in, const std::optional<Tensor>& b_in) {
+  if (cuda::any_cuda({&x_in, &w_in, cuda::opt_ptr(b_in)}))
+    return cuda::linear_forward(x_in, w_in, b_in);
   Tensor x = linalg_input(x_in, "linear", "input").contiguous();
   Tensor w = linalg_input(w_in, "linear", "weight").contiguous();
   std::optional<Tensor> b;
@@ -208,6 +211,7 @@ Tensor linear_forward(const Tensor& x_in, const Tensor& w_in, const std::optiona
 }
 
 Tensor linear_backward_input(const Tensor& dy_in, const Tensor& w_in) {
+  if (cuda::any_cuda({&dy_in, &w_in})) return cuda::linear_backward_input(dy_in, w_in);
   Tensor dy = linalg_input(dy_in, "linear_backward_input", "grad_output").contiguous();
   Tensor w = linalg_input(w_in, "linear_backward_input", "weight").contiguous();
   CNNCORE_CHECK_VALUE(w.dim() == 2, "linear_backward_input: weight must be 2-D, but got shape ",
@@ -228,6 +232,7 @@ Tensor linear_backward_input(const Tensor& dy_in, const Tensor& w_in) {
 }
 
 Tensor linear_backward_weight(const Tensor& dy_in, const Tensor& x_in) {
+  if (cuda::any_cuda({&dy_in, &x_in})) return cuda::linear_backward_weight(dy_in, x_in);
   Tensor dy = linalg_input(dy_in, "linear_backward_weight", "grad_output").contiguous();
   Tensor x = linalg_input(x_in, "linear_backward_weight", "input").contiguous();
   const int64_t rows = linear_grad_rows(dy, x, "linear_backward_weight", "input");
@@ -240,6 +245,7 @@ Tensor linear_backward_weight(const Tensor& dy_in, const Tensor& x_in) {
 }
 
 Tensor linear_backward_bias(const Tensor& dy_in) {
+  if (cuda::any_cuda({&dy_in})) return cuda::linear_backward_bias(dy_in);
   Tensor dy = linalg_input(dy_in, "linear_backward_bias", "grad_output").contiguous();
   CNNCORE_CHECK_VALUE(dy.dim() >= 1, "linear_backward_bias: grad_output must be at least 1-D, ",
                       "but got a 0-D tensor");

@@ -8,6 +8,7 @@
 #include <cmath>
 #include <vector>
 
+#include "cuda_ops.hpp"
 #include "parallel.hpp"
 
 namespace cnncore {
@@ -355,6 +356,8 @@ double check_beta(double beta, const char* op) {
 std::pair<Tensor, Tensor> nll_loss_forward(const Tensor& logp, const Tensor& target,
                                            const std::optional<Tensor>& weight,
                                            Reduction reduction, int64_t ignore_index) {
+  if (cuda::any_cuda({&logp, &target, cuda::opt_ptr(weight)}))
+    return cuda::cross_entropy_logp_forward(logp, target, weight, reduction, ignore_index, 0.0);
   return class_forward(
       class_args(logp, target, weight, reduction, ignore_index, 0.0, false, "nll_loss"),
       reduction);
@@ -364,6 +367,9 @@ Tensor nll_loss_backward(const Tensor& dloss, const Tensor& logp, const Tensor& 
                          const std::optional<Tensor>& weight, Reduction reduction,
                          int64_t ignore_index, const Tensor& total_weight) {
   const char* op = "nll_loss_backward";
+  if (cuda::any_cuda({&dloss, &logp, &target, cuda::opt_ptr(weight)}))
+    return cuda::cross_entropy_logp_backward(dloss, logp, target, weight, reduction,
+                                             ignore_index, 0.0, total_weight);
   return class_backward(dloss,
                         class_args(logp, target, weight, reduction, ignore_index, 0.0, false, op),
                         reduction, total_weight, op);
@@ -373,6 +379,9 @@ std::pair<Tensor, Tensor> cross_entropy_logp_forward(const Tensor& logp, const T
                                                      const std::optional<Tensor>& weight,
                                                      Reduction reduction, int64_t ignore_index,
                                                      double label_smoothing) {
+  if (cuda::any_cuda({&logp, &target, cuda::opt_ptr(weight)}))
+    return cuda::cross_entropy_logp_forward(logp, target, weight, reduction, ignore_index,
+                                            label_smoothing);
   return class_forward(class_args(logp, target, weight, reduction, ignore_index, label_smoothing,
                                   true, "cross_entropy"),
                        reduction);
@@ -383,6 +392,9 @@ Tensor cross_entropy_logp_backward(const Tensor& dloss, const Tensor& logp, cons
                                    int64_t ignore_index, double label_smoothing,
                                    const Tensor& total_weight) {
   const char* op = "cross_entropy_backward";
+  if (cuda::any_cuda({&dloss, &logp, &target, cuda::opt_ptr(weight)}))
+    return cuda::cross_entropy_logp_backward(dloss, logp, target, weight, reduction,
+                                             ignore_index, label_smoothing, total_weight);
   return class_backward(
       dloss, class_args(logp, target, weight, reduction, ignore_index, label_smoothing, true, op),
       reduction, total_weight, op);

@@ -6,6 +6,7 @@
 
 #include "cnncore/runtime.hpp"
 #include "cpu/norm_kernels.hpp"
+#include "cuda_ops.hpp"
 #include "parallel.hpp"
 
 namespace cnncore {
@@ -202,6 +203,10 @@ std::tuple<Tensor, Tensor, Tensor> batch_norm_forward(const Tensor& x_in,
                                                       const std::optional<Tensor>& bias,
                                                       bool training, double momentum, double eps) {
   const char* op = "batch_norm";
+  if (cuda::any_cuda({&x_in, cuda::opt_ptr(running_mean), cuda::opt_ptr(running_var),
+                      cuda::opt_ptr(weight), cuda::opt_ptr(bias)}))
+    return cuda::batch_norm_forward(x_in, running_mean, running_var, weight, bias, training,
+                                    momentum, eps);
   check_dtype(x_in, DType::Float32, op, "input");
   CNNCORE_CHECK_VALUE(x_in.dim() >= 2, op, ": input must be (N, C) or (N, C, *), but got ",
                       x_in.dim(), "-D with shape ", shape_str(x_in.shape()));
@@ -298,6 +303,8 @@ std::tuple<Tensor, Tensor, Tensor> batch_norm_backward(const Tensor& dy_in, cons
                                                        const Tensor& save_mean,
                                                        const Tensor& save_invstd, bool training) {
   const char* op = "batch_norm_backward";
+  if (cuda::any_cuda({&dy_in, &x_in, cuda::opt_ptr(weight), &save_mean, &save_invstd}))
+    return cuda::batch_norm_backward(dy_in, x_in, weight, save_mean, save_invstd, training);
   check_dtype(x_in, DType::Float32, op, "input");
   check_dtype(dy_in, DType::Float32, op, "grad_output");
   CNNCORE_CHECK_VALUE(x_in.dim() >= 2, op, ": input must be (N, C) or (N, C, *), but got ",

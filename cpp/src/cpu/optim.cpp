@@ -3,6 +3,7 @@
 #include <cmath>
 
 #include "cpu/optim_kernels.hpp"
+#include "cuda_ops.hpp"
 #include "parallel.hpp"
 
 namespace cnncore {
@@ -81,6 +82,8 @@ void validate(const RmspropParams& p) {
 void sgd_step(const Tensor& param, const Tensor& grad_in, const Tensor& momentum_buffer,
               const SgdParams& p, bool first_step) {
   validate(p);
+  if (cuda::any_cuda({&param, &grad_in, &momentum_buffer}))
+    return cuda::sgd_step(param, grad_in, momentum_buffer, p, first_step);
   const Tensor grad = check_step_inputs(param, grad_in, "sgd_step");
   const bool has_momentum = p.momentum != 0.0;
   if (has_momentum) check_state(momentum_buffer, param, "sgd_step", "momentum_buffer");
@@ -108,6 +111,8 @@ void adam_step(const Tensor& param, const Tensor& grad_in, const Tensor& exp_avg
   validate(p);
   CNNCORE_CHECK_VALUE(step >= 1.0, "adam_step: step must be >= 1 (the count after this update), "
                       "but got ", step);
+  if (cuda::any_cuda({&param, &grad_in, &exp_avg, &exp_avg_sq, &max_exp_avg_sq}))
+    return cuda::adam_step(param, grad_in, exp_avg, exp_avg_sq, max_exp_avg_sq, step, p);
   const Tensor grad = check_step_inputs(param, grad_in, "adam_step");
   check_state(exp_avg, param, "adam_step", "exp_avg");
   check_state(exp_avg_sq, param, "adam_step", "exp_avg_sq");

@@ -8,6 +8,7 @@
 #include <limits>
 
 #include "cpu/pool_kernels.hpp"
+#include "cuda_ops.hpp"
 #include "parallel.hpp"
 
 namespace cnncore {
@@ -161,6 +162,8 @@ Pool2dParams pool2d_params(const Shape& input, const Pool2dOptions& opt, const c
 
 // ---- max ---------------------------------------------------------------------------------------
 std::pair<Tensor, Tensor> max_pool2d_forward(const Tensor& x_in, const Pool2dOptions& opt) {
+  if (cuda::any_cuda({&x_in}))
+    return cuda::max_pool2d_forward(x_in, opt);
   check_pool_input(x_in, "max_pool2d", "input");
   const Pool2dParams p = pool2d_params(x_in.shape(), opt, "max_pool2d");
   Tensor x = as_nchw(x_in);
@@ -178,6 +181,8 @@ std::pair<Tensor, Tensor> max_pool2d_forward(const Tensor& x_in, const Pool2dOpt
 }
 
 Tensor max_pool2d_backward(const Tensor& dy, const Tensor& indices, const Shape& x_shape) {
+  if (cuda::any_cuda({&dy, &indices}))
+    return cuda::max_pool2d_backward(dy, indices, x_shape);
   const char* op = "max_pool2d_backward";
   check_x_shape(x_shape, op);
   check_defined(dy, op, "grad_output");
@@ -199,6 +204,8 @@ Pool2dOptions avg_options(const Pool2dOptions& opt) {
 }  // namespace
 
 Tensor avg_pool2d_forward(const Tensor& x_in, const Pool2dOptions& opt) {
+  if (cuda::any_cuda({&x_in}))
+    return cuda::avg_pool2d_forward(x_in, opt);
   check_pool_input(x_in, "avg_pool2d", "input");
   const Pool2dParams p = pool2d_params(x_in.shape(), avg_options(opt), "avg_pool2d");
   Tensor x = as_nchw(x_in);
@@ -214,6 +221,8 @@ Tensor avg_pool2d_forward(const Tensor& x_in, const Pool2dOptions& opt) {
 }
 
 Tensor avg_pool2d_backward(const Tensor& dy_in, const Shape& x_shape, const Pool2dOptions& opt) {
+  if (cuda::any_cuda({&dy_in}))
+    return cuda::avg_pool2d_backward(dy_in, x_shape, opt);
   const char* op = "avg_pool2d_backward";
   check_x_shape(x_shape, op);
   const Pool2dParams p = pool2d_params(x_shape, avg_options(opt), op);
@@ -247,6 +256,8 @@ void check_adaptive(const Tensor& x, int64_t out_h, int64_t out_w, const char* o
 }  // namespace
 
 Tensor adaptive_avg_pool2d_forward(const Tensor& x_in, int64_t OH, int64_t OW) {
+  if (cuda::any_cuda({&x_in}))
+    return cuda::adaptive_avg_pool2d_forward(x_in, OH, OW);
   check_adaptive(x_in, OH, OW, "adaptive_avg_pool2d");
   Tensor x = as_nchw(x_in);
   int64_t N, C, H, W;
@@ -262,6 +273,8 @@ Tensor adaptive_avg_pool2d_forward(const Tensor& x_in, int64_t OH, int64_t OW) {
 }
 
 Tensor adaptive_avg_pool2d_backward(const Tensor& dy_in, const Shape& x_shape) {
+  if (cuda::any_cuda({&dy_in}))
+    return cuda::adaptive_avg_pool2d_backward(dy_in, x_shape);
   const char* op = "adaptive_avg_pool2d_backward";
   check_x_shape(x_shape, op);
   check_defined(dy_in, op, "grad_output");

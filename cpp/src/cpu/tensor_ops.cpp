@@ -6,6 +6,7 @@
 #include <limits>
 
 #include "cpu/tensor_ops_kernels.hpp"
+#include "cuda_ops.hpp"
 #include "parallel.hpp"
 
 namespace cnncore {
@@ -335,6 +336,7 @@ Shape broadcast_shapes(const Shape& a, const Shape& b, const char* op) {
 }
 
 Tensor binary(BinaryOp op, const Tensor& a_in, const Tensor& b_in) {
+  if (cuda::any_cuda({&a_in, &b_in})) return cuda::binary(op, a_in, b_in);
   const char* name = binary_op_name(op);
   Tensor a = float_strided(a_in, name, "input"), b = float_strided(b_in, name, "other");
   const Shape os = broadcast_shapes(a.shape(), b.shape(), name);

@@ -251,7 +251,7 @@ class Module:
             if set_to_none:
                 p.grad = None
             else:
-                p.grad = Tensor._wrap(_core.zeros(list(p.shape)))
+                p.grad = Tensor._wrap(_core.zeros(list(p.shape), "float32", p.device))
 
     def apply(self, fn) -> Module:
         for m in self.children():
@@ -260,14 +260,34 @@ class Module:
         return self
 
     def to(self, *args, **kwargs) -> Module:
-        """Moves parameters and buffers to a device. Only 'cpu' exists in this build."""
-        for a in list(args) + list(kwargs.values()):
-            if isinstance(a, str) and a != "cpu":
-                raise RuntimeError(f"to: device '{a}' is not available in this build (only 'cpu')")
+        """Moves parameters, their gradients and buffers to a device ('cpu', 'cuda', 'cuda:N'),
+        in place as in torch: a Parameter keeps its identity, so an optimizer built before the
+        move keeps working. dtype arguments are accepted (float32 is the only float dtype)."""
+        from ..tensor import _device_name, _require_cuda
+        device = kwargs.pop("device", None)
+        for a in args:
+            if isinstance(a, (str, int)) and not isinstance(a, bool) or \
+                    type(a).__name__ == "device":
+                device = a
+        if device is None:
+            return self
+        name = _device_name(device, "Module.to")
+        _require_cuda(name, "Module.to")
+        for m in self.modules():
+            for store in (m._parameters, m._buffers):
+                for t in store.values():
+                    if t is None or t.device == name:
+                        continue
+                    t._c = t._c.to(name)
+                    if t.grad is not None:
+                        t.grad._c = t.grad._c.to(name)
         return self
 
     def cpu(self) -> Module:
-        return self
+        return self.to("cpu")
+
+    def cuda(self, device=None) -> Module:
+        return self.to("cuda" if device is None else device)
 
     def float(self) -> Module:
         return self

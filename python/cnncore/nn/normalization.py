@@ -3,9 +3,17 @@
 from __future__ import annotations
 
 from .. import functional as F
-from ..tensor import Tensor, ones, zeros
+from ..tensor import Tensor, ones, tensor, zeros
 from . import init
 from .module import Module, Parameter
+
+
+def _set_count(counter: Tensor, value: int) -> None:
+    """Writes an int64 0-d buffer in place; one on a GPU gets new device storage instead."""
+    if counter.device == "cpu":
+        counter.numpy()[...] = value
+    else:
+        counter._c = tensor(value, device=counter.device)._c
 
 
 class _BatchNorm(Module):
@@ -38,7 +46,7 @@ class _BatchNorm(Module):
         if self.track_running_stats:
             init.zeros_(self.running_mean)
             init.ones_(self.running_var)
-            self.num_batches_tracked.numpy()[...] = 0
+            _set_count(self.num_batches_tracked, 0)
 
     def reset_parameters(self) -> None:
         self.reset_running_stats()
@@ -53,7 +61,7 @@ class _BatchNorm(Module):
                              f"got {input.ndim}-D with shape {input.shape}")
         momentum = 0.0 if self.momentum is None else self.momentum
         if self.training and self.track_running_stats:
-            self.num_batches_tracked.numpy()[...] += 1
+            _set_count(self.num_batches_tracked, int(self.num_batches_tracked.item()) + 1)
             if self.momentum is None:  # cumulative moving average
                 momentum = 1.0 / float(self.num_batches_tracked.item())
         use_batch_stats = self.training or self.running_mean is None

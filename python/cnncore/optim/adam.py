@@ -4,8 +4,9 @@ applied to the parameter (p *= 1 - lr * weight_decay) instead of added to the gr
 from __future__ import annotations
 
 from .. import _core
-from ..tensor import Tensor, no_grad
-from .optimizer import Optimizer, _check_float, _scalar_tensor, _tensor_value
+from ..tensor import no_grad
+from .optimizer import (Optimizer, _check_float, _scalar_tensor, _tensor_value,
+                        _zeros_like_param)
 from .sgd import _check_unsupported
 
 __all__ = ["Adam", "AdamW"]
@@ -63,12 +64,12 @@ class Adam(Optimizer):
                     state = self.state[p]
                     if len(state) == 0:
                         state["step"] = _scalar_tensor(0.0)
-                        state["exp_avg"] = Tensor._wrap(_core.zeros(list(p.shape)))
-                        state["exp_avg_sq"] = Tensor._wrap(_core.zeros(list(p.shape)))
+                        state["exp_avg"] = _zeros_like_param(p)
+                        state["exp_avg_sq"] = _zeros_like_param(p)
                         if amsgrad:
-                            state["max_exp_avg_sq"] = Tensor._wrap(_core.zeros(list(p.shape)))
+                            state["max_exp_avg_sq"] = _zeros_like_param(p)
                     if amsgrad and "max_exp_avg_sq" not in state:
-                        state["max_exp_avg_sq"] = Tensor._wrap(_core.zeros(list(p.shape)))
+                        state["max_exp_avg_sq"] = _zeros_like_param(p)
                     # float32 like torch's step tensor (exact for any count below 2**24).
                     step = _tensor_value(state["step"]) + 1.0
                     state["step"] = _scalar_tensor(step)

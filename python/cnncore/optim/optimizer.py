@@ -41,6 +41,11 @@ def _as_state_tensor(value) -> Tensor:
     return Tensor._wrap(_core.from_numpy(arr))
 
 
+def _zeros_like_param(p: Tensor) -> Tensor:
+    """Zeroed optimizer state (or gradient) on the parameter's device."""
+    return Tensor._wrap(_core.zeros(list(p.shape), "float32", p.device))
+
+
 def _scalar_tensor(value: float) -> Tensor:
     """A 0-d float32 Tensor, as torch keeps state['step']."""
     return Tensor._wrap(_core.from_numpy(np.array(value, dtype=np.float32)))
@@ -151,7 +156,7 @@ class Optimizer:
                 if set_to_none:
                     p.grad = None
                 else:
-                    p.grad = Tensor._wrap(_core.zeros(list(p.shape)))
+                    p.grad = _zeros_like_param(p)
 
     def step(self, closure=None):
         raise NotImplementedError

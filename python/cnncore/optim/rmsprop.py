@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from .. import _core
-from ..tensor import Tensor, no_grad
-from .optimizer import Optimizer, _check_float, _scalar_tensor, _tensor_value
+from ..tensor import no_grad
+from .optimizer import (Optimizer, _check_float, _scalar_tensor, _tensor_value,
+                        _zeros_like_param)
 from .sgd import _check_unsupported
 
 __all__ = ["RMSprop"]
@@ -55,15 +56,15 @@ class RMSprop(Optimizer):
                     state = self.state[p]
                     if len(state) == 0:
                         state["step"] = _scalar_tensor(0.0)
-                        state["square_avg"] = Tensor._wrap(_core.zeros(list(p.shape)))
+                        state["square_avg"] = _zeros_like_param(p)
                         if momentum > 0:
-                            state["momentum_buffer"] = Tensor._wrap(_core.zeros(list(p.shape)))
+                            state["momentum_buffer"] = _zeros_like_param(p)
                         if centered:
-                            state["grad_avg"] = Tensor._wrap(_core.zeros(list(p.shape)))
+                            state["grad_avg"] = _zeros_like_param(p)
                     if momentum > 0 and "momentum_buffer" not in state:
-                        state["momentum_buffer"] = Tensor._wrap(_core.zeros(list(p.shape)))
+                        state["momentum_buffer"] = _zeros_like_param(p)
                     if centered and "grad_avg" not in state:
-                        state["grad_avg"] = Tensor._wrap(_core.zeros(list(p.shape)))
+                        state["grad_avg"] = _zeros_like_param(p)
                     state["step"] = _scalar_tensor(_tensor_value(state["step"]) + 1.0)
                     buf = state["momentum_buffer"]._c if momentum > 0 else None
                     gavg = state["grad_avg"]._c if centered else None

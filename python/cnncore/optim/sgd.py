@@ -4,8 +4,8 @@
 from __future__ import annotations
 
 from .. import _core
-from ..tensor import Tensor, no_grad
-from .optimizer import Optimizer, _check_float
+from ..tensor import no_grad
+from .optimizer import Optimizer, _check_float, _zeros_like_param
 
 __all__ = ["SGD"]
 
@@ -59,7 +59,7 @@ class SGD(Optimizer):
                     buf = state.get("momentum_buffer")
                     first = buf is None
                     if momentum != 0 and first:
-                        buf = Tensor._wrap(_core.zeros(list(p.shape)))
+                        buf = _zeros_like_param(p)
                     self._update_in_place(p, lambda c, buf=buf, first=first, p=p: _core.sgd_step(
                         c, p.grad._c, None if momentum == 0 else buf._c, lr=float(group["lr"]),
                         momentum=momentum, dampening=float(group["dampening"]),

@@ -1,0 +1,119 @@
+// The CUDA backend in a build without it (-DCNNCORE_CUDA=OFF): nothing CUDA is compiled or
+// linked; every entry says so, and device_count() is 0 as the Python API expects.
+#if !defined(CNNCORE_WITH_CUDA)
+#include "cuda_api.hpp"
+
+namespace cnncore::cuda {
+namespace {
+[[noreturn]] void not_compiled(const char* op) {
+  throw Error(detail::concat(op, ": ", unavailable_reason()));
+}
+}  // namespace
+[[noreturn]] void not_compiled_op(const char* op) { not_compiled(op); }
+
+bool compiled() { return false; }
+int device_count() { return 0; }
+std::string unavailable_reason() {
+  return "cnncore was built without CUDA (rebuild with -DCNNCORE_CUDA=ON, e.g. "
+         "CMAKE_ARGS=-DCNNCORE_CUDA=ON pip install .)";
+}
+void require_device(const Device&, const char* op) { not_compiled(op); }
+void* allocate(size_t, int, const char* op) { not_compiled(op); }
+void release(void*, int) {}
+void empty_cache() {}
+int64_t memory_allocated(int) { return 0; }
+int64_t max_memory_allocated(int) { return 0; }
+int64_t memory_reserved(int) { return 0; }
+void reset_peak_memory_stats(int) {}
+void synchronize(int) { not_compiled("synchronize"); }
+int current_device() { not_compiled("current_device"); }
+void copy_host_to_device(void*, const void*, size_t, int) { not_compiled("to"); }
+void copy_device_to_host(void*, const void*, size_t, int) { not_compiled("to"); }
+void copy_device_to_device(void*, const void*, size_t, int) { not_compiled("to"); }
+void gather_strided(const Tensor&, Tensor&) { not_compiled("contiguous"); }
+void scatter_strided(const Tensor&, Tensor&) { not_compiled("copy_"); }
+void fill(Tensor&, float) { not_compiled("fill_"); }
+void zero_bytes(void*, size_t, int) { not_compiled("zero_"); }
+
+}  // namespace cnncore::cuda
+#endif
+
+#if !defined(CNNCORE_WITH_CUDA)
+#include "cuda_ops.hpp"
+
+// Unreachable in practice (no tensor can be on a GPU in this build), but defined so the dispatch
+// hooks link.
+namespace cnncore::cuda {
+[[noreturn]] void not_compiled_op(const char* op);
+namespace {
+[[noreturn]] void no_backend(const char* op) { not_compiled_op(op); }
+}  // namespace
+Tensor conv2d_forward(const Tensor&, const Tensor&, const std::optional<Tensor>&,
+                      const Conv2dOptions&) { no_backend("conv2d"); }
+Tensor conv2d_backward_input(const Tensor&, const Tensor&, const Shape&, const Conv2dOptions&) {
+  no_backend("conv2d_backward_input");
+}
+Tensor conv2d_backward_weight(const Tensor&, const Tensor&, const Shape&, const Conv2dOptions&) {
+  no_backend("conv2d_backward_weight");
+}
+Tensor conv2d_backward_bias(const Tensor&) { no_backend("conv2d_backward_bias"); }
+Tensor linear_forward(const Tensor&, const Tensor&, const std::optional<Tensor>&) {
+  no_backend("linear");
+}
+Tensor linear_backward_input(const Tensor&, const Tensor&) { no_backend("linear_backward_input"); }
+Tensor linear_backward_weight(const Tensor&, const Tensor&) {
+  no_backend("linear_backward_weight");
+}
+Tensor linear_backward_bias(const Tensor&) { no_backend("linear_backward_bias"); }
+Tensor relu_forward(const Tensor&) { no_backend("relu"); }
+Tensor relu_backward(const Tensor&, const Tensor&) { no_backend("relu_backward"); }
+Tensor binary(BinaryOp op, const Tensor&, const Tensor&) { no_backend(binary_op_name(op)); }
+std::pair<Tensor, Tensor> max_pool2d_forward(const Tensor&, const Pool2dOptions&) {
+  no_backend("max_pool2d");
+}
+Tensor max_pool2d_backward(const Tensor&, const Tensor&, const Shape&) {
+  no_backend("max_pool2d_backward");
+}
+Tensor avg_pool2d_forward(const Tensor&, const Pool2dOptions&) { no_backend("avg_pool2d"); }
+Tensor avg_pool2d_backward(const Tensor&, const Shape&, const Pool2dOptions&) {
+  no_backend("avg_pool2d_backward");
+}
+Tensor adaptive_avg_pool2d_forward(const Tensor&, int64_t, int64_t) {
+  no_backend("adaptive_avg_pool2d");
+}
+Tensor adaptive_avg_pool2d_backward(const Tensor&, const Shape&) {
+  no_backend("adaptive_avg_pool2d_backward");
+}
+Tensor log_softmax_forward(const Tensor&, int64_t) { no_backend("log_softmax"); }
+Tensor log_softmax_backward(const Tensor&, const Tensor&, int64_t) {
+  no_backend("log_softmax_backward");
+}
+std::pair<Tensor, Tensor> cross_entropy_logp_forward(const Tensor&, const Tensor&,
+                                                     const std::optional<Tensor>&, Reduction,
+                                                     int64_t, double) {
+  no_backend("cross_entropy");
+}
+Tensor cross_entropy_logp_backward(const Tensor&, const Tensor&, const Tensor&,
+                                   const std::optional<Tensor>&, Reduction, int64_t, double,
+                                   const Tensor&) {
+  no_backend("cross_entropy_backward");
+}
+std::tuple<Tensor, Tensor, Tensor> batch_norm_forward(
+    const Tensor&, const std::optional<Tensor>&, const std::optional<Tensor>&,
+    const std::optional<Tensor>&, const std::optional<Tensor>&, bool, double, double) {
+  no_backend("batch_norm");
+}
+std::tuple<Tensor, Tensor, Tensor> batch_norm_backward(const Tensor&, const Tensor&,
+                                                       const std::optional<Tensor>&,
+                                                       const Tensor&, const Tensor&, bool) {
+  no_backend("batch_norm_backward");
+}
+void sgd_step(const Tensor&, const Tensor&, const Tensor&, const SgdParams&, bool) {
+  no_backend("sgd_step");
+}
+void adam_step(const Tensor&, const Tensor&, const Tensor&, const Tensor&, const Tensor&, double,
+               const AdamParams&) {
+  no_backend("adam_step");
+}
+}  // namespace cnncore::cuda
+#endif

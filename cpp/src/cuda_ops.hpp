@@ -1,0 +1,75 @@
+// The ops the CUDA backend implements, called from the CPU op entry points (the one dispatch
+// hook each entry has: `if (cuda::any_cuda({...})) return cuda::<op>(...)`), so the Python
+// autograd code is the same for both devices. Same arguments, same validation (the shared params
+// functions), same result layout (contiguous NCHW) as the CPU entries.
+#pragma once
+
+#include <initializer_list>
+#include <optional>
+#include <tuple>
+#include <utility>
+
+#include "cnncore/ops.hpp"
+#include "cnncore/tensor.hpp"
+
+namespace cnncore::cuda {
+
+inline bool any_cuda(std::initializer_list<const Tensor*> tensors) {
+  for (const Tensor* t : tensors)
+    if (t && t->defined() && t->is_cuda()) return true;
+  return false;
+}
+inline const Tensor* opt_ptr(const std::optional<Tensor>& t) { return t ? &*t : nullptr; }
+
+Tensor conv2d_forward(const Tensor& x, const Tensor& w, const std::optional<Tensor>& b,
+                      const Conv2dOptions& opt);
+Tensor conv2d_backward_input(const Tensor& dy, const Tensor& w, const Shape& x_shape,
+                             const Conv2dOptions& opt);
+Tensor conv2d_backward_weight(const Tensor& dy, const Tensor& x, const Shape& w_shape,
+                              const Conv2dOptions& opt);
+Tensor conv2d_backward_bias(const Tensor& dy);
+
+Tensor linear_forward(const Tensor& x, const Tensor& w, const std::optional<Tensor>& b);
+Tensor linear_backward_input(const Tensor& dy, const Tensor& w);
+Tensor linear_backward_weight(const Tensor& dy, const Tensor& x);
+Tensor linear_backward_bias(const Tensor& dy);
+
+Tensor relu_forward(const Tensor& x);
+Tensor relu_backward(const Tensor& dy, const Tensor& y);
+
+Tensor binary(BinaryOp op, const Tensor& a, const Tensor& b);
+
+std::pair<Tensor, Tensor> max_pool2d_forward(const Tensor& x, const Pool2dOptions& opt);
+Tensor max_pool2d_backward(const Tensor& dy, const Tensor& indices, const Shape& x_shape);
+Tensor avg_pool2d_forward(const Tensor& x, const Pool2dOptions& opt);
+Tensor avg_pool2d_backward(const Tensor& dy, const Shape& x_shape, const Pool2dOptions& opt);
+Tensor adaptive_avg_pool2d_forward(const Tensor& x, int64_t out_h, int64_t out_w);
+Tensor adaptive_avg_pool2d_backward(const Tensor& dy, const Shape& x_shape);
+
+Tensor log_softmax_forward(const Tensor& x, int64_t dim);
+Tensor log_softmax_backward(const Tensor& dy, const Tensor& y, int64_t dim);
+// Class-index targets only (nll_loss is label_smoothing = 0).
+std::pair<Tensor, Tensor> cross_entropy_logp_forward(const Tensor& logp, const Tensor& target,
+                                                     const std::optional<Tensor>& weight,
+                                                     Reduction reduction, int64_t ignore_index,
+                                                     double label_smoothing);
+Tensor cross_entropy_logp_backward(const Tensor& dloss, const Tensor& logp, const Tensor& target,
+                                   const std::optional<Tensor>& weight, Reduction reduction,
+                                   int64_t ignore_index, double label_smoothing,
+                                   const Tensor& total_weight);
+
+std::tuple<Tensor, Tensor, Tensor> batch_norm_forward(
+    const Tensor& x, const std::optional<Tensor>& running_mean,
+    const std::optional<Tensor>& running_var, const std::optional<Tensor>& weight,
+    const std::optional<Tensor>& bias, bool training, double momentum, double eps);
+std::tuple<Tensor, Tensor, Tensor> batch_norm_backward(
+    const Tensor& dy, const Tensor& x, const std::optional<Tensor>& weight, const Tensor& save_mean,
+    const Tensor& save_invstd, bool training);
+
+void sgd_step(const Tensor& param, const Tensor& grad, const Tensor& momentum_buffer,
+              const SgdParams& p, bool first_step);
+void adam_step(const Tensor& param, const Tensor& grad, const Tensor& exp_avg,
+               const Tensor& exp_avg_sq, const Tensor& max_exp_avg_sq, double step,
+               const AdamParams& p);
+
+}  // namespace cnncore::cuda
