@@ -145,3 +145,17 @@ def test_multi_input_net_runs_three_branches():
     out.sum().backward()
     assert net.embedding.weight.grad is not None
     assert np.abs(net.numeric[0].weight.grad.numpy()).sum() > 0
+
+
+def test_case_study_networks_are_in_the_zoo():
+    import cnncore
+    from cnncore.detection import TinyYOLO
+    from cnncore.localization import LocalizationNet
+    assert {"tiny_yolo", "localization_net", "siamese", "style_vgg"} <= set(M.list_models())
+    yolo = M.get_model("tiny_yolo", num_classes=2)
+    assert isinstance(yolo, TinyYOLO) and isinstance(M.get_model("localization_net"),
+                                                     LocalizationNet)
+    # 3 anchors x (5 + 2 classes) channels on the 8x8 grid of a 64x64 image
+    assert yolo(cnncore.randn(1, 3, 64, 64)).shape == (1, 21, 8, 8)
+    net = M.get_model("siamese")
+    assert isinstance(net, M.SiameseNet) and net(cnncore.randn(2, 1, 8, 8)).shape == (2, 32)

@@ -179,3 +179,75 @@ def test_siamese_training_loss_falls_and_separates_classes():
     assert np.all(d1 < 1e-2)
     support = np.array([np.flatnonzero(labels == c)[0] for c in range(4)])
     assert models.one_shot_accuracy(e[support], labels[support], e, labels) > 0.6
+
+
+def _unit_rows(x):
+    flat = x.reshape(len(x), -1)
+    flat = flat - flat.mean()
+    return flat / np.linalg.norm(flat, axis=1, keepdims=True)
+
+
+def test_glyph_embedding_beats_raw_pixels_on_unseen_classes():
+    """A small version of examples/python/siamese.py: trained on 64 glyph classes, judged on 40
+    classes whose ids it never saw, on the same one-shot episodes as raw-pixel nearest neighbour."""
+    cnncore.manual_seed(0)
+    x, y = cnncore.data.SyntheticGlyphs(64, 6, image_size=12, seed=0).arrays()
+    xt, yt = cnncore.data.SyntheticGlyphs(range(5000, 5040), 4, image_size=12, seed=0).arrays()
+    assert not np.isin(yt, y).any()
+    mean, std = x.mean(), x.std()
+    net = models.SiameseNet(models.EmbeddingNet(in_channels=1, embedding_dim=16, width=8))
+    loss_fn = models.SemiHardTripletLoss(margin=0.3)
+    opt = optim.Adam(net.parameters(), lr=5e-3)
+    for batch in models.balanced_batches(y, 12, 4, num_batches=60, generator=0):
+        opt.zero_grad()
+        loss_fn(net(cnncore.tensor((x[batch] - mean) / std)), y[batch]).backward()
+        opt.step()
+    episodes = models.one_shot_episodes(yt, 5, 300, queries_per_class=3, generator=1)
+    learned = models.episode_accuracies(models.embed(net, (xt - mean) / std), yt, episodes)
+    pixels = models.episode_accuracies(_unit_rows(xt), yt, episodes)
+    gain = learned - pixels
+    # paired over the same episodes (measured 0.81 vs 0.70): the 95% interval of the gain
+    # lies above +0.04
+    assert gain.mean() - 1.96 * gain.std(ddof=1) / np.sqrt(len(gain)) > 0.04, \
+        (learned.mean(), pixels.mean())
+
+
+def test_one_shot_episodes_and_pairs_are_well_formed():
+    labels = np.repeat(np.arange(10), 4)
+    eps = models.one_shot_episodes(labels, 5, 20, queries_per_class=2, generator=0)
+    for support, query in eps:
+        assert len(support) == 5 and len(query) == 10
+        assert len(np.unique(labels[support])) == 5 and not np.intersect1d(support, query).size
+        assert set(labels[query]) == set(labels[support])
+    again = models.one_shot_episodes(labels, 5, 20, queries_per_class=2, generator=0)
+    assert all((a[0] == b[0]).all() and (a[1] == b[1]).all() for a, b in zip(eps, again))
+    with pytest.raises(ValueError, match="n_way"):
+        models.one_shot_episodes(labels, 11, 1)
+    with pytest.raises(ValueError, match="n_way"):
+        models.one_shot_episodes(labels, 2, 1, queries_per_class=4)   # no class has 5 images
+    emb = np.eye(40)[labels * 4 % 40]   # one point per class: every episode is perfect
+    assert (models.episode_accuracies(emb, labels, eps) == 1.0).all()
+    i, j, same = models.verification_pairs(labels, 101, generator=0)
+    assert (i != j).all() and same.sum() == 51 and (same == (labels[i] == labels[j])).all()
+
+
+def test_synthetic_glyphs_are_seeded_per_class():
+    a = cnncore.data.SyntheticGlyphs(5, 3, image_size=16, seed=2)
+    b = cnncore.data.SyntheticGlyphs([3, 9], 3, image_size=16, seed=2)
+    assert len(a) == 15 and a[0][0].shape == (1, 16, 16) and a[0][0].dtype == np.float32
+    np.testing.assert_array_equal(a[3 * 3 + 1][0], b[1][0])     # class 3 is class 3 anywhere
+    assert b[4][1] == 9 and list(b.targets) == [3, 3, 3, 9, 9, 9]
+    images, labels = a.arrays()
+    assert list(labels) == list(np.repeat(np.arange(5), 3))
+    assert images.shape == (15, 1, 16, 16) and 0 <= images.min() and images.max() <= 1
+    assert images.mean() > 0.05                                 # there is ink
+    batch, lab = a.get_batch([0, 14])
+    np.testing.assert_array_equal(batch[1], images[14])
+    assert list(lab) == [0, 4]
+    c = cnncore.data.SyntheticGlyphs(5, 3, image_size=16, seed=3)
+    assert not np.allclose(c.arrays()[0], images)
+    for bad in (0, [1, 1], [-1], "ab"):
+        with pytest.raises((ValueError, TypeError), match="SyntheticGlyphs"):
+            cnncore.data.SyntheticGlyphs(bad, 2)
+    with pytest.raises(IndexError):
+        a[15]

@@ -48,7 +48,26 @@ def test_segmentation_example_smoke(tmp_path):
     assert (tmp_path / "checkerboard.png").is_file() and (tmp_path / "predictions.png").is_file()
 
 
+def test_siamese_example_smoke():
+    out = run_example("siamese.py", "--steps", "3", "--train-classes", "20", "--test-classes",
+                      "20", "--episodes", "10", "--threads", "1")
+    assert "5-way one-shot: trained" in out and "verification: trained" in out
+
+
 @pytest.mark.slow
 def test_detection_reaches_map_0_8():
     out = run_example("detection.py", "--threads", "1", timeout=1200)
     assert last_value(out, r"test mAP@0\.5") >= 0.85, out  # measured 0.963
+
+
+@pytest.mark.slow
+def test_siamese_one_shot_beats_raw_pixels_on_unseen_glyphs():
+    out = run_example("siamese.py", "--steps", "300", "--train-classes", "300", "--episodes",
+                      "500", timeout=1200)
+    for n in (5, 20):
+        gain, half = (float(v) for v in re.findall(
+            rf"{n}-way one-shot: .* gain \+([0-9.]+) \+- ([0-9.]+)", out)[-1])
+        assert gain - half > 0.1, out   # measured +0.25 (5-way) and +0.39 (20-way)
+    trained, pixels = (float(v) for v in re.findall(
+        r"verification: trained ([0-9.]+) vs pixels ([0-9.]+)", out)[-1])
+    assert trained > pixels + 0.05, out

@@ -232,12 +232,14 @@ class StyleTransfer:
         """Optimises the image for `steps` steps and returns (image (C, H, W) in [0, 1], history:
         one dict per step with content, style and total losses). optimizer: 'adam' (lr is its
         step size) or 'lbfgs' (L-BFGS with a backtracking line search, one step = one
-        iteration). init: 'content', 'style' or 'noise'. every > 0: callback(step, image) every
+        iteration) or 'lbfgs_strong_wolfe' (cnncore.optim.LBFGS, torch's algorithm, with
+        lr, history 10 and the strong-Wolfe search, one iteration per step, the pixels clamped
+        to [0, 1] after each as in PyTorch's neural-style tutorial). init: 'content', 'style' or 'noise'. every > 0: callback(step, image) every
         that many steps (and after the last), e.g. to write the image sequence."""
         from . import optim
-        if optimizer not in ("adam", "lbfgs"):
-            raise ValueError(f"StyleTransfer.transfer: optimizer must be 'adam' or 'lbfgs', but "
-                             f"got {optimizer!r}")
+        if optimizer not in ("adam", "lbfgs", "lbfgs_strong_wolfe"):
+            raise ValueError(f"StyleTransfer.transfer: optimizer must be 'adam', 'lbfgs' or "
+                             f"'lbfgs_strong_wolfe', but got {optimizer!r}")
         if init not in ("content", "style", "noise"):
             raise ValueError(f"StyleTransfer.transfer: init must be 'content', 'style' or "
                              f"'noise', but got {init!r}")
@@ -271,6 +273,20 @@ class StyleTransfer:
                 with no_grad():
                     image.copy_(tensor(np.clip(image.detach().numpy(), 0.0, 1.0)))
                 record(step, parts)
+        elif optimizer == "lbfgs_strong_wolfe":
+            opt = optim.LBFGS([image], lr=lr, max_iter=1, history_size=10,
+                              line_search_fn="strong_wolfe")
+
+            def closure():
+                opt.zero_grad()
+                total = self.losses(image)["total"]
+                total.backward()
+                return total
+            for step in range(steps):
+                opt.step(closure)
+                with no_grad():
+                    image.copy_(tensor(np.clip(image.detach().numpy(), 0.0, 1.0)))
+                    record(step, self.losses(image))   # the clamped image's own losses
         else:
             _lbfgs(self, image, steps, record)
         return image.detach().numpy()[0].copy(), history

@@ -3,6 +3,8 @@ distances, cosine similarity, the triplet and cosine-embedding losses of Siamese
 
 from __future__ import annotations
 
+from builtins import max as builtins_max
+
 import numpy as np
 
 from .. import _core
@@ -11,7 +13,7 @@ from . import tensor_ops as T
 from ._args import as_tensor, check_choice, check_float, check_int
 
 __all__ = ["embedding", "pairwise_distance", "cosine_similarity", "triplet_margin_loss",
-           "cosine_embedding_loss"]
+           "cosine_embedding_loss", "normalize"]
 
 
 def embedding(input, weight, padding_idx=None, max_norm=None, norm_type=2.0,
@@ -63,6 +65,36 @@ def pairwise_distance(x1, x2, p=2.0, eps=1e-6, keepdim=False):
     if p == 1.0:
         return T.sum(d, -1, keepdim)
     return T.pow(T.sum(T.pow(d, p), -1, keepdim), 1.0 / p)
+
+
+def normalize(input, p=2.0, dim=1, eps=1e-12, out=None):
+    """input / max(||input||_p, eps) along dim, as torch.nn.functional.normalize. The norm is
+    clamped before the root (max(sum |x|^p, eps^p)^(1/p) is the same number), so a zero vector
+    gives a zero result and a zero gradient instead of the 0 * inf of d sqrt(s)/ds at 0."""
+    op = "normalize"
+    x = as_tensor(input, op, "input")
+    p = check_float(p, op, "p")
+    eps = check_float(eps, op, "eps")
+    dim = check_int(dim, op, "dim")
+    if out is not None:
+        raise ValueError(f"{op}: out= is not supported (got a {type(out).__name__})")
+    if not p > 0:
+        raise ValueError(f"{op}: p must be positive (or inf), but got {p}")
+    if not eps > 0:
+        raise ValueError(f"{op}: eps must be positive, but got {eps}")
+    if x.ndim == 0:
+        raise ValueError(f"{op}: input must have at least one dim, but got a 0-d tensor")
+    if p == float("inf"):
+        norm = T.clamp(T.max(T.abs(x), dim, True).values, min=eps)
+    elif p == 2.0:
+        norm = T.sqrt(T.clamp(T.sum(T.mul(x, x), dim, True), min=eps * eps))
+    elif p == 1.0:
+        norm = T.clamp(T.sum(T.abs(x), dim, True), min=eps)
+    else:
+        # eps^p underflows float32 for large p; the smallest normal float keeps pow finite.
+        floor = builtins_max(eps ** p, float(np.finfo(np.float32).tiny))
+        norm = T.pow(T.clamp(T.sum(T.pow(T.abs(x), p), dim, True), min=floor), 1.0 / p)
+    return T.div(x, norm)
 
 
 def cosine_similarity(x1, x2, dim=1, eps=1e-8):

@@ -22,13 +22,8 @@ from ..tensor import Tensor, no_grad, tensor
 
 __all__ = ["EmbeddingNet", "SiameseNet", "contrastive_loss", "ContrastiveLoss",
            "distance_matrix", "semi_hard_triplets", "SemiHardTripletLoss", "balanced_batches",
-           "choose_threshold", "one_shot_accuracy", "embed"]
-
-
-def _l2_normalize(x: Tensor, eps: float = 1e-12) -> Tensor:
-    """x / max(||x||, eps) over the last dim, as torch.nn.functional.normalize(x, dim=-1)."""
-    norm = F.clamp(F.sqrt(F.sum(x * x, -1, keepdim=True)), min=eps)
-    return x / norm
+           "choose_threshold", "one_shot_accuracy", "one_shot_episodes", "episode_accuracies",
+           "verification_pairs", "embed"]
 
 
 class EmbeddingNet(nn.Module):
@@ -56,7 +51,7 @@ class EmbeddingNet(nn.Module):
 
     def forward(self, x):
         e = self.fc(self.features(x).flatten(1))
-        return _l2_normalize(e) if self.normalize else e
+        return F.normalize(e, dim=-1) if self.normalize else e
 
 
 class SiameseNet(nn.Module):
@@ -245,6 +240,66 @@ def one_shot_accuracy(support_embeddings, support_labels, query_embeddings,
                          f"{len(se)} support and {ql.shape} for {len(qe)} query embeddings")
     d2 = (qe * qe).sum(1)[:, None] + (se * se).sum(1)[None, :] - 2.0 * qe @ se.T
     return float(np.mean(sl[d2.argmin(1)] == ql))
+
+
+def one_shot_episodes(labels, n_way: int, episodes: int, queries_per_class: int = 1,
+                      k_shot: int = 1, generator=None) -> list[tuple[np.ndarray, np.ndarray]]:
+    """N-way K-shot episodes over labels: each picks n_way random classes, k_shot support and
+    queries_per_class query images of each (all distinct). Returns [(support_idx, query_idx)],
+    so several embeddings (a network's, raw pixels) are judged on the very same episodes."""
+    op = "one_shot_episodes"
+    y = _as_numpy(labels, op, "labels")
+    for arg, v in (("n_way", n_way), ("episodes", episodes),
+                   ("queries_per_class", queries_per_class), ("k_shot", k_shot)):
+        if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v <= 0:
+            raise ValueError(f"{op}: {arg} must be a positive int, but got {v!r}")
+    classes, counts = np.unique(y, return_counts=True)
+    usable = classes[counts >= k_shot + queries_per_class]
+    if n_way < 2 or n_way > len(usable):
+        raise ValueError(f"{op}: n_way must be in [2, {len(usable)}] (the classes with at least "
+                         f"k_shot + queries_per_class = {k_shot + queries_per_class} images), "
+                         f"but got {n_way}")
+    rng = np.random.default_rng(generator)
+    members = {c: np.flatnonzero(y == c) for c in usable}
+    out = []
+    for _ in range(episodes):
+        picks = [rng.choice(members[c], k_shot + queries_per_class, replace=False)
+                 for c in rng.choice(usable, n_way, replace=False)]
+        out.append((np.concatenate([p[:k_shot] for p in picks]),
+                    np.concatenate([p[k_shot:] for p in picks])))
+    return out
+
+
+def episode_accuracies(embeddings, labels, episodes) -> np.ndarray:
+    """one_shot_accuracy of every (support_idx, query_idx) episode on embeddings (N, D): the
+    per-episode accuracies (episodes,), float64."""
+    e = _as_numpy(embeddings, "episode_accuracies", "embeddings")
+    y = _as_numpy(labels, "episode_accuracies", "labels")
+    return np.array([one_shot_accuracy(e[s], y[s], e[q], y[q]) for s, q in episodes])
+
+
+def verification_pairs(labels, num_pairs: int, generator=None):
+    """num_pairs random pairs (i, j, same), i != j, alternately same-class and different-class
+    (half each): the balanced pairs a verification threshold is chosen and judged on."""
+    op = "verification_pairs"
+    y = _as_numpy(labels, op, "labels")
+    if isinstance(num_pairs, bool) or not isinstance(num_pairs, (int, np.integer)) or \
+            num_pairs <= 0:
+        raise ValueError(f"{op}: num_pairs must be a positive int, but got {num_pairs!r}")
+    classes, counts = np.unique(y, return_counts=True)
+    if len(classes) < 2 or counts.max() < 2:
+        raise ValueError(f"{op}: labels need two classes and a class with two images")
+    rng = np.random.default_rng(generator)
+    members = {c: np.flatnonzero(y == c) for c in classes}
+    pairable = classes[counts >= 2]
+    i, j = np.empty(num_pairs, np.int64), np.empty(num_pairs, np.int64)
+    for k in range(num_pairs):
+        if k % 2 == 0:
+            i[k], j[k] = rng.choice(members[rng.choice(pairable)], 2, replace=False)
+        else:
+            a, b = rng.choice(classes, 2, replace=False)
+            i[k], j[k] = rng.choice(members[a]), rng.choice(members[b])
+    return i, j, y[i] == y[j]
 
 
 @no_grad()

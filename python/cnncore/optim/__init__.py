@@ -6,8 +6,9 @@ OneCycleLR, ReduceLROnPlateau, LinearLR, ConstantLR, LambdaLR, SequentialLR, Cha
 
 from . import lr_scheduler  # noqa: F401
 from .adam import Adam, AdamW
+from .lbfgs import LBFGS
 from .optimizer import Optimizer
 from .rmsprop import RMSprop
 from .sgd import SGD
 
-__all__ = ["Optimizer", "SGD", "Adam", "AdamW", "RMSprop", "lr_scheduler"]
+__all__ = ["Optimizer", "SGD", "Adam", "AdamW", "RMSprop", "LBFGS", "lr_scheduler"]
