@@ -10,6 +10,14 @@ namespace cnncore::conv_impl {
 // GEMM paths: whole images per thread when they divide evenly (or there are many), with no
 // synchronisation at all; otherwise (batch 1, 3 images on 2 threads) the GEMM splits each image.
 bool split_batch(const Conv2dParams& p);
+// im2col / 1x1 paths: gather the columns of the whole batch into one GEMM per group (small
+// outputs, see conv2d.cpp); CNNCORE_CONV_ALGO=im2col-per-image turns it off.
+bool batch_columns(const Conv2dParams& p);
+// Kernel taps that read only padding for every output pixel (a 3x3 over a 1x1 map: 8 of 9)
+// contribute nothing. When dropping them leaves a smaller rectangle [r0, r0 + R') x
+// [s0, s0 + S') with non-negative padding, crop_taps returns true and the equivalent params
+// (never while CNNCORE_CONV_ALGO forces an algorithm).
+bool crop_taps(const Conv2dParams& p, Conv2dParams* cropped, int64_t* r0, int64_t* s0);
 
 // x (N,C,H,W), w (K,C/g,R,S) contiguous NCHW, bias K floats or null -> y (N,K,OH,OW), new.
 Tensor forward(const Tensor& x, const Tensor& w, const float* bias, const Conv2dParams& p);

@@ -176,7 +176,7 @@ bool direct_fits(const Conv2dParams& p) {
 ConvAlgo select_conv_algo(const Conv2dParams& p) {
   if (const char* forced = std::getenv("CNNCORE_CONV_ALGO")) {
     const std::string f(forced);
-    if (f == "im2col+gemm") return ConvAlgo::Im2colGemm;
+    if (f == "im2col+gemm" || f == "im2col-per-image") return ConvAlgo::Im2colGemm;
     if (f == "direct") return p.is_depthwise() ? ConvAlgo::DepthwiseDirect : ConvAlgo::Direct;
     if (f == "gemm-1x1" && gemm_1x1_fits(p)) return ConvAlgo::Gemm1x1;
     if (f == "winograd" && conv_impl::winograd_fits(p)) return ConvAlgo::Winograd;
@@ -189,6 +189,15 @@ ConvAlgo select_conv_algo(const Conv2dParams& p) {
 }
 
 std::string conv2d_algorithm(const Conv2dParams& p) {
+  Conv2dParams q;
+  int64_t r0 = 0, s0 = 0;
+  if (conv_impl::crop_taps(p, &q, &r0, &s0)) {
+    const std::string inner = conv2d_algorithm(q);
+    const size_t colon = inner.find(": ");
+    return inner.substr(0, colon) + ": " + std::to_string(p.R) + "x" + std::to_string(p.S) +
+           " kernel cropped to " + std::to_string(q.R) + "x" + std::to_string(q.S) +
+           " (the other taps read only padding); " + inner.substr(colon + 2);
+  }
   const ConvAlgo a = select_conv_algo(p);
   std::string why;
   switch (a) {
@@ -210,7 +219,10 @@ std::string conv2d_algorithm(const Conv2dParams& p) {
                  : "im2col+gemm");
       break;
     case ConvAlgo::Gemm1x1:
-      why = "1x1 kernel, stride 1, no padding: the input is already the column matrix";
+      why = conv_impl::batch_columns(p)
+                ? "1x1 kernel, stride 1, no padding, " + std::to_string(p.OH * p.OW) +
+                      " pixels per image: the batch's columns gathered into one GEMM"
+                : "1x1 kernel, stride 1, no padding: the input is already the column matrix";
       break;
     case ConvAlgo::Winograd:
       if (!conv_impl::winograd_preferred(p, &why))
@@ -218,7 +230,9 @@ std::string conv2d_algorithm(const Conv2dParams& p) {
       break;
     case ConvAlgo::Im2colGemm:
       why = "general case: columns of " + std::to_string(p.C / p.groups * p.R * p.S) + " x " +
-            std::to_string(p.OH * p.OW) + " per image and group";
+            std::to_string(p.OH * p.OW) +
+            (conv_impl::batch_columns(p) ? " per image, the batch's gathered into one GEMM per group"
+                                         : " per image and group");
       break;
   }
   if (a == ConvAlgo::Im2colGemm || a == ConvAlgo::Gemm1x1)

@@ -20,6 +20,12 @@ bool winograd_preferred(const Conv2dParams& p, std::string* why) {
   // Its weights are 4x larger once transformed; with few output tiles to share that cost it
   // loses (measured, AVX-512, 1 thread: 512@7 at batch 1, 4 tiles, 0.5x PyTorch against
   // im2col's 1.1x; 256@14 at batch 1, 16 tiles, 0.85x against 0.74x).
+  // An output smaller than one 4x4 tile computes mostly padding (2x2: 4 of 16 outputs kept, a
+  // 16x waste at 1x1) while still transforming all the weights.
+  if (p.OH < 4 || p.OW < 4) {
+    if (why) *why = "output smaller than one 4x4 tile";
+    return false;
+  }
   const int64_t tiles = p.N * ((p.OH + 3) / 4) * ((p.OW + 3) / 4);
   if (tiles < 16) {
     if (why) *why = std::to_string(tiles) + " output tiles of 4x4, too few to amortise the "
