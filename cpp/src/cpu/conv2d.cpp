@@ -208,17 +208,23 @@ bool crop_taps(const Conv2dParams& p, Conv2dParams* cropped, int64_t* r0_out,
 
 namespace {
 
-// w (K, Cg, R, S) -> (K, Cg, q.R, q.S) starting at tap (r0, s0).
+// Copies the tap window [r0, r0 + q.R) x [s0, s0 + q.S) between a full (K, Cg, R, S) weight
+// tensor and a cropped (K, Cg, q.R, q.S) one: out of the full one (crop) or into it (uncrop).
+void copy_tap_window(float* full, float* cropped, const Conv2dParams& p, const Conv2dParams& q,
+                     int64_t r0, int64_t s0, bool crop) {
+  const int64_t planes = p.K * (p.C / p.groups);
+  for (int64_t kc = 0; kc < planes; ++kc)
+    for (int64_t r = 0; r < q.R; ++r) {
+      float* f = full + (kc * p.R + r0 + r) * p.S + s0;
+      float* c = cropped + (kc * q.R + r) * q.S;
+      std::memcpy(crop ? c : f, crop ? f : c, sizeof(float) * q.S);
+    }
+}
+
 Tensor crop_weight(const Tensor& w, const Conv2dParams& p, const Conv2dParams& q, int64_t r0,
                    int64_t s0) {
   Tensor out = Tensor::empty(q.weight_shape());
-  const float* src = w.data<float>();
-  float* dst = out.data<float>();
-  const int64_t planes = p.K * (p.C / p.groups);
-  for (int64_t kc = 0; kc < planes; ++kc)
-    for (int64_t r = 0; r < q.R; ++r)
-      std::memcpy(dst + (kc * q.R + r) * q.S, src + (kc * p.R + r0 + r) * p.S + s0,
-                  sizeof(float) * q.S);
+  copy_tap_window(w.data<float>(), out.data<float>(), p, q, r0, s0, true);
   return out;
 }
 
@@ -315,12 +321,7 @@ Tensor backward_weight(const Tensor& dy, const Tensor& x, const Conv2dParams& p)
     if (crop_taps(p, &q, &r0, &s0)) {  // the dropped taps' gradient is zero
       const Tensor part = backward_weight(dy, x, q);
       Tensor dw = Tensor::zeros(p.weight_shape());
-      const float* src = part.data<float>();
-      float* dst = dw.data<float>();
-      for (int64_t kc = 0; kc < p.K * (p.C / p.groups); ++kc)
-        for (int64_t r = 0; r < q.R; ++r)
-          std::memcpy(dst + (kc * p.R + r0 + r) * p.S + s0, src + (kc * q.R + r) * q.S,
-                      sizeof(float) * q.S);
+      copy_tap_window(dw.data<float>(), part.data<float>(), p, q, r0, s0, false);
       return dw;
     }
   }
