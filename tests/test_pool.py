@@ -46,6 +46,12 @@ MAX_CASES = [
     ((3, 10, 12), 2, None, 0, 1, False),
     ((1, 2, 3, 1), (1, 5), 1, (0, 2), 1, False),  # every column a border (wrote past the end once)
     ((1, 2, 3, 2), (3, 5), (1, 2), (1, 2), 1, True),
+    # interiors narrower than one vector (masked partial chunks): ResNet's pool on 32x32 inputs,
+    # LeNet-sized maps, stride 1 with dilation
+    ((2, 4, 16, 16), 3, 2, 1, 1, False),
+    ((2, 6, 28, 28), 2, 2, 0, 1, False),
+    ((1, 3, 9, 13), 2, 1, 0, 2, False),
+    ((1, 2, 7, 29), 3, 2, 0, 1, True),
 ]
 
 
@@ -88,6 +94,10 @@ AVG_CASES = [
     ((1, 1, 6, 6), 3, 2, 1, True, True, 0),
     ((2, 3, 8, 70), (2, 5), (1, 2), (0, 2), True, False, 0),
     ((3, 10, 12), 4, 1, 2, False, True, 0),
+    ((2, 6, 28, 28), 2, 2, 0, False, True, 0),   # LeNet: 14 outputs per row, one masked chunk
+    ((2, 16, 10, 10), 2, 2, 0, False, True, 0),
+    ((1, 3, 9, 13), 3, 1, 1, False, False, 0),
+    ((1, 2, 7, 29), 3, 2, 0, True, True, 0),
 ]
 
 
