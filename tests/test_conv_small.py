@@ -44,6 +44,25 @@ def test_depthwise_stride2_matches_reference(shape, isa):
     _matches_reference(X, Wc, B, opt, dy, x.shape, w.shape, f"{shape[-1]} ({isa})")
 
 
+
+# Stride-1 depthwise rows of every vector count the forward's row blocks take (1-4 vectors in
+# flight, whole or ragged last, and more than four), multiplier 2 (accumulating planes), 5x5.
+DW_S1_ROWS = [
+    (1, 3, 5, 16, 3, (3, 3), 1, 1, 1, 3, "one whole vector"),
+    (2, 2, 6, 56, 2, (3, 3), 1, 1, 1, 2, "MobileNet's 56: three vectors and a half"),
+    (1, 2, 4, 64, 4, (3, 3), 1, 1, 1, 2, "four whole vectors, multiplier 2"),
+    (1, 3, 5, 65, 3, (3, 3), 1, 1, 1, 3, "four vectors and one lane"),
+    (1, 2, 7, 131, 2, (5, 5), 1, 2, 1, 2, "5x5, more than eight vectors"),
+    (2, 4, 3, 33, 8, (3, 3), 1, (1, 0), 1, 4, "multiplier 2, ragged, no column padding"),
+]
+
+
+@pytest.mark.parametrize("shape", DW_S1_ROWS, ids=[s[-1] for s in DW_S1_ROWS])
+def test_depthwise_stride1_rows_match_reference(shape, isa):
+    x, w, b, opt, X, Wc, B, p, dy = _passes(shape, 37)
+    assert _core.conv2d_algorithm(p).startswith("depthwise-direct")
+    _matches_reference(X, Wc, B, opt, dy, x.shape, w.shape, f"{shape[-1]} ({isa})")
+
 def _matches_torch(shape, seed):
     torch = pytest.importorskip("torch")
     x, w, b, opt, X, Wc, B, p, dy = _passes(shape, seed)
