@@ -112,15 +112,17 @@ Tensor depthwise_forward(const Tensor& x, const Tensor& w, const float* bias,
       for (int64_t c = 0; c < Cg; ++c) {
         const float* wk = wp + (k * Cg + c) * RS;
         const float b = bias ? bias[k] : 0.0f;
+        // The input plane the next item packs (another group or image), if any: prefetched
+        // while this plane computes, so its pack reads from cache.
+        const int64_t nn = (nk + 1) / p.K, ng = (nk + 1) % p.K / Kg;
+        const bool more = nk + 1 < e && c + 1 == Cg && nn * p.groups + ng != key;
+        const float* next = more ? xp + (nn * p.C + ng * Cg) * p.H * p.W : nullptr;
         if (s2) {
-          // The input plane the next item packs (another group or image), if any.
-          const int64_t nn = (nk + 1) / p.K, ng = (nk + 1) % p.K / Kg;
-          const bool more = nk + 1 < e && c + 1 == Cg && nn * p.groups + ng != key;
-          const float* next = more ? xp + (nn * p.C + ng * Cg) * p.H * p.W : nullptr;
           CNNCORE_ISA_CALL(dw_forward_plane_s2(buf.data() + c * bs, g, wk, b, yp + nk * L, c > 0,
                                                next, Cg * p.H * p.W));
         } else {
-          CNNCORE_ISA_CALL(dw_forward_plane(buf.data() + c * bs, g, wk, b, yp + nk * L, c > 0));
+          CNNCORE_ISA_CALL(dw_forward_plane(buf.data() + c * bs, g, wk, b, yp + nk * L, c > 0,
+                                            next, Cg * p.H * p.W));
         }
       }
     }

@@ -35,9 +35,10 @@ CNNCORE_DECLARE_ISA_KERNELS(
     // x plane (H, W) -> buf (sw, Hp, Wj), overwritten (zeros in the padding).
     void dw_pack_plane(const float* x, const DwGeom& g, float* buf);
     // y (OH, OW) = bias + sum over taps of w[r, s] * plane: overwritten, or added to y when
-    // accumulate (bias ignored then).
+    // accumulate (bias ignored then). next: next_floats floats (the input the caller packs
+    // next), prefetched a slice per output row, or nullptr.
     void dw_forward_plane(const float* buf, const DwGeom& g, const float* w, float bias, float* y,
-                          bool accumulate);
+                          bool accumulate, const float* next = nullptr, int64_t next_floats = 0);
     // dw[r, s] += sum over (oh, ow) of dy * plane: accumulates.
     void dw_backward_weight_plane(const float* buf, const DwGeom& g, const float* dy, float* dw);
     // Backward-input (any stride) as a gather: dx plane (H, W) = sum over i < n of the adjoint
