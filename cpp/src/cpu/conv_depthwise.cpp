@@ -204,15 +204,23 @@ Tensor depthwise_backward_weight(const Tensor& dy, const Tensor& x, const Conv2d
           pack_input_plane(xp + (n * p.C + grp * Cg + c) * p.H * p.W, g, s2,
                            buf.data() + c * bs);
         const int64_t k0 = std::max(b, grp * Kg), k1 = std::min(e, (grp + 1) * Kg);
+        // The input planes the next pack copies (next group, or the next image's first),
+        // prefetched during this group's last plane.
+        const int64_t gl = (e - 1) / Kg;
+        const float* next = grp < gl ? xp + (n * p.C + (grp + 1) * Cg) * p.H * p.W
+                            : n + 1 < p.N ? xp + ((n + 1) * p.C + (b / Kg) * Cg) * p.H * p.W
+                                          : nullptr;
         for (int64_t k = k0; k < k1; ++k)
           for (int64_t c = 0; c < Cg; ++c) {
             const float* plane = buf.data() + c * bs;
             const float* dyk = dyp + (n * p.K + k) * L;
             float* dwk = dwp + (k * Cg + c) * RS;
+            const bool last = k + 1 == k1 && c + 1 == Cg;
+            const float* nx = last ? next : nullptr;
             if (s2) {
-              CNNCORE_ISA_CALL(dw_backward_weight_plane_s2(plane, g, dyk, dwk, nullptr, 0));
+              CNNCORE_ISA_CALL(dw_backward_weight_plane_s2(plane, g, dyk, dwk, nx, Cg * p.H * p.W));
             } else {
-              CNNCORE_ISA_CALL(dw_backward_weight_plane(plane, g, dyk, dwk));
+              CNNCORE_ISA_CALL(dw_backward_weight_plane(plane, g, dyk, dwk, nx, Cg * p.H * p.W));
             }
           }
       }

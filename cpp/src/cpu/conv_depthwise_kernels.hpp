@@ -40,7 +40,9 @@ CNNCORE_DECLARE_ISA_KERNELS(
     void dw_forward_plane(const float* buf, const DwGeom& g, const float* w, float bias, float* y,
                           bool accumulate, const float* next = nullptr, int64_t next_floats = 0);
     // dw[r, s] += sum over (oh, ow) of dy * plane: accumulates.
-    void dw_backward_weight_plane(const float* buf, const DwGeom& g, const float* dy, float* dw);
+    // next: as dw_forward_plane's (prefetched a slice per row).
+    void dw_backward_weight_plane(const float* buf, const DwGeom& g, const float* dy, float* dw,
+                                  const float* next = nullptr, int64_t next_floats = 0);
     // Backward-input (any stride) as a gather: dx plane (H, W) = sum over i < n of the adjoint
     // of dw_forward_plane with weights w + i*R*S applied to dy plane i, overwritten (pixels no
     // output reads get 0). The dy planes come packed by dw_pack_gather_dy, gather_dy_size(g)
