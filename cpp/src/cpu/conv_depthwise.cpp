@@ -53,7 +53,8 @@ int64_t grain_for(int64_t outputs, int64_t taps) {
 
 // The backward-input paths thread over input planes (n, c): a chunk packs the Kg dy planes of an
 // (image, group) once with pack(dy plane, dst), plane_floats apart, and reuses them for the
-// group's Cg channels: body(n*C + c, group, c within the group, packed planes).
+// group's Cg channels: body(n*C + c, group, c within the group, packed planes, next), next being
+// the Kg*L dy floats the chunk packs after this item (for prefetching) or nullptr.
 template <class Pack, class Body>
 void over_input_planes(const Conv2dParams& p, const float* dyp, int64_t grain,
                        int64_t plane_floats, const Pack& pack, const Body& body) {
@@ -68,7 +69,9 @@ void over_input_planes(const Conv2dParams& p, const float* dyp, int64_t grain,
           pack(dyp + (n * p.K + grp * Kg + kk) * L, buf.data() + kk * plane_floats);
         packed = key;
       }
-      body(nc, grp, ci % Cg, buf.data());
+      const int64_t nn = (nc + 1) / p.C, ng = (nc + 1) % p.C / Cg;
+      const bool more = nc + 1 < e && nn * p.groups + ng != key;
+      body(nc, grp, ci % Cg, buf.data(), more ? dyp + (nn * p.K + ng * Kg) * L : nullptr);
     }
   });
 }
@@ -151,11 +154,13 @@ Tensor depthwise_backward_input(const Tensor& dy, const Tensor& w, const Conv2dP
                       [&](const float* src, float* dst) {
                         CNNCORE_ISA_CALL(dw_pack_plane(src, g, dst));
                       },
-                      [&](int64_t nc, int64_t grp, int64_t c, const float* buf) {
+                      [&](int64_t nc, int64_t grp, int64_t c, const float* buf,
+                          const float* next) {
                         for (int64_t kk = 0; kk < Kg; ++kk)
                           CNNCORE_ISA_CALL(dw_forward_plane(
                               buf + kk * bs, g, flipped.data() + ((grp * Kg + kk) * Cg + c) * RS,
-                              0.0f, dxp + nc * HW, kk > 0));
+                              0.0f, dxp + nc * HW, kk > 0, kk + 1 == Kg ? next : nullptr,
+                              Kg * p.OH * p.OW));
                       });
     return dx;
   }
@@ -168,7 +173,7 @@ Tensor depthwise_backward_input(const Tensor& dy, const Tensor& w, const Conv2dP
                     [&](const float* src, float* dst) {
                       CNNCORE_ISA_CALL(dw_pack_gather_dy(src, g, dst));
                     },
-                    [&](int64_t nc, int64_t grp, int64_t c, const float* dyq) {
+                    [&](int64_t nc, int64_t grp, int64_t c, const float* dyq, const float*) {
                       std::vector<float> row(static_cast<size_t>(g.sw * gather_row_stride(g)));
                       std::vector<float> wc(static_cast<size_t>(Kg * RS));
                       for (int64_t kk = 0; kk < Kg; ++kk)
