@@ -19,8 +19,9 @@ struct ActArgs {
 
 __device__ float act_forward(Act k, float x, ActArgs p) {
   switch (k) {
-    case Act::LeakyRelu: return fmaxf(x, 0.0f) + p.a * fminf(x, 0.0f);  // as the CPU kernel
-    case Act::Hardtanh: return fminf(p.b, fmaxf(p.a, x));
+    // nan stays nan (fmaxf / fminf alone would drop it), as on the CPU and in torch
+    case Act::LeakyRelu: return x != x ? x : fmaxf(x, 0.0f) + p.a * fminf(x, 0.0f);
+    case Act::Hardtanh: return x != x ? x : fminf(p.b, fmaxf(p.a, x));
     case Act::Sigmoid: return 1.0f / (1.0f + expf(-x));
     case Act::Tanh: return tanhf(x);
   }
