@@ -713,6 +713,16 @@ def test_activations_match_cpu(name, shape):
 
 
 @needs_dev
+def test_activations_keep_nan_like_cpu():
+    a = np.array([np.nan, -1.0, 2.0, 0.25], np.float32)
+    for fn in (F.relu, F.relu6, F.sigmoid, F.tanh, lambda x: F.leaky_relu(x, 0.1),
+               lambda x: F.hardtanh(x, -0.5, 0.5)):
+        got, want = fn(_on(a)).cpu().numpy(), fn(cnncore.tensor(a)).numpy()
+        assert np.isnan(got[0]) and np.isnan(want[0])
+        np.testing.assert_allclose(got[1:], want[1:], rtol=1e-6)
+
+
+@needs_dev
 def test_softmax_extreme_logits_match_cpu():
     a = np.array([[1000.0, 0.0, -1000.0], [-1e30, -1e30, 0.0]], np.float32)
     for dim in (0, 1):
@@ -811,6 +821,13 @@ def test_cross_entropy_probability_targets_match_cpu(reduction, weighted, smooth
                                label_smoothing=smoothing)
 
     _cmp(fn, [_randn(*shape), q])  # gradients of the logits and of the target
+
+
+@needs_dev
+def test_nll_loss_keeps_rejecting_probability_targets():
+    x = _on(_randn(3, 4))
+    with pytest.raises(TypeError, match="nll_loss: target must be int64 class indices"):
+        F.nll_loss(x, _on(np.full((3, 4), 0.25, np.float32)))
 
 
 @needs_dev

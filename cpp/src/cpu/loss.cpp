@@ -107,6 +107,15 @@ ClassArgs class_args(const Tensor& logp_in, const Tensor& target_in,
   return a;
 }
 
+// nll_loss takes class indices only (the CUDA path shares cross_entropy's, which also takes
+// probabilities).
+void check_class_indices(const Tensor& target, const char* op) {
+  check_defined(target, op, "target");
+  CNNCORE_CHECK_TYPE(target.dtype() == DType::Int64, op,
+                     ": target must be int64 class indices, but got ", dtype_name(target.dtype()),
+                     " with shape ", shape_str(target.shape()));
+}
+
 // Unreduced losses of batch row n into el[0..inner); returns that row's total weight.
 double class_row(const ClassArgs& a, int64_t n, double* el) {
   const int64_t C = a.s.C, inner = a.s.inner;
@@ -390,6 +399,7 @@ std::pair<Tensor, Tensor> nll_loss_forward(const Tensor& logp, const Tensor& tar
                                            Reduction reduction, int64_t ignore_index) {
   if (cuda::any_cuda({&logp, &target, cuda::opt_ptr(weight)})) {
     check_reduction(reduction, "nll_loss");
+    check_class_indices(target, "nll_loss");
     return cuda::cross_entropy_logp_forward(logp, target, weight, reduction, ignore_index, 0.0);
   }
   return class_forward(
@@ -401,9 +411,12 @@ Tensor nll_loss_backward(const Tensor& dloss, const Tensor& logp, const Tensor& 
                          const std::optional<Tensor>& weight, Reduction reduction,
                          int64_t ignore_index, const Tensor& total_weight) {
   const char* op = "nll_loss_backward";
-  if (cuda::any_cuda({&dloss, &logp, &target, cuda::opt_ptr(weight)}))
+  if (cuda::any_cuda({&dloss, &logp, &target, cuda::opt_ptr(weight)})) {
+    check_reduction(reduction, op);
+    check_class_indices(target, op);
     return cuda::cross_entropy_logp_backward(dloss, logp, target, weight, reduction,
                                              ignore_index, 0.0, total_weight);
+  }
   return class_backward(dloss,
                         class_args(logp, target, weight, reduction, ignore_index, 0.0, false, op),
                         reduction, total_weight, op);
@@ -428,9 +441,11 @@ Tensor cross_entropy_logp_backward(const Tensor& dloss, const Tensor& logp, cons
                                    int64_t ignore_index, double label_smoothing,
                                    const Tensor& total_weight) {
   const char* op = "cross_entropy_backward";
-  if (cuda::any_cuda({&dloss, &logp, &target, cuda::opt_ptr(weight)}))
+  if (cuda::any_cuda({&dloss, &logp, &target, cuda::opt_ptr(weight)})) {
+    check_reduction(reduction, op);
     return cuda::cross_entropy_logp_backward(dloss, logp, target, weight, reduction,
                                              ignore_index, label_smoothing, total_weight);
+  }
   return class_backward(
       dloss, class_args(logp, target, weight, reduction, ignore_index, label_smoothing, true, op),
       reduction, total_weight, op);

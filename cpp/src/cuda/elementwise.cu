@@ -11,7 +11,7 @@
 namespace cnncore::cuda {
 namespace {
 __global__ void relu_kernel(const float* x, float* y, int64_t n) {
-  CNNCORE_CUDA_LOOP(i, n) y[i] = x[i] > 0.0f ? x[i] : 0.0f;
+  CNNCORE_CUDA_LOOP(i, n) y[i] = (x[i] > 0.0f || x[i] != x[i]) ? x[i] : 0.0f;  // nan stays
 }
 __global__ void relu_backward_kernel(const float* g, const float* y, float* d, int64_t n) {
   CNNCORE_CUDA_LOOP(i, n) d[i] = y[i] > 0.0f ? g[i] : 0.0f;
