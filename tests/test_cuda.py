@@ -895,5 +895,5 @@ def test_end_to_end_sigmoid_tanh_mse_bce_rmsprop_matches_cpu(centered, momentum)
         assert losses[1] == pytest.approx(losses[0], rel=1e-4, abs=1e-5)
         for (name, p), pg in zip(net.named_parameters(), gnet.parameters()):
             assert pg.device.split(":")[0] == DEV
-            check_close(pg.detach().cpu(), p.detach(), rtol=1e-3, atol=1e-5,
+            check_close(pg.detach().cpu(), p.detach(), rtol=1e-3, atol=1e-4,
                         what=f"step {step}: {name}")
