@@ -469,3 +469,431 @@ def test_zoo_models_train_on_cuda_like_on_cpu(name, shape, classes):
     sd, gsd = net.state_dict(), gnet.state_dict()
     for k in sd:
         check_close(gsd[k].cpu(), sd[k], rtol=2e-3, atol=2e-4, what=k)
+
+
+# ---- cuda-b: reductions, scalar and unary ops, add_, cat/stack, activations, losses, RMSprop ----
+# DEV is the device under test. CNNCORE_CUDA_TEST_DEVICE=cpu runs these test bodies with the CPU
+# in the GPU's place (CPU against CPU): a dry run of the tests themselves where no GPU is present.
+DEV = os.environ.get("CNNCORE_CUDA_TEST_DEVICE", "cuda")
+needs_dev = needs_gpu if DEV == "cuda" else (lambda f: f)
+
+
+def _on(a, requires_grad=False, dev=None):
+    return cnncore.tensor(a, device=dev or DEV, requires_grad=requires_grad)
+
+
+def _cmp(fn, arrays, rtol=1e-4, atol=1e-5, grad=True):
+    """fn(*tensors) on the CPU and on DEV from the same arrays: output and input gradients."""
+    cpu = [cnncore.tensor(a, requires_grad=grad) for a in arrays]
+    dev = [_on(a, requires_grad=grad) for a in arrays]
+    y_cpu, y_dev = fn(*cpu), fn(*dev)
+    assert y_dev.device.split(":")[0] == DEV
+    check_close(y_dev.cpu(), y_cpu, rtol=rtol, atol=atol, what="forward")
+    if not grad:
+        return
+    g = RNG.standard_normal(y_cpu.shape).astype(np.float32)
+    y_cpu.backward(cnncore.tensor(g))
+    y_dev.backward(_on(g))
+    for i, (a, b) in enumerate(zip(cpu, dev)):
+        assert b.grad.device == y_dev.device
+        check_close(b.grad.cpu(), a.grad, rtol=rtol, atol=atol, what=f"grad of input {i}")
+
+
+def _randn(*shape):
+    return RNG.standard_normal(shape).astype(np.float32)
+
+
+SUM_CASES = [
+    # shape, dims, keepdim, view applied to the input first (non-contiguous / broadcast)
+    ((7, 5), None, False, None),
+    ((7, 5), (1,), True, None),
+    ((3, 4, 5, 6), (0, 2, 3), True, None),  # a per-channel sum: kept dim between reduced ones
+    ((3, 4, 5, 6), (1, 3), False, None),
+    ((6, 5, 4), (0,), False, "permute"),  # strided rows
+    ((3, 1, 5), (0, 1), True, "expand"),  # stride-0 dims
+    ((3, 70001), (1,), False, None),  # long contiguous rows: one block per output, in pieces
+    ((300007,), None, False, None),  # x.sum() of many elements: pieces added in order
+    ((50001, 3), (0,), False, None),  # tall columns, few outputs
+    ((5003, 7), (1,), True, None),  # many short rows: one thread per output
+    ((4100, 130), (1,), False, None),  # many long rows
+    ((0, 4), (0,), False, None),  # empty reduction: 0 (sum) / nan (mean)
+    ((), None, False, None),
+]
+
+
+def _view(t, how):
+    if how == "permute":
+        return t.permute(2, 0, 1)
+    if how == "expand":
+        return t.expand(3, 4, 5)
+    return t
+
+
+@needs_dev
+@pytest.mark.parametrize("op", ["sum", "mean"])
+@pytest.mark.parametrize("shape,dims,keepdim,how", SUM_CASES)
+def test_sum_mean_match_cpu(op, shape, dims, keepdim, how):
+    tol = 1e-4 if int(np.prod(shape)) < 10000 else 2e-4
+    _cmp(lambda x: getattr(_view(x, how), op)(dims, keepdim), [_randn(*shape)], rtol=tol,
+         atol=tol)
+
+
+@needs_dev
+def test_sum_is_deterministic_on_cuda():
+    x = _on(_randn(1 << 20))
+    a, b = x.sum().item(), x.sum().item()
+    assert a == b
+    check_close(x.sum().cpu(), x.cpu().sum(), rtol=1e-5, atol=1e-4)
+
+
+BROADCAST_CASES = [((3, 1, 5), (4, 1)), ((2, 3), (3,)), ((1,), (2, 2)), ((4, 6), (4, 6)),
+                   ((2, 3, 4, 5), (1, 3, 1, 1)), ((5, 1), (1, 7))]
+
+
+@needs_dev
+@pytest.mark.parametrize("sa,sb", BROADCAST_CASES)
+@pytest.mark.parametrize("op", ["add", "sub", "mul", "div", "maximum", "minimum"])
+def test_broadcasting_binary_backward_matches_cpu(sa, sb, op):
+    """The backward sums the gradient to each input's shape (sum_to_shape) on the device."""
+    fn = {"add": lambda a, b: a + b, "sub": lambda a, b: a - b, "mul": lambda a, b: a * b,
+          "div": lambda a, b: a / (b * b + 0.5), "maximum": cnncore.maximum,
+          "minimum": cnncore.minimum}[op]
+    _cmp(fn, [_randn(*sa), _randn(*sb)])
+
+
+@needs_dev
+@pytest.mark.parametrize("shape,dim,keepdim", [((7, 5), 1, False), ((3, 4, 5), 1, True),
+                                               ((3, 200, 2), 1, False), ((5, 300), -1, True),
+                                               ((9,), 0, False), ((), 0, False),
+                                               ((5000, 70), 1, False), ((70, 5000), 0, False)])
+def test_max_dim_and_argmax_match_cpu(shape, dim, keepdim):
+    a = _randn(*shape)
+    if a.ndim and a.shape[dim] > 2:
+        a.reshape(-1)[::7] = 0.25  # ties: the first index wins on both devices
+    xc, xg = cnncore.tensor(a), _on(a)
+    vc, ic = cnncore.max(xc, dim, keepdim)
+    vg, ig = cnncore.max(xg, dim, keepdim)
+    check_close(vg.cpu(), vc, rtol=0, atol=0, what="values")
+    np.testing.assert_array_equal(ig.cpu().numpy(), ic.numpy())
+    np.testing.assert_array_equal(cnncore.argmax(xg, dim, keepdim).cpu().numpy(),
+                                  cnncore.argmax(xc, dim, keepdim).numpy())
+    np.testing.assert_array_equal(cnncore.argmin(xg, dim).cpu().numpy(),
+                                  cnncore.argmin(xc, dim).numpy())
+    if a.ndim:
+        np.testing.assert_array_equal(xg.permute(*reversed(range(a.ndim))).argmax(0).cpu()
+                                      .numpy(), xc.permute(*reversed(range(a.ndim))).argmax(0)
+                                      .numpy())
+
+
+@needs_dev
+def test_max_dim_nan_wins_like_cpu():
+    a = _randn(4, 300)
+    a[1, 17] = np.nan
+    a[1, 200] = np.nan
+    a[2, 5] = np.nan
+    for dim in (0, 1):
+        vc, ic = cnncore.max(cnncore.tensor(a), dim)
+        vg, ig = cnncore.max(_on(a), dim)
+        check_close(vg.cpu(), vc, rtol=0, atol=0)
+        np.testing.assert_array_equal(ig.cpu().numpy(), ic.numpy())
+
+
+@needs_dev
+@pytest.mark.parametrize("op", ["neg", "exp", "log", "sqrt", "abs", "square"])
+def test_unary_matches_cpu(op):
+    a = _randn(5, 7, 3)
+    if op in ("log", "sqrt"):
+        a = np.abs(a) + 0.1
+    fn = getattr(cnncore, op)
+    _cmp(lambda x: fn(x.transpose(0, 2)), [a])  # a strided input
+    _cmp(lambda x: fn(x), [a])
+
+
+@needs_dev
+def test_unary_sign_reciprocal_and_edge_values_match_cpu():
+    a = np.array([0.0, -0.0, 1.5, -2.0, np.nan, np.inf, -np.inf, 1e-30], np.float32)
+    for op in ("sign", "reciprocal", "abs", "neg", "exp", "sqrt", "log"):
+        got = cnncore.Tensor._wrap(_core_unary(op, _on(a)._c)).cpu().numpy()
+        want = cnncore.Tensor._wrap(_core_unary(op, cnncore.tensor(a)._c)).numpy()
+        np.testing.assert_allclose(got, want, rtol=1e-6, equal_nan=True, err_msg=op)
+        if op == "sign":
+            np.testing.assert_array_equal(np.signbit(got), np.signbit(want))
+
+
+def _core_unary(op, c):
+    from cnncore import _core
+    return _core.unary(op, c)
+
+
+SCALAR_FNS = {
+    "x+s": lambda x: x + 1.5, "s+x": lambda x: 1.5 + x, "x-s": lambda x: x - 0.5,
+    "s-x": lambda x: 0.5 - x, "x*s": lambda x: x * -3.0, "x/s": lambda x: x / 4.0,
+    "s/x": lambda x: 2.0 / (x * x + 1.0), "x**2": lambda x: x ** 2,
+    "x**3": lambda x: x ** 3, "|x|**0.5": lambda x: (x * x + 0.1) ** 0.5,
+    "2**x": lambda x: 2.0 ** x, "clamp": lambda x: cnncore.clamp(x, -0.5, 0.7),
+    "max(x,s)": lambda x: cnncore.maximum(x, 0.2), "min(s,x)": lambda x: cnncore.minimum(0.1, x),
+}
+
+
+@needs_dev
+@pytest.mark.parametrize("name", list(SCALAR_FNS))
+def test_scalar_ops_match_cpu(name):
+    fn = SCALAR_FNS[name]
+    _cmp(fn, [_randn(6, 5)])
+    _cmp(lambda x: fn(x.t()), [_randn(6, 5)])  # strided
+
+
+@needs_dev
+@pytest.mark.parametrize("op", ["eq", "ne", "lt", "le", "gt", "ge"])
+def test_scalar_comparisons_match_cpu(op):
+    a = np.round(_randn(4, 9)).astype(np.float32)
+    fn = getattr(cnncore, op)
+    for s_first in (False, True):
+        c = fn(1.0, cnncore.tensor(a)) if s_first else fn(cnncore.tensor(a), 1.0)
+        g = fn(1.0, _on(a)) if s_first else fn(_on(a), 1.0)
+        np.testing.assert_array_equal(g.cpu().numpy(), c.numpy())
+
+
+@needs_dev
+@pytest.mark.parametrize("sb,alpha", [((3, 4), 1.0), ((3, 4), -0.5), ((4,), 2.0), ((3, 1), 1.0),
+                                      ((), 3.0)])
+def test_add_inplace_matches_cpu(sb, alpha):
+    a, b = _randn(3, 4), _randn(*sb)
+    xc, xg = cnncore.tensor(a), _on(a)
+    xc.add_(cnncore.tensor(b), alpha=alpha)
+    xg.add_(_on(b), alpha=alpha)
+    check_close(xg.cpu(), xc, rtol=1e-6, atol=1e-6)
+    bt = _randn(4, 3)
+    xc.add_(cnncore.tensor(bt).t())  # strided other
+    xg.add_(_on(bt).t())
+    check_close(xg.cpu(), xc, rtol=1e-6, atol=1e-6)
+
+
+@needs_dev
+@pytest.mark.parametrize("dim", [0, 1, -1])
+def test_cat_and_stack_match_cpu(dim):
+    shapes = [(2, 3, 4), (2, 3, 4), (2, 3, 4)]
+    if dim == 0:
+        shapes = [(1, 3, 4), (3, 3, 4), (2, 3, 4)]
+    elif dim == 1:
+        shapes = [(2, 1, 4), (2, 5, 4), (2, 0, 4)]
+    arrays = [_randn(*s) for s in shapes]
+    _cmp(lambda *ts: cnncore.cat(list(ts), dim), arrays)
+    same = [_randn(2, 3, 4) for _ in range(3)]
+    _cmp(lambda *ts: cnncore.stack(list(ts), dim), same)
+    _cmp(lambda a, b: cnncore.cat([a.transpose(0, 2), b.transpose(0, 2)], dim),
+         [_randn(4, 3, 2), _randn(4, 3, 2)])  # strided parts
+    ints = [RNG.integers(-5, 5, s) for s in shapes]
+    got = cnncore.cat([_on(i) for i in ints], dim)
+    assert got.dtype == cnncore.int64
+    np.testing.assert_array_equal(got.cpu().numpy(), np.concatenate(ints, dim))
+
+
+@needs_gpu
+def test_cat_mixing_devices_is_an_error():
+    with pytest.raises(RuntimeError, match="cat: expected all tensors on the same device"):
+        cnncore.cat([_on(_randn(2)), cnncore.tensor(_randn(2))])
+
+
+ACTIVATIONS = {
+    "leaky_relu": lambda x: F.leaky_relu(x, 0.1), "leaky_relu-neg": lambda x: F.leaky_relu(x, -2.0),
+    "hardtanh": lambda x: F.hardtanh(x, -0.5, 0.8), "relu6": lambda x: F.relu6(x * 4.0),
+    "sigmoid": F.sigmoid, "tanh": F.tanh,
+    "softmax-1": lambda x: F.softmax(x, 1 if x.ndim > 1 else 0), "softmax-last": lambda x: F.softmax(x, -1),
+    "softmax-0": lambda x: F.softmax(x, 0),
+}
+
+
+@needs_dev
+@pytest.mark.parametrize("name", list(ACTIVATIONS))
+@pytest.mark.parametrize("shape", [(7,), (5, 3, 4), (2, 37, 3, 5), (3, 1000)])
+def test_activations_match_cpu(name, shape):
+    fn = ACTIVATIONS[name]
+    _cmp(fn, [_randn(*shape) * 3.0], rtol=1e-4, atol=1e-6)
+
+
+@needs_dev
+def test_activations_keep_nan_like_cpu():
+    a = np.array([np.nan, -1.0, 2.0, 0.25], np.float32)
+    for fn in (F.relu, F.relu6, F.sigmoid, F.tanh, lambda x: F.leaky_relu(x, 0.1),
+               lambda x: F.hardtanh(x, -0.5, 0.5)):
+        got, want = fn(_on(a)).cpu().numpy(), fn(cnncore.tensor(a)).numpy()
+        assert np.isnan(got[0]) and np.isnan(want[0])
+        np.testing.assert_allclose(got[1:], want[1:], rtol=1e-6)
+
+
+@needs_dev
+def test_softmax_extreme_logits_match_cpu():
+    a = np.array([[1000.0, 0.0, -1000.0], [-1e30, -1e30, 0.0]], np.float32)
+    for dim in (0, 1):
+        check_close(F.softmax(_on(a), dim).cpu(), F.softmax(cnncore.tensor(a), dim),
+                    rtol=1e-6, atol=1e-7)
+
+
+LOSS_SHAPES = [(7,), (4, 5), (3, 2, 17, 5)]
+
+
+@needs_dev
+@pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
+@pytest.mark.parametrize("shape", LOSS_SHAPES)
+@pytest.mark.parametrize("loss,weighted", [("mse", False), ("mse", True), ("l1", False),
+                                           ("l1", True), ("smooth_l1-1", False),
+                                           ("smooth_l1-0.3", False), ("smooth_l1-0", False)])
+def test_regression_losses_match_cpu(reduction, shape, loss, weighted):
+    w = RNG.uniform(0.2, 2.0, shape).astype(np.float32) if weighted else None
+
+    def fn(x, t):
+        if loss.startswith("smooth_l1"):
+            return F.smooth_l1_loss(x, t, reduction=reduction, beta=float(loss.split("-")[1]))
+        ww = None if w is None else _on(w, dev=x.device.split(":")[0])
+        f = F.mse_loss if loss == "mse" else F.l1_loss
+        return f(x, t, reduction=reduction, weight=ww)
+
+    _cmp(fn, [_randn(*shape), _randn(*shape)])
+
+
+@needs_dev
+@pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
+@pytest.mark.parametrize("shape", LOSS_SHAPES)
+@pytest.mark.parametrize("weighted", [False, True])
+def test_binary_cross_entropy_matches_cpu(reduction, shape, weighted):
+    p = RNG.uniform(0.02, 0.98, shape).astype(np.float32)
+    p.reshape(-1)[0] = 0.0  # the clamped logs
+    p.reshape(-1)[-1] = 1.0 if p.size > 2 else p.reshape(-1)[-1]
+    t = RNG.uniform(0.0, 1.0, shape).astype(np.float32)
+    w = RNG.uniform(0.2, 2.0, shape).astype(np.float32) if weighted else None
+    cpu = [cnncore.tensor(p, requires_grad=True), cnncore.tensor(t, requires_grad=False)]
+    dev = [_on(p, True), _on(t)]
+    lc = F.binary_cross_entropy(*cpu, None if w is None else cnncore.tensor(w),
+                                reduction=reduction)
+    lg = F.binary_cross_entropy(*dev, None if w is None else _on(w), reduction=reduction)
+    check_close(lg.cpu(), lc, rtol=1e-4, atol=1e-5, what="loss")
+    g = _randn(*lc.shape)
+    lc.backward(cnncore.tensor(g))
+    lg.backward(_on(g))
+    check_close(dev[0].grad.cpu(), cpu[0].grad, rtol=1e-4, atol=1e-4, what="grad input")
+    # the target's gradient, away from 0 and 1 (it is infinite there)
+    q = np.clip(p, 0.05, 0.95)
+    _cmp(lambda x, y: F.binary_cross_entropy(x, y, reduction=reduction), [q, t])
+
+
+@needs_dev
+def test_binary_cross_entropy_out_of_range_is_a_value_error_on_cuda():
+    x = _on(np.array([0.5, 1.5, -1.0], np.float32))
+    with pytest.raises(ValueError, match=r"probabilities in \[0, 1\], but element 1 is 1.5"):
+        F.binary_cross_entropy(x, _on(np.zeros(3, np.float32)))
+
+
+@needs_dev
+@pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
+@pytest.mark.parametrize("shape", LOSS_SHAPES)
+@pytest.mark.parametrize("weighted,pos_weighted", [(False, False), (True, False), (False, True),
+                                                   (True, True)])
+def test_bce_with_logits_matches_cpu(reduction, shape, weighted, pos_weighted):
+    w = RNG.uniform(0.2, 2.0, shape).astype(np.float32) if weighted else None
+    pw = RNG.uniform(0.5, 3.0, shape).astype(np.float32) if pos_weighted else None
+
+    def fn(x, t):
+        dev = x.device.split(":")[0]
+        return F.binary_cross_entropy_with_logits(
+            x, t, None if w is None else _on(w, dev=dev), reduction=reduction,
+            pos_weight=None if pw is None else _on(pw, dev=dev))
+
+    x = _randn(*shape) * 5.0
+    x.reshape(-1)[0] = 40.0  # large logits stay finite
+    _cmp(fn, [x, RNG.uniform(0.0, 1.0, shape).astype(np.float32)])
+
+
+@needs_dev
+@pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
+@pytest.mark.parametrize("weighted,smoothing,shape", [(False, 0.0, (6, 7)), (True, 0.1, (6, 7)),
+                                                      (True, 0.0, (5, 4, 3, 2)),
+                                                      (False, 0.3, (9,))])
+def test_cross_entropy_probability_targets_match_cpu(reduction, weighted, smoothing, shape):
+    C = shape[0] if len(shape) == 1 else shape[1]
+    w = RNG.uniform(0.5, 2.0, C).astype(np.float32) if weighted else None
+    q = RNG.uniform(0.0, 1.0, shape).astype(np.float32)
+    q /= q.sum(axis=0 if len(shape) == 1 else 1, keepdims=True)
+
+    def fn(x, t):
+        dev = x.device.split(":")[0]
+        return F.cross_entropy(x, t, None if w is None else _on(w, dev=dev), reduction=reduction,
+                               label_smoothing=smoothing)
+
+    _cmp(fn, [_randn(*shape), q])  # gradients of the logits and of the target
+
+
+@needs_dev
+def test_nll_loss_keeps_rejecting_probability_targets():
+    x = _on(_randn(3, 4))
+    with pytest.raises(TypeError, match="nll_loss: target must be int64 class indices"):
+        F.nll_loss(x, _on(np.full((3, 4), 0.25, np.float32)))
+
+
+@needs_dev
+def test_rmsprop_step_options_match_cpu():
+    from cnncore import _core
+    for alpha, eps, wd, mom, centered, maximize in [
+            (0.99, 1e-8, 0.0, 0.0, False, False), (0.9, 1e-6, 1e-2, 0.9, False, False),
+            (0.7, 1e-3, 0.0, 0.5, True, False), (0.99, 1e-8, 5e-3, 0.0, True, True),
+            (0.3, 1e-8, 0.0, 0.0, False, True)]:
+        state = {}
+        for dev in ("cpu", DEV):
+            p = _on(np.linspace(-1, 1, 37).astype(np.float32), dev=dev)
+            sq = _on(np.zeros(37, np.float32), dev=dev)
+            buf = _on(np.zeros(37, np.float32), dev=dev) if mom > 0 else None
+            ga = _on(np.zeros(37, np.float32), dev=dev) if centered else None
+            for k in range(3):
+                g = _on(np.sin(np.arange(37) * (k + 1)).astype(np.float32), dev=dev)
+                _core.rmsprop_step(p._c, g._c, sq._c, None if buf is None else buf._c,
+                                   None if ga is None else ga._c, lr=0.01, alpha=alpha, eps=eps,
+                                   weight_decay=wd, momentum=mom, centered=centered,
+                                   maximize=maximize)
+            state[dev] = [t.cpu().numpy() for t in (p, sq, buf, ga) if t is not None]
+        for a, b in zip(state["cpu"], state[DEV]):
+            np.testing.assert_allclose(b, a, rtol=1e-5, atol=1e-6)
+
+
+class _SmallNet(nn.Module):
+    """Linear layers with sigmoid / tanh and a bias added by a broadcasting Python op."""
+
+    def __init__(self):
+        super().__init__()
+        self.fc1 = nn.Linear(6, 9)
+        self.fc2 = nn.Linear(9, 4, bias=False)
+        self.bias = nn.Parameter(cnncore.zeros(4))
+        self.head = nn.Linear(4, 1)
+
+    def forward(self, x):
+        h = F.tanh(self.fc1(x))
+        z = self.fc2(h) + self.bias  # (N, 4) + (4,): sum_to_shape in the backward
+        return F.sigmoid(z), self.head(F.leaky_relu(z, 0.05)).flatten()
+
+
+@needs_dev
+@pytest.mark.parametrize("centered,momentum", [(False, 0.0), (True, 0.9)])
+def test_end_to_end_sigmoid_tanh_mse_bce_rmsprop_matches_cpu(centered, momentum):
+    cnncore.manual_seed(5)
+    net, gnet = _SmallNet(), _SmallNet()
+    gnet.load_state_dict(net.state_dict())
+    gnet.to(DEV)
+    opts = [cnncore.optim.RMSprop(m.parameters(), lr=0.01, alpha=0.9, momentum=momentum,
+                                  centered=centered, weight_decay=1e-3) for m in (net, gnet)]
+    x = _randn(8, 6)
+    target = RNG.uniform(0.0, 1.0, (8, 4)).astype(np.float32)
+    reg = _randn(8)
+    for step in range(4):
+        losses = []
+        for model, opt, dev in ((net, opts[0], "cpu"), (gnet, opts[1], DEV)):
+            opt.zero_grad()
+            prob, value = model(_on(x, dev=dev))
+            loss = F.binary_cross_entropy(prob, _on(target, dev=dev)) + \
+                0.5 * F.mse_loss(value, _on(reg, dev=dev)) + prob.mean() * 0.1
+            loss.backward()
+            opt.step()
+            losses.append(loss.item())
+        assert losses[1] == pytest.approx(losses[0], rel=1e-4, abs=1e-5)
+        for (name, p), pg in zip(net.named_parameters(), gnet.parameters()):
+            assert pg.device.split(":")[0] == DEV
+            check_close(pg.detach().cpu(), p.detach(), rtol=1e-3, atol=1e-4,
+                        what=f"step {step}: {name}")

@@ -115,5 +115,47 @@ void adam_step(const Tensor&, const Tensor&, const Tensor&, const Tensor&, const
                const AdamParams&) {
   no_backend("adam_step");
 }
+// ---- cuda-b: reductions, scalar/unary ops, add_, cat, activations, losses, RMSprop ----
+Tensor reduce_sum(const Tensor&, const std::vector<bool>&, bool, bool, const char* op) {
+  no_backend(op);
+}
+std::pair<Tensor, Tensor> max_dim(const Tensor&, int64_t, bool) { no_backend("max"); }
+Tensor binary_scalar(BinaryOp op, const Tensor&, double, bool) { no_backend(binary_op_name(op)); }
+Tensor unary(UnaryOp op, const Tensor&) { no_backend(unary_op_name(op)); }
+void add_(Tensor&, const Tensor&, double) { no_backend("add_"); }
+Tensor cat(const std::vector<Tensor>&, int64_t, const Shape&) { no_backend("cat"); }
+Tensor leaky_relu_forward(const Tensor&, float) { no_backend("leaky_relu"); }
+Tensor leaky_relu_backward(const Tensor&, const Tensor&, float) {
+  no_backend("leaky_relu_backward");
+}
+Tensor hardtanh_forward(const Tensor&, float, float) { no_backend("hardtanh"); }
+Tensor hardtanh_backward(const Tensor&, const Tensor&, float, float) {
+  no_backend("hardtanh_backward");
+}
+Tensor sigmoid_forward(const Tensor&) { no_backend("sigmoid"); }
+Tensor sigmoid_backward(const Tensor&, const Tensor&) { no_backend("sigmoid_backward"); }
+Tensor tanh_forward(const Tensor&) { no_backend("tanh"); }
+Tensor tanh_backward(const Tensor&, const Tensor&) { no_backend("tanh_backward"); }
+Tensor softmax_forward(const Tensor&, int64_t) { no_backend("softmax"); }
+Tensor softmax_backward(const Tensor&, const Tensor&, int64_t) { no_backend("softmax_backward"); }
+Tensor pair_loss_forward(PairLoss, const Tensor&, const Tensor&, const std::optional<Tensor>&,
+                         const std::optional<Tensor>&, Reduction, double) {
+  no_backend("loss");
+}
+Tensor pair_loss_backward(PairLoss, bool, const Tensor&, const Tensor&, const Tensor&,
+                          const std::optional<Tensor>&, const std::optional<Tensor>&, Reduction,
+                          double) {
+  no_backend("loss_backward");
+}
+Tensor cross_entropy_logp_backward_target(const Tensor&, const Tensor&, const Tensor&,
+                                          const std::optional<Tensor>&, Reduction, double,
+                                          const Tensor&) {
+  no_backend("cross_entropy_backward_target");
+}
+void rmsprop_step(const Tensor&, const Tensor&, const Tensor&, const Tensor&, const Tensor&,
+                  const RmspropParams&) {
+  no_backend("rmsprop_step");
+}
+// ---- end cuda-b ----
 }  // namespace cnncore::cuda
 #endif

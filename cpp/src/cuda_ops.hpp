@@ -8,6 +8,7 @@
 #include <optional>
 #include <tuple>
 #include <utility>
+#include <vector>
 
 #include "cnncore/ops.hpp"
 #include "cnncore/tensor.hpp"
@@ -48,7 +49,7 @@ Tensor adaptive_avg_pool2d_backward(const Tensor& dy, const Shape& x_shape);
 
 Tensor log_softmax_forward(const Tensor& x, int64_t dim);
 Tensor log_softmax_backward(const Tensor& dy, const Tensor& y, int64_t dim);
-// Class-index targets only (nll_loss is label_smoothing = 0).
+// Class-index or probability targets (nll_loss: class indices, label_smoothing = 0).
 std::pair<Tensor, Tensor> cross_entropy_logp_forward(const Tensor& logp, const Tensor& target,
                                                      const std::optional<Tensor>& weight,
                                                      Reduction reduction, int64_t ignore_index,
@@ -71,5 +72,52 @@ void sgd_step(const Tensor& param, const Tensor& grad, const Tensor& momentum_bu
 void adam_step(const Tensor& param, const Tensor& grad, const Tensor& exp_avg,
                const Tensor& exp_avg_sq, const Tensor& max_exp_avg_sq, double step,
                const AdamParams& p);
+
+// ---- cuda-b: reductions, scalar/unary ops, add_, cat, activations, losses, RMSprop ----
+// Reductions take the CPU entry's validated arguments: `reduced` marks the dims to reduce (one
+// entry per dim, at least one), `dim` is wrapped; results are contiguous.
+Tensor reduce_sum(const Tensor& x, const std::vector<bool>& reduced, bool keepdim, bool mean,
+                  const char* op);
+std::pair<Tensor, Tensor> max_dim(const Tensor& x, int64_t dim, bool keepdim);
+
+Tensor binary_scalar(BinaryOp op, const Tensor& a, double scalar, bool scalar_first);
+Tensor unary(UnaryOp op, const Tensor& a);
+void add_(Tensor& a, const Tensor& b, double alpha);
+// parts: the validated inputs (already contiguous), out_shape: the result's shape.
+Tensor cat(const std::vector<Tensor>& parts, int64_t dim, const Shape& out_shape);
+
+Tensor leaky_relu_forward(const Tensor& x, float negative_slope);
+Tensor leaky_relu_backward(const Tensor& dy, const Tensor& x, float negative_slope);
+Tensor hardtanh_forward(const Tensor& x, float min_val, float max_val);
+Tensor hardtanh_backward(const Tensor& dy, const Tensor& x, float min_val, float max_val);
+Tensor sigmoid_forward(const Tensor& x);
+Tensor sigmoid_backward(const Tensor& dy, const Tensor& y);
+Tensor tanh_forward(const Tensor& x);
+Tensor tanh_backward(const Tensor& dy, const Tensor& y);
+Tensor softmax_forward(const Tensor& x, int64_t dim);
+Tensor softmax_backward(const Tensor& dy, const Tensor& y, int64_t dim);
+
+// The elementwise losses (shapes, reduction and beta validated by the CPU entry); weight and
+// pos_weight have the input's shape when given. `wrt` picks the gradient: of the input, or of the
+// target (binary_cross_entropy and its logits form only).
+enum class PairLoss { Mse, L1, SmoothL1, BinaryCrossEntropy, BceWithLogits };
+Tensor pair_loss_forward(PairLoss kind, const Tensor& x, const Tensor& t,
+                         const std::optional<Tensor>& weight,
+                         const std::optional<Tensor>& pos_weight, Reduction reduction,
+                         double beta);
+Tensor pair_loss_backward(PairLoss kind, bool wrt_target, const Tensor& dloss, const Tensor& x,
+                          const Tensor& t, const std::optional<Tensor>& weight,
+                          const std::optional<Tensor>& pos_weight, Reduction reduction,
+                          double beta);
+// Probability targets only.
+Tensor cross_entropy_logp_backward_target(const Tensor& dloss, const Tensor& logp,
+                                          const Tensor& target,
+                                          const std::optional<Tensor>& weight,
+                                          Reduction reduction, double label_smoothing,
+                                          const Tensor& total_weight);
+
+void rmsprop_step(const Tensor& param, const Tensor& grad, const Tensor& square_avg,
+                  const Tensor& momentum_buffer, const Tensor& grad_avg, const RmspropParams& p);
+// ---- end cuda-b ----
 
 }  // namespace cnncore::cuda

@@ -130,6 +130,7 @@ Tensor relu_backward(const Tensor& dy, const Tensor& y) {
 
 Tensor leaky_relu_forward(const Tensor& x, double negative_slope) {
   const float a = finite_float(negative_slope, "leaky_relu", "negative_slope");
+  if (cuda::any_cuda({&x})) return cuda::leaky_relu_forward(x, a);
   return unary(x, "leaky_relu", [a](const float* p, float* q, int64_t n) {
     CNNCORE_ISA_CALL(leaky_relu_forward(p, q, n, a));
   });
@@ -137,6 +138,7 @@ Tensor leaky_relu_forward(const Tensor& x, double negative_slope) {
 
 Tensor leaky_relu_backward(const Tensor& dy, const Tensor& x, double negative_slope) {
   const float a = finite_float(negative_slope, "leaky_relu_backward", "negative_slope");
+  if (cuda::any_cuda({&dy, &x})) return cuda::leaky_relu_backward(dy, x, a);
   return unary_backward(dy, x, "leaky_relu_backward", "input",
                         [a](const float* g, const float* s, float* d, int64_t n) {
                           CNNCORE_ISA_CALL(leaky_relu_backward(g, s, d, n, a));
@@ -155,6 +157,7 @@ void check_hardtanh_range(double lo, double hi, const char* op) {
 Tensor hardtanh_forward(const Tensor& x, double min_val, double max_val) {
   check_hardtanh_range(min_val, max_val, "hardtanh");
   const float lo = static_cast<float>(min_val), hi = static_cast<float>(max_val);
+  if (cuda::any_cuda({&x})) return cuda::hardtanh_forward(x, lo, hi);
   return unary(x, "hardtanh", [lo, hi](const float* p, float* q, int64_t n) {
     CNNCORE_ISA_CALL(hardtanh_forward(p, q, n, lo, hi));
   });
@@ -163,6 +166,7 @@ Tensor hardtanh_forward(const Tensor& x, double min_val, double max_val) {
 Tensor hardtanh_backward(const Tensor& dy, const Tensor& x, double min_val, double max_val) {
   check_hardtanh_range(min_val, max_val, "hardtanh_backward");
   const float lo = static_cast<float>(min_val), hi = static_cast<float>(max_val);
+  if (cuda::any_cuda({&dy, &x})) return cuda::hardtanh_backward(dy, x, lo, hi);
   return unary_backward(dy, x, "hardtanh_backward", "input",
                         [lo, hi](const float* g, const float* s, float* d, int64_t n) {
                           CNNCORE_ISA_CALL(hardtanh_backward(g, s, d, n, lo, hi));
@@ -170,12 +174,14 @@ Tensor hardtanh_backward(const Tensor& dy, const Tensor& x, double min_val, doub
 }
 
 Tensor sigmoid_forward(const Tensor& x) {
+  if (cuda::any_cuda({&x})) return cuda::sigmoid_forward(x);
   return unary(x, "sigmoid", [](const float* p, float* q, int64_t n) {
     CNNCORE_ISA_CALL(sigmoid_forward(p, q, n));
   });
 }
 
 Tensor sigmoid_backward(const Tensor& dy, const Tensor& y) {
+  if (cuda::any_cuda({&dy, &y})) return cuda::sigmoid_backward(dy, y);
   return unary_backward(dy, y, "sigmoid_backward", "output",
                         [](const float* g, const float* s, float* d, int64_t n) {
                           CNNCORE_ISA_CALL(sigmoid_backward(g, s, d, n));
@@ -183,12 +189,14 @@ Tensor sigmoid_backward(const Tensor& dy, const Tensor& y) {
 }
 
 Tensor tanh_forward(const Tensor& x) {
+  if (cuda::any_cuda({&x})) return cuda::tanh_forward(x);
   return unary(x, "tanh", [](const float* p, float* q, int64_t n) {
     CNNCORE_ISA_CALL(tanh_forward(p, q, n));
   });
 }
 
 Tensor tanh_backward(const Tensor& dy, const Tensor& y) {
+  if (cuda::any_cuda({&dy, &y})) return cuda::tanh_backward(dy, y);
   return unary_backward(dy, y, "tanh_backward", "output",
                         [](const float* g, const float* s, float* d, int64_t n) {
                           CNNCORE_ISA_CALL(tanh_backward(g, s, d, n));
@@ -196,9 +204,11 @@ Tensor tanh_backward(const Tensor& dy, const Tensor& y) {
 }
 
 Tensor softmax_forward(const Tensor& x, int64_t dim) {
+  if (cuda::any_cuda({&x})) return cuda::softmax_forward(x, dim);
   return softmax_any(x, dim, false, "softmax");
 }
 Tensor softmax_backward(const Tensor& dy, const Tensor& y, int64_t dim) {
+  if (cuda::any_cuda({&dy, &y})) return cuda::softmax_backward(dy, y, dim);
   return softmax_any_backward(dy, y, dim, false, "softmax_backward");
 }
 Tensor log_softmax_forward(const Tensor& x, int64_t dim) {

@@ -107,6 +107,15 @@ ClassArgs class_args(const Tensor& logp_in, const Tensor& target_in,
   return a;
 }
 
+// nll_loss takes class indices only (the CUDA path shares cross_entropy's, which also takes
+// probabilities).
+void check_class_indices(const Tensor& target, const char* op) {
+  check_defined(target, op, "target");
+  CNNCORE_CHECK_TYPE(target.dtype() == DType::Int64, op,
+                     ": target must be int64 class indices, but got ", dtype_name(target.dtype()),
+                     " with shape ", shape_str(target.shape()));
+}
+
 // Unreduced losses of batch row n into el[0..inner); returns that row's total weight.
 double class_row(const ClassArgs& a, int64_t n, double* el) {
   const int64_t C = a.s.C, inner = a.s.inner;
@@ -250,9 +259,9 @@ void check_like(const Tensor& x, const std::optional<Tensor>& o, const char* op,
                       shape_str(x.shape()), ", but got ", shape_str(o->shape()));
 }
 
-PairArgs pair_args(const Tensor& x, const Tensor& t, Reduction reduction, const char* op,
-                   const std::optional<Tensor>& w = std::nullopt,
-                   const std::optional<Tensor>& pw = std::nullopt) {
+// The device-independent checks of the elementwise losses (the CUDA path runs them too).
+void check_pair(const Tensor& x, const Tensor& t, Reduction reduction, const char* op,
+                const std::optional<Tensor>& w, const std::optional<Tensor>& pw) {
   check_reduction(reduction, op);
   check_dtype(x, DType::Float32, op, "input");
   check_dtype(t, DType::Float32, op, "target");
@@ -260,6 +269,47 @@ PairArgs pair_args(const Tensor& x, const Tensor& t, Reduction reduction, const 
                       " must match input shape ", shape_str(x.shape()));
   check_like(x, w, op, "weight");
   check_like(x, pw, op, "pos_weight");
+}
+
+void check_grad_output(const Tensor& dloss_in, const Shape& shape, Reduction reduction,
+                       const char* op) {
+  check_dtype(dloss_in, DType::Float32, op, "grad_output");
+  if (reduction == Reduction::None) {
+    CNNCORE_CHECK_VALUE(dloss_in.shape() == shape, op, ": grad_output must have shape ",
+                        shape_str(shape), " (reduction='none'), but got ",
+                        shape_str(dloss_in.shape()));
+  } else {
+    CNNCORE_CHECK_VALUE(dloss_in.numel() == 1, op, ": grad_output must be a scalar (reduction='",
+                        reduction_name(reduction), "'), but got shape ",
+                        shape_str(dloss_in.shape()));
+  }
+}
+
+// The CUDA hooks of the elementwise losses: the CPU's checks, then the device kernels.
+bool pair_on_cuda(const Tensor* g, const Tensor& x, const Tensor& t,
+                  const std::optional<Tensor>& w = std::nullopt,
+                  const std::optional<Tensor>& pw = std::nullopt) {
+  return cuda::any_cuda({g, &x, &t, cuda::opt_ptr(w), cuda::opt_ptr(pw)});
+}
+Tensor cuda_pair_forward(cuda::PairLoss k, const Tensor& x, const Tensor& t,
+                         const std::optional<Tensor>& w, const std::optional<Tensor>& pw,
+                         Reduction reduction, double beta, const char* op) {
+  check_pair(x, t, reduction, op, w, pw);
+  return cuda::pair_loss_forward(k, x, t, w, pw, reduction, beta);
+}
+Tensor cuda_pair_backward(cuda::PairLoss k, bool wrt_target, const Tensor& dloss, const Tensor& x,
+                          const Tensor& t, const std::optional<Tensor>& w,
+                          const std::optional<Tensor>& pw, Reduction reduction, double beta,
+                          const char* op) {
+  check_pair(x, t, reduction, op, w, pw);
+  check_grad_output(dloss, x.shape(), reduction, op);
+  return cuda::pair_loss_backward(k, wrt_target, dloss, x, t, w, pw, reduction, beta);
+}
+
+PairArgs pair_args(const Tensor& x, const Tensor& t, Reduction reduction, const char* op,
+                   const std::optional<Tensor>& w = std::nullopt,
+                   const std::optional<Tensor>& pw = std::nullopt) {
+  check_pair(x, t, reduction, op, w, pw);
   PairArgs a;
   a.x = as_nchw(x);
   a.t = as_nchw(t);
@@ -322,16 +372,7 @@ Tensor reduce_elementwise(const PairArgs& a, Reduction reduction, const F& f) {
 template <class D>
 Tensor grad_elementwise(const Tensor& dloss_in, const PairArgs& a, Reduction reduction,
                         const char* op, const D& d) {
-  check_dtype(dloss_in, DType::Float32, op, "grad_output");
-  if (reduction == Reduction::None) {
-    CNNCORE_CHECK_VALUE(dloss_in.shape() == a.x.shape(), op, ": grad_output must have shape ",
-                        shape_str(a.x.shape()), " (reduction='none'), but got ",
-                        shape_str(dloss_in.shape()));
-  } else {
-    CNNCORE_CHECK_VALUE(dloss_in.numel() == 1, op, ": grad_output must be a scalar (reduction='",
-                        reduction_name(reduction), "'), but got shape ",
-                        shape_str(dloss_in.shape()));
-  }
+  check_grad_output(dloss_in, a.x.shape(), reduction, op);
   Tensor dloss = dloss_in.contiguous();
   const float* gp = dloss.data<float>();
   double scale = reduction == Reduction::None ? 1.0 : gp[0];
@@ -356,8 +397,11 @@ double check_beta(double beta, const char* op) {
 std::pair<Tensor, Tensor> nll_loss_forward(const Tensor& logp, const Tensor& target,
                                            const std::optional<Tensor>& weight,
                                            Reduction reduction, int64_t ignore_index) {
-  if (cuda::any_cuda({&logp, &target, cuda::opt_ptr(weight)}))
+  if (cuda::any_cuda({&logp, &target, cuda::opt_ptr(weight)})) {
+    check_reduction(reduction, "nll_loss");
+    check_class_indices(target, "nll_loss");
     return cuda::cross_entropy_logp_forward(logp, target, weight, reduction, ignore_index, 0.0);
+  }
   return class_forward(
       class_args(logp, target, weight, reduction, ignore_index, 0.0, false, "nll_loss"),
       reduction);
@@ -367,9 +411,12 @@ Tensor nll_loss_backward(const Tensor& dloss, const Tensor& logp, const Tensor& 
                          const std::optional<Tensor>& weight, Reduction reduction,
                          int64_t ignore_index, const Tensor& total_weight) {
   const char* op = "nll_loss_backward";
-  if (cuda::any_cuda({&dloss, &logp, &target, cuda::opt_ptr(weight)}))
+  if (cuda::any_cuda({&dloss, &logp, &target, cuda::opt_ptr(weight)})) {
+    check_reduction(reduction, op);
+    check_class_indices(target, op);
     return cuda::cross_entropy_logp_backward(dloss, logp, target, weight, reduction,
                                              ignore_index, 0.0, total_weight);
+  }
   return class_backward(dloss,
                         class_args(logp, target, weight, reduction, ignore_index, 0.0, false, op),
                         reduction, total_weight, op);
@@ -379,9 +426,11 @@ std::pair<Tensor, Tensor> cross_entropy_logp_forward(const Tensor& logp, const T
                                                      const std::optional<Tensor>& weight,
                                                      Reduction reduction, int64_t ignore_index,
                                                      double label_smoothing) {
-  if (cuda::any_cuda({&logp, &target, cuda::opt_ptr(weight)}))
+  if (cuda::any_cuda({&logp, &target, cuda::opt_ptr(weight)})) {
+    check_reduction(reduction, "cross_entropy");
     return cuda::cross_entropy_logp_forward(logp, target, weight, reduction, ignore_index,
                                             label_smoothing);
+  }
   return class_forward(class_args(logp, target, weight, reduction, ignore_index, label_smoothing,
                                   true, "cross_entropy"),
                        reduction);
@@ -392,9 +441,11 @@ Tensor cross_entropy_logp_backward(const Tensor& dloss, const Tensor& logp, cons
                                    int64_t ignore_index, double label_smoothing,
                                    const Tensor& total_weight) {
   const char* op = "cross_entropy_backward";
-  if (cuda::any_cuda({&dloss, &logp, &target, cuda::opt_ptr(weight)}))
+  if (cuda::any_cuda({&dloss, &logp, &target, cuda::opt_ptr(weight)})) {
+    check_reduction(reduction, op);
     return cuda::cross_entropy_logp_backward(dloss, logp, target, weight, reduction,
                                              ignore_index, label_smoothing, total_weight);
+  }
   return class_backward(
       dloss, class_args(logp, target, weight, reduction, ignore_index, label_smoothing, true, op),
       reduction, total_weight, op);
@@ -405,6 +456,11 @@ Tensor cross_entropy_logp_backward_target(const Tensor& dloss_in, const Tensor& 
                                           Reduction reduction, double label_smoothing,
                                           const Tensor& total_weight) {
   const char* op = "cross_entropy_backward_target";
+  if (cuda::any_cuda({&dloss_in, &logp, &target, cuda::opt_ptr(weight), &total_weight})) {
+    check_reduction(reduction, op);
+    return cuda::cross_entropy_logp_backward_target(dloss_in, logp, target, weight, reduction,
+                                                    label_smoothing, total_weight);
+  }
   const ClassArgs a =
       class_args(logp, target, weight, reduction, -100, label_smoothing, true, op);
   CNNCORE_CHECK_VALUE(a.prob, op, ": only probability targets (float32) have a gradient");
@@ -447,6 +503,8 @@ Tensor cross_entropy_logp_backward_target(const Tensor& dloss_in, const Tensor& 
 
 Tensor mse_loss_forward(const Tensor& x, const Tensor& t, Reduction reduction,
                         const std::optional<Tensor>& weight) {
+  if (pair_on_cuda(nullptr, x, t, weight))
+    return cuda_pair_forward(cuda::PairLoss::Mse, x, t, weight, std::nullopt, reduction, 0.0, "mse_loss");
   const PairArgs a = weighted_pair_args(x, t, reduction, "mse_loss", weight);
   return reduce_elementwise(a, reduction, [&](int64_t i) {
     const double d = static_cast<double>(a.xp[i]) - a.tp[i];
@@ -456,6 +514,9 @@ Tensor mse_loss_forward(const Tensor& x, const Tensor& t, Reduction reduction,
 
 Tensor mse_loss_backward(const Tensor& dloss, const Tensor& x, const Tensor& t,
                          Reduction reduction, const std::optional<Tensor>& weight) {
+  if (pair_on_cuda(&dloss, x, t, weight))
+    return cuda_pair_backward(cuda::PairLoss::Mse, false, dloss, x, t, weight, std::nullopt, reduction, 0.0,
+                              "mse_loss_backward");
   const char* op = "mse_loss_backward";
   const PairArgs a = weighted_pair_args(x, t, reduction, op, weight);
   return grad_elementwise(dloss, a, reduction, op, [&](int64_t i) {
@@ -465,6 +526,8 @@ Tensor mse_loss_backward(const Tensor& dloss, const Tensor& x, const Tensor& t,
 
 Tensor l1_loss_forward(const Tensor& x, const Tensor& t, Reduction reduction,
                        const std::optional<Tensor>& weight) {
+  if (pair_on_cuda(nullptr, x, t, weight))
+    return cuda_pair_forward(cuda::PairLoss::L1, x, t, weight, std::nullopt, reduction, 0.0, "l1_loss");
   const PairArgs a = weighted_pair_args(x, t, reduction, "l1_loss", weight);
   return reduce_elementwise(a, reduction, [&](int64_t i) {
     return (a.wp ? a.wp[i] : 1.0) * std::fabs(static_cast<double>(a.xp[i]) - a.tp[i]);
@@ -473,6 +536,9 @@ Tensor l1_loss_forward(const Tensor& x, const Tensor& t, Reduction reduction,
 
 Tensor l1_loss_backward(const Tensor& dloss, const Tensor& x, const Tensor& t,
                         Reduction reduction, const std::optional<Tensor>& weight) {
+  if (pair_on_cuda(&dloss, x, t, weight))
+    return cuda_pair_backward(cuda::PairLoss::L1, false, dloss, x, t, weight, std::nullopt, reduction, 0.0,
+                              "l1_loss_backward");
   const char* op = "l1_loss_backward";
   const PairArgs a = weighted_pair_args(x, t, reduction, op, weight);
   return grad_elementwise(dloss, a, reduction, op, [&](int64_t i) {
@@ -483,6 +549,8 @@ Tensor l1_loss_backward(const Tensor& dloss, const Tensor& x, const Tensor& t,
 Tensor smooth_l1_loss_forward(const Tensor& x, const Tensor& t, Reduction reduction, double beta) {
   const char* op = "smooth_l1_loss";
   check_beta(beta, op);
+  if (pair_on_cuda(nullptr, x, t))
+    return cuda_pair_forward(cuda::PairLoss::SmoothL1, x, t, std::nullopt, std::nullopt, reduction, beta, op);
   const PairArgs a = pair_args(x, t, reduction, op);
   return reduce_elementwise(a, reduction, [&](int64_t i) {
     const double d = std::fabs(static_cast<double>(a.xp[i]) - a.tp[i]);
@@ -494,6 +562,9 @@ Tensor smooth_l1_loss_backward(const Tensor& dloss, const Tensor& x, const Tenso
                                Reduction reduction, double beta) {
   const char* op = "smooth_l1_loss_backward";
   check_beta(beta, op);
+  if (pair_on_cuda(&dloss, x, t))
+    return cuda_pair_backward(cuda::PairLoss::SmoothL1, false, dloss, x, t, std::nullopt, std::nullopt,
+                              reduction, beta, op);
   const PairArgs a = pair_args(x, t, reduction, op);
   return grad_elementwise(dloss, a, reduction, op, [&](int64_t i) {
     const double d = static_cast<double>(a.xp[i]) - a.tp[i];
@@ -504,6 +575,8 @@ Tensor smooth_l1_loss_backward(const Tensor& dloss, const Tensor& x, const Tenso
 Tensor binary_cross_entropy_forward(const Tensor& x, const Tensor& t,
                                     const std::optional<Tensor>& weight, Reduction reduction) {
   const char* op = "binary_cross_entropy";
+  if (pair_on_cuda(nullptr, x, t, weight, std::nullopt))
+    return cuda_pair_forward(cuda::PairLoss::BinaryCrossEntropy, x, t, weight, std::nullopt, reduction, 0.0, op);
   const PairArgs a = pair_args(x, t, reduction, op, weight);
   for (int64_t i = 0; i < a.n; ++i)
     CNNCORE_CHECK_VALUE(a.xp[i] >= 0.0f && a.xp[i] <= 1.0f, op,
@@ -521,6 +594,8 @@ Tensor binary_cross_entropy_forward(const Tensor& x, const Tensor& t,
 Tensor binary_cross_entropy_backward(const Tensor& dloss, const Tensor& x, const Tensor& t,
                                      const std::optional<Tensor>& weight, Reduction reduction) {
   const char* op = "binary_cross_entropy_backward";
+  if (pair_on_cuda(&dloss, x, t, weight, std::nullopt))
+    return cuda_pair_backward(cuda::PairLoss::BinaryCrossEntropy, false, dloss, x, t, weight, std::nullopt, reduction, 0.0, op);
   const PairArgs a = pair_args(x, t, reduction, op, weight);
   return grad_elementwise(dloss, a, reduction, op, [&](int64_t i) {
     const double xv = a.xp[i];
@@ -534,6 +609,8 @@ Tensor binary_cross_entropy_backward_target(const Tensor& dloss, const Tensor& x
                                             const std::optional<Tensor>& weight,
                                             Reduction reduction) {
   const char* op = "binary_cross_entropy_backward_target";
+  if (pair_on_cuda(&dloss, x, t, weight, std::nullopt))
+    return cuda_pair_backward(cuda::PairLoss::BinaryCrossEntropy, true, dloss, x, t, weight, std::nullopt, reduction, 0.0, op);
   const PairArgs a = pair_args(x, t, reduction, op, weight);
   return grad_elementwise(dloss, a, reduction, op, [&](int64_t i) {
     // Unclamped, as PyTorch: +-inf at x = 0 or 1 (the loss is flat there only after clamping).
@@ -545,8 +622,11 @@ Tensor binary_cross_entropy_backward_target(const Tensor& dloss, const Tensor& x
 Tensor bce_with_logits_forward(const Tensor& x, const Tensor& t,
                                const std::optional<Tensor>& weight,
                                const std::optional<Tensor>& pos_weight, Reduction reduction) {
-  const PairArgs a = pair_args(x, t, reduction, "binary_cross_entropy_with_logits", weight,
-                               pos_weight);
+  const char* op = "binary_cross_entropy_with_logits";
+  if (pair_on_cuda(nullptr, x, t, weight, pos_weight))
+    return cuda_pair_forward(cuda::PairLoss::BceWithLogits, x, t, weight, pos_weight, reduction,
+                             0.0, op);
+  const PairArgs a = pair_args(x, t, reduction, op, weight, pos_weight);
   return reduce_elementwise(a, reduction, [&](int64_t i) {
     const double xv = a.xp[i], tv = a.tp[i];
     const double pw = a.pwp ? a.pwp[i] : 1.0;
@@ -561,6 +641,8 @@ Tensor bce_with_logits_backward(const Tensor& dloss, const Tensor& x, const Tens
                                 const std::optional<Tensor>& weight,
                                 const std::optional<Tensor>& pos_weight, Reduction reduction) {
   const char* op = "binary_cross_entropy_with_logits_backward";
+  if (pair_on_cuda(&dloss, x, t, weight, pos_weight))
+    return cuda_pair_backward(cuda::PairLoss::BceWithLogits, false, dloss, x, t, weight, pos_weight, reduction, 0.0, op);
   const PairArgs a = pair_args(x, t, reduction, op, weight, pos_weight);
   return grad_elementwise(dloss, a, reduction, op, [&](int64_t i) {
     const double xv = a.xp[i], tv = a.tp[i];
@@ -576,6 +658,8 @@ Tensor bce_with_logits_backward_target(const Tensor& dloss, const Tensor& x, con
                                        const std::optional<Tensor>& pos_weight,
                                        Reduction reduction) {
   const char* op = "binary_cross_entropy_with_logits_backward_target";
+  if (pair_on_cuda(&dloss, x, t, weight, pos_weight))
+    return cuda_pair_backward(cuda::PairLoss::BceWithLogits, true, dloss, x, t, weight, pos_weight, reduction, 0.0, op);
   const PairArgs a = pair_args(x, t, reduction, op, weight, pos_weight);
   return grad_elementwise(dloss, a, reduction, op, [&](int64_t i) {
     const double xv = a.xp[i];

@@ -148,6 +148,8 @@ void adam_step(const Tensor& param, const Tensor& grad_in, const Tensor& exp_avg
 void rmsprop_step(const Tensor& param, const Tensor& grad_in, const Tensor& square_avg,
                   const Tensor& momentum_buffer, const Tensor& grad_avg, const RmspropParams& p) {
   validate(p);
+  if (cuda::any_cuda({&param, &grad_in, &square_avg, &momentum_buffer, &grad_avg}))
+    return cuda::rmsprop_step(param, grad_in, square_avg, momentum_buffer, grad_avg, p);
   const Tensor grad = check_step_inputs(param, grad_in, "rmsprop_step");
   const bool has_momentum = p.momentum > 0.0;
   check_state(square_avg, param, "rmsprop_step", "square_avg");

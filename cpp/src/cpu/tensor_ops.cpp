@@ -153,8 +153,10 @@ Shape reduced_shape(const Shape& s, const std::vector<bool>& red, bool keepdim) 
 // sum (scale = 1) or mean (scale = 1 / count) over the dims marked in red.
 Tensor reduce_sum(const Tensor& x_in, const std::vector<int64_t>& dims, bool keepdim, bool mean,
                   const char* op) {
-  Tensor x = float_strided(x_in, op, "input").contiguous();
-  const std::vector<bool> red = reduced_mask(x, dims, op);
+  Tensor xs = float_strided(x_in, op, "input");
+  const std::vector<bool> red = reduced_mask(xs, dims, op);
+  if (cuda::any_cuda({&xs})) return cuda::reduce_sum(xs, red, keepdim, mean, op);
+  Tensor x = xs.contiguous();
   const Shape& s = x.shape();
   Tensor y = Tensor::empty(reduced_shape(s, red, keepdim));
   float* yp = y.data<float>();
@@ -395,6 +397,7 @@ Tensor binary(BinaryOp op, const Tensor& a_in, const Tensor& b_in) {
 }
 
 Tensor binary_scalar(BinaryOp op, const Tensor& a_in, double scalar, bool scalar_first) {
+  if (cuda::any_cuda({&a_in})) return cuda::binary_scalar(op, a_in, scalar, scalar_first);
   Tensor a = float_strided(a_in, binary_op_name(op), "input").contiguous();
   Tensor y = Tensor::empty(a.shape());
   const float s = static_cast<float>(scalar);
@@ -411,6 +414,7 @@ Tensor binary_scalar(BinaryOp op, const Tensor& a_in, double scalar, bool scalar
 }
 
 Tensor unary(UnaryOp op, const Tensor& a_in) {
+  if (cuda::any_cuda({&a_in})) return cuda::unary(op, a_in);
   Tensor a = float_strided(a_in, unary_op_name(op), "input").contiguous();
   Tensor y = Tensor::empty(a.shape());
   const float* ap = a.data<float>();
@@ -431,6 +435,7 @@ void add_(Tensor& a, const Tensor& b_in, double alpha) {
   CNNCORE_CHECK_VALUE(broadcasts_to(b.shape(), a.shape()), "add_: other shape ",
                       shape_str(b.shape()), " cannot be broadcast to self shape ",
                       shape_str(a.shape()));
+  if (cuda::any_cuda({&a, &b})) return cuda::add_(a, b, alpha);
   const int64_t n = a.numel();
   if (n == 0) return;
   const float al = static_cast<float>(alpha);
@@ -484,12 +489,14 @@ Tensor sum_to_shape(const Tensor& g_in, const Shape& shape) {
 }
 
 std::pair<Tensor, Tensor> max_dim(const Tensor& x_in, int64_t dim, bool keepdim) {
-  Tensor x = float_strided(x_in, "max", "input").contiguous();
-  const int64_t d = wrap_dim(dim, x.dim(), "max");
+  Tensor xs = float_strided(x_in, "max", "input");
+  const int64_t d = wrap_dim(dim, xs.dim(), "max");
+  CNNCORE_CHECK_VALUE(xs.dim() == 0 || xs.shape()[d] > 0, "max: cannot reduce over dim ", d,
+                      " of size 0 (input shape ", shape_str(xs.shape()), ")");
+  if (cuda::any_cuda({&xs})) return cuda::max_dim(xs, d, keepdim);
+  Tensor x = xs.contiguous();
   const Shape& s = x.shape();
   const int64_t D = x.dim() ? s[d] : 1;
-  CNNCORE_CHECK_VALUE(D > 0, "max: cannot reduce over dim ", d, " of size 0 (input shape ",
-                      shape_str(s), ")");
   std::vector<bool> red(static_cast<size_t>(std::max<int64_t>(x.dim(), 1)), false);
   red[d] = true;
   const Shape os = reduced_shape(s, red, keepdim);
@@ -586,6 +593,8 @@ Tensor cat(const std::vector<Tensor>& tensors, int64_t dim) {
     out[d] += t.shape()[d];
     ts.push_back(t.contiguous());
   }
+  for (const Tensor& t : tensors)
+    if (cuda::any_cuda({&t})) return cuda::cat(ts, d, out);
   Tensor y = Tensor::empty(out, first->dtype());
   if (y.numel() == 0) return y;
   int64_t outer = 1, inner = 1;

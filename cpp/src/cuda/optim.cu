@@ -50,6 +50,38 @@ __global__ void adam_kernel(float* w, const float* grad, float* m, float* v, flo
   }
 }
 
+struct RmspropArgs {
+  float wd, alpha, one_minus_alpha, eps, mom, neg_lr, w;  // w: the lerp weight 1 - alpha
+  bool has_wd, centered, maximize;
+};
+// The CPU kernel's order (cpu/optim_kernels.inc rmsprop_update), one element per thread.
+__global__ void rmsprop_kernel(float* w, const float* grad, float* sq, float* buf, float* gavg,
+                               RmspropArgs a, int64_t n) {
+  CNNCORE_CUDA_LOOP(i, n) {
+    const float p = w[i];
+    float g = a.maximize ? -grad[i] : grad[i];
+    if (a.has_wd) g = g + a.wd * p;
+    const float s = sq[i] * a.alpha + a.one_minus_alpha * g * g;
+    sq[i] = s;
+    float avg;
+    if (gavg) {
+      const float ga = lerp_f(gavg[i], g, a.w);
+      gavg[i] = ga;
+      avg = sqrtf(s + -1.0f * ga * ga);
+    } else {
+      avg = sqrtf(s);
+    }
+    avg = avg + a.eps;
+    if (buf) {
+      const float b = buf[i] * a.mom + g / avg;
+      buf[i] = b;
+      w[i] = p + a.neg_lr * b;
+    } else {
+      w[i] = p + a.neg_lr * g / avg;
+    }
+  }
+}
+
 void check_state(const Tensor& t, const Tensor& param, const char* op, const char* arg) {
   CNNCORE_CHECK_VALUE(t.shape() == param.shape() && t.is_contiguous(), op, ": ", arg,
                       " must be contiguous with the parameter's shape ", shape_str(param.shape()),
@@ -109,6 +141,45 @@ void adam_step(const Tensor& param, const Tensor& grad_in, const Tensor& exp_avg
         param.device_data<float>(), grad.device_data<float>(), exp_avg.device_data<float>(),
         exp_avg_sq.device_data<float>(),
         p.amsgrad ? max_exp_avg_sq.device_data<float>() : nullptr, a, n);
+    check_launch(op);
+  }
+}
+
+void rmsprop_step(const Tensor& param, const Tensor& grad_in, const Tensor& square_avg,
+                  const Tensor& momentum_buffer, const Tensor& grad_avg, const RmspropParams& p) {
+  const char* op = "rmsprop_step";
+  const bool has_momentum = p.momentum > 0.0;
+  const int dev = check_cuda_inputs(
+      op, {{"param", &param}, {"grad", &grad_in}, {"square_avg", &square_avg},
+           {"momentum_buffer", has_momentum ? &momentum_buffer : nullptr},
+           {"grad_avg", p.centered ? &grad_avg : nullptr}});
+  check_state(param, param, op, "param");
+  CNNCORE_CHECK_VALUE(grad_in.shape() == param.shape(), op, ": grad must have shape ",
+                      shape_str(param.shape()), ", but got ", shape_str(grad_in.shape()));
+  CNNCORE_CHECK_VALUE(square_avg.defined(), op, ": square_avg is required");
+  check_state(square_avg, param, op, "square_avg");
+  if (has_momentum) {
+    CNNCORE_CHECK_VALUE(momentum_buffer.defined(), op,
+                        ": momentum_buffer is required when momentum > 0");
+    check_state(momentum_buffer, param, op, "momentum_buffer");
+  }
+  if (p.centered) {
+    CNNCORE_CHECK_VALUE(grad_avg.defined(), op, ": grad_avg is required when centered");
+    check_state(grad_avg, param, op, "grad_avg");
+  }
+  DeviceGuard guard(dev, op);
+  const Tensor grad = grad_in.contiguous();
+  // torch.lerp's weight rounds to float first, then picks a formula by |w| < 0.5 (lerp_f does).
+  const float lw = static_cast<float>(1.0 - p.alpha);
+  const RmspropArgs a{static_cast<float>(p.weight_decay), static_cast<float>(p.alpha),
+                      static_cast<float>(1.0 - p.alpha), static_cast<float>(p.eps),
+                      static_cast<float>(p.momentum), static_cast<float>(-p.lr), lw,
+                      p.weight_decay != 0.0, p.centered, p.maximize};
+  if (const int64_t n = param.numel()) {
+    rmsprop_kernel<<<grid_for(n), kThreads>>>(
+        param.device_data<float>(), grad.device_data<float>(), square_avg.device_data<float>(),
+        has_momentum ? momentum_buffer.device_data<float>() : nullptr,
+        p.centered ? grad_avg.device_data<float>() : nullptr, a, n);
     check_launch(op);
   }
 }
