@@ -897,3 +897,33 @@ def test_end_to_end_sigmoid_tanh_mse_bce_rmsprop_matches_cpu(centered, momentum)
             assert pg.device.split(":")[0] == DEV
             check_close(pg.detach().cpu(), p.detach(), rtol=1e-3, atol=1e-4,
                         what=f"step {step}: {name}")
+
+
+# ---- backward formulas written with numpy (max/min, pow's exponent, broadcast loss weights):
+# the values go through the host and the gradient comes back on the input's device ----
+@needs_dev
+@pytest.mark.parametrize("op", ["max", "min"])
+@pytest.mark.parametrize("dim,keepdim", [(None, False), (1, False), (0, True), (-1, True)])
+def test_max_min_backward_on_device_matches_cpu(op, dim, keepdim):
+    x = np.round(_randn(4, 5, 3), 1)  # ties: the all-elements gradient is shared among them
+    if dim is None:
+        _cmp(lambda t: getattr(t, op)(), [x])
+    else:
+        _cmp(lambda t: getattr(t, op)(dim, keepdim).values, [x])
+
+
+@needs_dev
+def test_pow_exponent_gradient_on_device_matches_cpu():
+    base = np.abs(_randn(3, 4)) + 0.5
+    base[0, 1] = 0.0  # no exponent gradient where the base is 0
+    _cmp(lambda b, e: b ** e, [base, _randn(3, 4)])
+
+
+@needs_dev
+def test_bce_broadcast_weight_on_device_matches_cpu():
+    F = cnncore.nn.functional
+    p = 1.0 / (1.0 + np.exp(-_randn(4, 3)))
+    t = (RNG.random((4, 3)) > 0.5).astype(np.float32)
+    w = np.abs(_randn(3)) + 0.1
+    _cmp(lambda a: F.binary_cross_entropy(a, _on(t, dev=a.device), weight=_on(w, dev=a.device)),
+         [p.astype(np.float32)])

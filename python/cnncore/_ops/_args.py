@@ -57,3 +57,15 @@ def check_choice(value, choices, op: str, arg: str) -> str:
     if value not in choices:
         raise ValueError(f"{op}: {arg} must be one of {list(choices)}, but got '{value}'")
     return value
+
+
+def host_numpy(c) -> np.ndarray:
+    """A _core tensor's values as a numpy array, copied to the host first when it lives on a GPU
+    (for the few backward formulas written with numpy; the result goes back with on_device)."""
+    return (c if c.device == "cpu" else c.to("cpu")).numpy()
+
+
+def on_device(arr, device: str):
+    """A contiguous _core tensor of arr on `device` ('cpu' or 'cuda:N')."""
+    c = _core.from_numpy(np.require(arr, requirements="C"))  # keeps 0-d shapes
+    return c if device == "cpu" else c.to(device)

@@ -5,7 +5,8 @@ import numpy as np
 
 from .. import _core
 from ..tensor import _record
-from ._args import as_tensor, check_choice, check_float, check_int, optional_tensor
+from ._args import (as_tensor, check_choice, check_float, check_int, host_numpy, on_device,
+                    optional_tensor)
 
 __all__ = ["nll_loss", "cross_entropy", "mse_loss", "l1_loss", "smooth_l1_loss",
            "binary_cross_entropy", "binary_cross_entropy_with_logits"]
@@ -94,11 +95,12 @@ def _broadcast(weight, shape, op, arg):
     if tuple(w.shape) == tuple(shape):
         return w._c
     try:
-        arr = np.broadcast_to(w.detach().numpy(), shape)
+        arr = np.broadcast_to(host_numpy(w._c), shape)
     except ValueError:
         raise ValueError(f"{op}: {arg} of shape {tuple(w.shape)} cannot be broadcast to the "
                          f"input's shape {tuple(shape)}") from None
-    return _core.from_numpy(np.array(arr, dtype=np.float32, order="C"))  # keeps 0-d shapes
+    # keeps 0-d shapes; on the weight's device
+    return on_device(np.array(arr, dtype=np.float32, order="C"), w._c.device)
 
 
 def _same_shape_weight(weight, x, op):

@@ -27,7 +27,7 @@ import numpy as np
 
 from .. import _core
 from ..tensor import Tensor, _record, float32, int64
-from ._args import as_tensor, check_float, check_int
+from ._args import as_tensor, check_float, check_int, host_numpy, on_device
 
 __all__ = [
     "add", "sub", "mul", "div", "pow", "neg", "exp", "log", "sqrt", "abs", "square",
@@ -225,12 +225,12 @@ def _binary_tensors(op: str, a: Tensor, b: Tensor) -> Tensor:
 
 def _zero_where_base_zero(gb, ac, bc):
     """torch's pow gives the exponent no gradient where the base is 0 (log(0) would be -inf)."""
-    base = ac.numpy()
+    base = host_numpy(ac)
     if not np.any(base == 0):
         return gb
-    arr = np.array(gb.numpy(), copy=True)
+    arr = np.array(host_numpy(gb), copy=True)
     arr[np.broadcast_to(base == 0, arr.shape)] = 0.0
-    return _core.from_numpy(arr)
+    return on_device(arr, gb.device)
 
 
 def _binary_scalar(op: str, x: Tensor, s: float, scalar_first: bool) -> Tensor:
@@ -490,7 +490,7 @@ def _max_min(op: str, input, dim, keepdim):
         def backward_all(g, needs):
             # torch spreads the gradient evenly over tied maxima
             mask = _core.binary("eq", x._c, v)
-            n = float(_core.sum(mask, [], False).numpy())
+            n = float(host_numpy(_core.sum(mask, [], False)))
             return (_core.mul(mask, _core.binary_scalar("div", g, n)),)
 
         return _record(v, (x,), backward_all, f"{op.capitalize()}Backward")
@@ -503,10 +503,11 @@ def _max_min(op: str, input, dim, keepdim):
         out = np.zeros(shape, dtype=np.float32)
         if out.ndim == 0:
             return (g.reshape([]).contiguous(),)
-        gi = g.numpy() if keepdim else np.expand_dims(g.numpy(), d)
-        ii = idx.numpy() if keepdim else np.expand_dims(idx.numpy(), d)
+        gh, ih = host_numpy(g), host_numpy(idx)
+        gi = gh if keepdim else np.expand_dims(gh, d)
+        ii = ih if keepdim else np.expand_dims(ih, d)
         np.put_along_axis(out, ii, gi, axis=d)
-        return (_core.from_numpy(out),)
+        return (on_device(out, g.device),)
 
     values = _record(vals, (x,), backward, f"{op.capitalize()}Backward")
     res = _max_result if op == "max" else _min_result
