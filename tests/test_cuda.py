@@ -927,3 +927,8 @@ def test_bce_broadcast_weight_on_device_matches_cpu():
     w = np.abs(_randn(3)) + 0.1
     _cmp(lambda a: F.binary_cross_entropy(a, _on(t, dev=a.device), weight=_on(w, dev=a.device)),
          [p.astype(np.float32)])
+
+
+@needs_dev
+def test_narrow_backward_on_device_matches_cpu():
+    _cmp(lambda t: t.narrow(1, 1, 3) * 2.0, [_randn(2, 5, 3)])

@@ -804,8 +804,8 @@ def narrow(input, dim, start, length):
         out = np.zeros(shape, dtype=np.float32)
         idx = [slice(None)] * len(shape)
         idx[d] = slice(st, st + ln)
-        out[tuple(idx)] = g.numpy()
-        return (_core.from_numpy(out),)
+        out[tuple(idx)] = host_numpy(g)
+        return (on_device(out, g.device),)
 
     return _record(x._c.narrow(d, st, ln), (x,), backward, "NarrowBackward")
 
