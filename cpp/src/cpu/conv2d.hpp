@@ -52,5 +52,8 @@ bool direct_weight_by_channels(const Conv2dParams& p);
 bool depthwise_stride2_fits(const Conv2dParams& p);
 // Whether CNNCORE_CONV_ALGO names this variant.
 bool conv_variant_forced(const char* name);
+// Stride-1 weight gradient as one GEMM per kernel tap over a padded copy of the input, no im2col
+// (>= 32 channels in and out per group; CNNCORE_CONV_ALGO=backward-weight-im2col forces im2col).
+bool tap_gemm_weight_fits(const Conv2dParams& p);
 
 }  // namespace cnncore::conv_impl
