@@ -164,10 +164,19 @@ def test_numpy_on_cuda_is_a_type_error_like_torch():
 
 
 @needs_gpu
-def test_cpu_only_op_on_cuda_names_the_op():
+@pytest.mark.parametrize("name,fn", [
+    ("matmul", lambda g: cnncore.matmul(g.reshape(4, 4), g.reshape(4, 4))),
+    ("smooth_l1_loss", lambda g: F.smooth_l1_loss(g, g)),
+])
+def test_op_without_cuda_kernel_names_the_op(name, fn):
+    """An op either runs on CUDA or says which op lacks a kernel (RuntimeError, no crash)."""
     g = cnncore.randn(1, 1, 4, 4).to("cuda")
-    with pytest.raises(RuntimeError, match="local_response_norm.*cuda:0.*no CUDA kernel"):
-        F.local_response_norm(g, 2)
+    try:
+        y = fn(g)
+    except RuntimeError as e:
+        assert name in str(e) and "cuda:0" in str(e) and "no CUDA kernel" in str(e), str(e)
+    else:
+        assert y.device == "cuda:0"
 
 
 @needs_gpu
@@ -932,3 +941,255 @@ def test_bce_broadcast_weight_on_device_matches_cpu():
 @needs_dev
 def test_narrow_backward_on_device_matches_cpu():
     _cmp(lambda t: t.narrow(1, 1, 3) * 2.0, [_randn(2, 5, 3)])
+# ---- cuda-a: conv_transpose2d, interpolate, pad, local_response_norm, dropout,
+# adaptive_max_pool2d ----
+CONVT_CASES = [
+    # x shape, (C_out / groups, k), stride, padding, output_padding, dilation, groups
+    ((2, 3, 5, 7), (4, 3), 1, 0, 0, 1, 1),
+    ((1, 4, 6, 5), (3, (3, 2)), 2, 1, 1, 1, 2),
+    ((3, 2, 4, 9), (5, 4), (2, 3), (1, 2), (1, 0), 1, 1),
+    ((2, 6, 5, 5), (1, 3), 1, 1, 0, 2, 6),  # depthwise, dilated
+    ((1, 2, 7, 4), (3, 3), 1, 0, 1, 2, 1),  # output_padding >= stride (below the dilation)
+    ((2, 4, 3, 6), (2, 2), 2, 0, 0, 1, 2),  # U-Net's 2x2 stride-2 upsampling, grouped
+]
+
+
+@needs_gpu
+@pytest.mark.parametrize("xs,wk,stride,padding,out_pad,dilation,groups", CONVT_CASES)
+@pytest.mark.parametrize("bias", [True, False])
+def test_conv_transpose2d_matches_cpu(xs, wk, stride, padding, out_pad, dilation, groups, bias):
+    cpg, k = wk
+    kh, kw = k if isinstance(k, tuple) else (k, k)
+    shapes = [xs, (xs[1], cpg, kh, kw)] + ([(cpg * groups,)] if bias else [])
+
+    def fn(x, w, b=None):
+        return F.conv_transpose2d(x, w, b, stride=stride, padding=padding,
+                                  output_padding=out_pad, groups=groups, dilation=dilation)
+
+    _compare(fn, shapes, rtol=1e-4, atol=1e-4)
+
+
+@needs_gpu
+def test_conv_transpose2d_unbatched_and_bad_bias_on_cuda():
+    _compare(lambda x, w: F.conv_transpose2d(x, w, stride=2), [(3, 4, 5), (3, 2, 3, 3)])
+    x = cnncore.randn(1, 3, 4, 4).to("cuda")
+    w = cnncore.randn(3, 2, 3, 3).to("cuda")
+    with pytest.raises(ValueError, match="conv_transpose2d: bias must have shape \\(2,\\)"):
+        F.conv_transpose2d(x, w, cnncore.randn(3).to("cuda"))
+
+
+INTERP_CASES = [
+    # shape, kwargs
+    ((2, 3, 5, 7), dict(size=(9, 4), mode="nearest")),
+    ((1, 2, 4, 6), dict(scale_factor=2, mode="nearest")),
+    ((1, 2, 7, 5), dict(scale_factor=(1.7, 0.6), mode="nearest")),
+    ((2, 3, 5, 7), dict(size=(11, 3), mode="bilinear", align_corners=False)),
+    ((2, 3, 5, 7), dict(size=(11, 3), mode="bilinear", align_corners=True)),
+    ((1, 2, 6, 4), dict(scale_factor=2, mode="bilinear")),
+    ((1, 1, 5, 9), dict(scale_factor=(2.5, 0.5), mode="bilinear")),
+    ((1, 3, 6, 6), dict(size=(6, 13), mode="bilinear", align_corners=True)),  # one dim unchanged
+    ((2, 3, 9), dict(size=17, mode="linear")),
+    ((2, 3, 9), dict(scale_factor=0.4, mode="nearest")),
+]
+
+
+@needs_gpu
+@pytest.mark.parametrize("shape,kw", INTERP_CASES)
+def test_interpolate_matches_cpu(shape, kw):
+    _compare(lambda x: F.interpolate(x, **kw), [shape], rtol=1e-5, atol=1e-5)
+
+
+PAD_CASES = [
+    ((2, 3, 5, 7), (1, 2, 3, 0)),
+    ((2, 3, 5, 7), (0, 3)),
+    ((4, 6), (2, 1, 1, 3)),
+    ((3, 8), (-2, 1)),  # negative pads crop
+    ((1, 2, 6, 5), (-1, 3, 2, -2)),
+    ((7,), (3, 4)),
+]
+
+
+@needs_gpu
+@pytest.mark.parametrize("shape,pads", PAD_CASES)
+@pytest.mark.parametrize("mode", ["constant", "reflect", "replicate"])
+def test_pad_matches_cpu(shape, pads, mode):
+    sizes = [shape[-1]] * 2 + ([shape[-2]] * 2 if len(pads) == 4 else [])
+    if mode == "reflect" and any(p >= n for p, n in zip(pads, sizes)):
+        pytest.skip("reflect needs each pad below its dim")
+    value = 1.5 if mode == "constant" else None
+    _compare(lambda x: F.pad(x, pads, mode=mode, value=value), [shape], rtol=1e-6, atol=1e-5)
+
+
+@needs_gpu
+def test_pad_reflect_too_large_is_a_value_error_on_cuda():
+    x = cnncore.randn(1, 1, 3, 3).to("cuda")
+    with pytest.raises(ValueError, match="reflect"):
+        F.pad(x, (3, 0), mode="reflect")
+
+
+@needs_gpu
+@pytest.mark.parametrize("shape,size,alpha,beta,k", [
+    ((2, 7, 5, 6), 5, 1e-2, 0.75, 2.0),  # AlexNet's form (a larger alpha so the norm matters)
+    ((1, 3, 4, 4), 2, 0.5, 0.6, 1.0),    # even window
+    ((2, 10, 13), 7, 1.0, 1.2, 0.5),     # 3-D, window wider than half the channels
+    ((1, 4, 2, 3, 2), 9, 0.3, 0.75, 1.0),  # 5-D, window wider than C
+])
+def test_local_response_norm_matches_cpu(shape, size, alpha, beta, k):
+    _compare(lambda x: F.local_response_norm(x, size, alpha=alpha, beta=beta, k=k), [shape],
+             rtol=1e-4, atol=1e-5)
+
+
+def _dropout_pair(shape, p, channel_wise, seed):
+    a = RNG.standard_normal(shape).astype(np.float32) + 3.0  # no zeros in x
+    fn = F.dropout2d if channel_wise else F.dropout
+    out = []
+    for dev in ("cpu", "cuda"):
+        x = cnncore.tensor(a, device=dev, requires_grad=True)
+        cnncore.manual_seed(seed)
+        y = fn(x, p=p, training=True)
+        out.append((x, y, cnncore.get_rng_state()))
+    return a, out
+
+
+@needs_gpu
+@pytest.mark.parametrize("shape,p,channel_wise", [
+    ((64, 257), 0.3, False), ((3, 5, 7, 11), 0.5, False), ((8, 33, 4, 5), 0.25, True),
+    ((4, 20, 9), 0.6, True), ((1000,), 0.9, False),
+])
+def test_dropout_mask_on_cuda_matches_cpu_and_is_exact(shape, p, channel_wise):
+    a, ((x, y, st), (xg, yg, stg)) = _dropout_pair(shape, p, channel_wise, seed=11)
+    assert st == stg, "both devices reserve the same draws from the stream"
+    check_close(yg.cpu(), y, rtol=0, atol=0, what="same seed -> same mask as the CPU")
+    keep = (yg.cpu().numpy() / a)
+    scale = np.float32(1.0 / (1.0 - p))
+    assert np.all((keep == 0) | (np.abs(keep - scale) <= 1e-6 * scale)), "mask is 0 or 1/(1-p)"
+    if channel_wise:  # whole channels kept or dropped
+        k = keep.reshape(shape[0], shape[1], -1)
+        assert np.all(k == k[:, :, :1])
+        kept = (k[:, :, 0] != 0).mean()
+        draws = shape[0] * shape[1]
+    else:
+        kept = (keep != 0).mean()
+        draws = keep.size
+    tol = 5 * np.sqrt(p * (1 - p) / draws)  # 5 binomial standard deviations
+    assert abs(kept - (1 - p)) <= tol, (kept, 1 - p, tol)
+    g = RNG.standard_normal(shape).astype(np.float32)
+    y.backward(cnncore.tensor(g))
+    yg.backward(cnncore.tensor(g, device="cuda"))
+    check_close(xg.grad.cpu(), g * keep, rtol=1e-6, atol=0, what="backward = dy * mask")
+    check_close(xg.grad.cpu(), x.grad, rtol=0, atol=0, what="backward as on the CPU")
+
+
+@needs_gpu
+def test_dropout_on_cuda_seeds_and_edge_cases():
+    x = cnncore.ones(4096, device="cuda")
+    cnncore.manual_seed(5)
+    m1 = F.dropout(x, 0.5).cpu().numpy()
+    m2 = F.dropout(x, 0.5).cpu().numpy()
+    cnncore.manual_seed(5)
+    m3 = F.dropout(x, 0.5).cpu().numpy()
+    np.testing.assert_array_equal(m1, m3)
+    assert not np.array_equal(m1, m2), "the stream advances between draws"
+    xg = cnncore.tensor(RNG.standard_normal((3, 4, 5)).astype(np.float32), device="cuda",
+                        requires_grad=True)
+    y0 = F.dropout(xg, 0.0)
+    np.testing.assert_array_equal(y0.detach().cpu().numpy(), xg.detach().cpu().numpy())
+    for fn in (F.dropout, F.dropout2d):
+        y1 = fn(xg, 1.0)
+        assert y1.device == "cuda:0"
+        np.testing.assert_array_equal(y1.detach().cpu().numpy(), np.zeros((3, 4, 5), np.float32))
+        y1.backward(cnncore.ones(3, 4, 5, device="cuda"))
+        np.testing.assert_array_equal(xg.grad.cpu().numpy(), np.zeros((3, 4, 5), np.float32))
+        xg.grad = None
+    with pytest.raises(ValueError, match="dropout2d: input must be \\(N, C, \\*\\)"):
+        F.dropout2d(cnncore.ones(3, 4, device="cuda"), 0.5)
+    y = F.dropout(xg, 0.5, training=False)
+    assert y is xg
+
+
+@needs_gpu
+@pytest.mark.parametrize("shape,out", [((2, 3, 7, 7), 1), ((1, 2, 10, 7), (3, 4)),
+                                       ((4, 5, 6), (6, 2)), ((2, 3, 5, 9), (7, 11))])
+def test_adaptive_max_pool2d_matches_cpu(shape, out):
+    _compare(lambda x: F.adaptive_max_pool2d(x, out), [shape])
+    a = RNG.standard_normal(shape).astype(np.float32)
+    _, i = F.adaptive_max_pool2d(cnncore.tensor(a), out, return_indices=True)
+    _, ig = F.adaptive_max_pool2d(cnncore.tensor(a, device="cuda"), out, return_indices=True)
+    np.testing.assert_array_equal(ig.cpu().numpy(), i.numpy())
+
+
+@needs_gpu
+def test_adaptive_max_pool2d_nan_and_bad_indices_on_cuda():
+    a = np.arange(16, dtype=np.float32).reshape(1, 1, 4, 4)
+    a[0, 0, 1, 1] = np.nan
+    y, i = F.adaptive_max_pool2d(cnncore.tensor(a), 2, return_indices=True)
+    yg, ig = F.adaptive_max_pool2d(cnncore.tensor(a, device="cuda"), 2, return_indices=True)
+    check_close(yg.cpu(), y, rtol=0, atol=0, what="NaN wins its window")
+    np.testing.assert_array_equal(ig.cpu().numpy(), i.numpy())
+    bad = cnncore.tensor(np.full((1, 1, 2, 2), 99, np.int64), device="cuda")
+    with pytest.raises(ValueError, match="indices must lie in \\[0, 16\\)"):
+        cnncore._core.adaptive_max_pool2d_backward(cnncore.ones(1, 1, 2, 2, device="cuda")._c,
+                                                   bad._c, [1, 1, 4, 4])
+
+
+class _AlexLike(nn.Module):
+    """AlexNet's pattern at toy size: conv-relu-LRN-maxpool twice, adaptive max pool, dropout,
+    linear."""
+
+    def __init__(self, p):
+        super().__init__()
+        self.features = nn.Sequential(
+            nn.Conv2d(3, 8, 5, stride=2, padding=2), nn.ReLU(inplace=True),
+            nn.LocalResponseNorm(5, alpha=1e-2, beta=0.75, k=2.0), nn.MaxPool2d(3, 2),
+            nn.Conv2d(8, 12, 3, padding=1), nn.ReLU(inplace=True),
+            nn.LocalResponseNorm(5, alpha=1e-2, beta=0.75, k=2.0), nn.MaxPool2d(3, 2),
+            nn.AdaptiveMaxPool2d((3, 3)))
+        self.classifier = nn.Sequential(nn.Dropout(p), nn.Linear(12 * 9, 32),
+                                        nn.ReLU(inplace=True), nn.Dropout(p), nn.Linear(32, 6))
+
+    def forward(self, x):
+        return self.classifier(self.features(x).flatten(1))
+
+
+def _train_both(make, x, y, steps, lr=0.05, seed_each_step=None):
+    cnncore.manual_seed(7)
+    net, gnet = make(), make()
+    gnet.load_state_dict(net.state_dict())
+    gnet.to("cuda")
+    opts = [cnncore.optim.SGD(m.parameters(), lr=lr, momentum=0.9) for m in (net, gnet)]
+    for step in range(steps):
+        losses = []
+        for model, opt, dev in ((net, opts[0], "cpu"), (gnet, opts[1], "cuda")):
+            if seed_each_step is not None:  # the same dropout masks on both devices
+                cnncore.manual_seed(seed_each_step + step)
+            opt.zero_grad()
+            loss = F.cross_entropy(model(cnncore.tensor(x, device=dev)),
+                                   cnncore.tensor(y, device=dev))
+            loss.backward()
+            opt.step()
+            losses.append(loss.item())
+        assert losses[1] == pytest.approx(losses[0], rel=1e-3, abs=1e-4), f"step {step}"
+    sd, gsd = net.state_dict(), gnet.state_dict()
+    for k in sd:
+        check_close(gsd[k].cpu(), sd[k], rtol=2e-3, atol=2e-4, what=k)
+
+
+@needs_gpu
+@pytest.mark.parametrize("p", [0.0, 0.5])
+def test_alexnet_like_with_lrn_and_dropout_trains_on_cuda_like_on_cpu(p):
+    """p = 0.5 too: a seed gives the same dropout masks on both devices."""
+    x = RNG.standard_normal((4, 3, 29, 27)).astype(np.float32)
+    y = RNG.integers(0, 6, 4)
+    _train_both(lambda: _AlexLike(p), x, y, steps=3, seed_each_step=100)
+
+
+@needs_gpu
+@pytest.mark.parametrize("bilinear", [False, True], ids=["conv_transpose", "bilinear"])
+def test_small_unet_trains_on_cuda_like_on_cpu(bilinear):
+    """The zoo's U-Net at toy size (conv_transpose2d or bilinear interpolate, pad for the odd
+    sizes, cat of the skips, batch norm, max pool) for a few SGD steps: per-pixel
+    cross_entropy."""
+    x = RNG.standard_normal((2, 1, 13, 10)).astype(np.float32)  # odd sizes: the pad path
+    y = RNG.integers(0, 3, (2, 13, 10))
+    _train_both(lambda: cnncore.models.unet(1, 3, base_channels=4, depth=2, bilinear=bilinear),
+                x, y, steps=3, lr=0.02)

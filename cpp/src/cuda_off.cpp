@@ -157,5 +157,49 @@ void rmsprop_step(const Tensor&, const Tensor&, const Tensor&, const Tensor&, co
   no_backend("rmsprop_step");
 }
 // ---- end cuda-b ----
+// ---- cuda-a: conv_transpose2d, interpolate, pad, local_response_norm, dropout,
+// adaptive_max_pool2d ----
+Tensor conv_transpose2d_forward(const Tensor&, const Tensor&, const std::optional<Tensor>&,
+                                const Conv2dOptions&, int64_t, int64_t) {
+  no_backend("conv_transpose2d");
+}
+Tensor conv_transpose2d_backward_input(const Tensor&, const Tensor&, const Shape&,
+                                       const Conv2dOptions&, int64_t, int64_t) {
+  no_backend("conv_transpose2d_backward_input");
+}
+Tensor conv_transpose2d_backward_weight(const Tensor&, const Tensor&, const Shape&,
+                                        const Conv2dOptions&, int64_t, int64_t) {
+  no_backend("conv_transpose2d_backward_weight");
+}
+Tensor interpolate_forward(const Tensor&, int64_t, int64_t, InterpMode, bool, double, double) {
+  no_backend("interpolate");
+}
+Tensor interpolate_backward(const Tensor&, const Shape&, InterpMode, bool, double, double) {
+  no_backend("interpolate_backward");
+}
+Tensor pad_forward(const Tensor&, const std::vector<int64_t>&, PadMode, float) {
+  no_backend("pad");
+}
+Tensor pad_backward(const Tensor&, const Shape&, const std::vector<int64_t>&, PadMode) {
+  no_backend("pad_backward");
+}
+Tensor local_response_norm_forward(const Tensor&, int64_t, double, double, double) {
+  no_backend("local_response_norm");
+}
+Tensor local_response_norm_backward(const Tensor&, const Tensor&, int64_t, double, double,
+                                    double) {
+  no_backend("local_response_norm_backward");
+}
+std::pair<Tensor, Tensor> dropout_forward(const Tensor&, double, bool channel_wise) {
+  no_backend(channel_wise ? "dropout2d" : "dropout");
+}
+Tensor dropout_backward(const Tensor&, const Tensor&) { no_backend("dropout_backward"); }
+std::pair<Tensor, Tensor> adaptive_max_pool2d_forward(const Tensor&, int64_t, int64_t) {
+  no_backend("adaptive_max_pool2d");
+}
+Tensor adaptive_max_pool2d_backward(const Tensor&, const Tensor&, const Shape&) {
+  no_backend("adaptive_max_pool2d_backward");
+}
+// ---- end cuda-a ----
 }  // namespace cnncore::cuda
 #endif

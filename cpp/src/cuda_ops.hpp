@@ -119,5 +119,38 @@ Tensor cross_entropy_logp_backward_target(const Tensor& dloss, const Tensor& log
 void rmsprop_step(const Tensor& param, const Tensor& grad, const Tensor& square_avg,
                   const Tensor& momentum_buffer, const Tensor& grad_avg, const RmspropParams& p);
 // ---- end cuda-b ----
+// ---- cuda-a: conv_transpose2d, interpolate, pad, local_response_norm, dropout,
+// adaptive_max_pool2d ----
+Tensor conv_transpose2d_forward(const Tensor& x, const Tensor& w, const std::optional<Tensor>& b,
+                                const Conv2dOptions& opt, int64_t output_padding_h,
+                                int64_t output_padding_w);
+Tensor conv_transpose2d_backward_input(const Tensor& dy, const Tensor& w, const Shape& x_shape,
+                                       const Conv2dOptions& opt, int64_t output_padding_h,
+                                       int64_t output_padding_w);
+Tensor conv_transpose2d_backward_weight(const Tensor& dy, const Tensor& x, const Shape& w_shape,
+                                        const Conv2dOptions& opt, int64_t output_padding_h,
+                                        int64_t output_padding_w);
+
+Tensor interpolate_forward(const Tensor& x, int64_t out_h, int64_t out_w, InterpMode mode,
+                           bool align_corners, double scale_h, double scale_w);
+Tensor interpolate_backward(const Tensor& dy, const Shape& x_shape, InterpMode mode,
+                            bool align_corners, double scale_h, double scale_w);
+Tensor pad_forward(const Tensor& x, const std::vector<int64_t>& pads, PadMode mode, float value);
+Tensor pad_backward(const Tensor& dy, const Shape& x_shape, const std::vector<int64_t>& pads,
+                    PadMode mode);
+
+Tensor local_response_norm_forward(const Tensor& x, int64_t size, double alpha, double beta,
+                                   double k);
+Tensor local_response_norm_backward(const Tensor& dy, const Tensor& x, int64_t size, double alpha,
+                                    double beta, double k);
+// The mask is drawn on the device from the global generator with the CPU's counter hash
+// (rng_reserve + rng_uniform), so a seed gives the same mask on both devices.
+std::pair<Tensor, Tensor> dropout_forward(const Tensor& x, double p, bool channel_wise);
+Tensor dropout_backward(const Tensor& dy, const Tensor& mask);
+
+std::pair<Tensor, Tensor> adaptive_max_pool2d_forward(const Tensor& x, int64_t out_h,
+                                                      int64_t out_w);
+Tensor adaptive_max_pool2d_backward(const Tensor& dy, const Tensor& indices, const Shape& x_shape);
+// ---- end cuda-a ----
 
 }  // namespace cnncore::cuda

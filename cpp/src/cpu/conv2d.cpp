@@ -581,6 +581,8 @@ Tensor conv2d_backward_bias(const Tensor& dy_in) {
 Tensor conv_transpose2d_forward(const Tensor& x_in, const Tensor& w_in,
                                 const std::optional<Tensor>& b, const Conv2dOptions& opt,
                                 int64_t output_padding_h, int64_t output_padding_w) {
+  if (cuda::any_cuda({&x_in, &w_in, cuda::opt_ptr(b)}))
+    return cuda::conv_transpose2d_forward(x_in, w_in, b, opt, output_padding_h, output_padding_w);
   const char* op = "conv_transpose2d";
   Tensor x = float_nchw(x_in, op, "input"), w = float_nchw(w_in, op, "weight");
   const Conv2dParams p =
@@ -594,6 +596,9 @@ Tensor conv_transpose2d_forward(const Tensor& x_in, const Tensor& w_in,
 Tensor conv_transpose2d_backward_input(const Tensor& dy_in, const Tensor& w_in,
                                        const Shape& x_shape, const Conv2dOptions& opt,
                                        int64_t output_padding_h, int64_t output_padding_w) {
+  if (cuda::any_cuda({&dy_in, &w_in}))
+    return cuda::conv_transpose2d_backward_input(dy_in, w_in, x_shape, opt, output_padding_h,
+                                                 output_padding_w);
   const char* op = "conv_transpose2d_backward_input";
   Tensor dy = float_nchw(dy_in, op, "grad_output"), w = float_nchw(w_in, op, "weight");
   const Conv2dParams p = conv_transpose2d_params(checked_shape(x_shape, op, "input_shape"),
@@ -606,6 +611,9 @@ Tensor conv_transpose2d_backward_input(const Tensor& dy_in, const Tensor& w_in,
 Tensor conv_transpose2d_backward_weight(const Tensor& dy_in, const Tensor& x_in,
                                         const Shape& w_shape, const Conv2dOptions& opt,
                                         int64_t output_padding_h, int64_t output_padding_w) {
+  if (cuda::any_cuda({&dy_in, &x_in}))
+    return cuda::conv_transpose2d_backward_weight(dy_in, x_in, w_shape, opt, output_padding_h,
+                                                  output_padding_w);
   const char* op = "conv_transpose2d_backward_weight";
   Tensor dy = float_nchw(dy_in, op, "grad_output"), x = float_nchw(x_in, op, "input");
   const Conv2dParams p =

@@ -163,6 +163,8 @@ Tensor channel_param(const std::optional<Tensor>& t, int64_t C, const char* op, 
 
 Tensor local_response_norm_forward(const Tensor& x_in, int64_t size, double alpha, double beta,
                                    double k) {
+  if (cuda::any_cuda({&x_in}))
+    return cuda::local_response_norm_forward(x_in, size, alpha, beta, k);
   const char* op = "local_response_norm";
   Tensor x = lrn_input(x_in, op, "input");
   const NCI s = nci_of(x);
@@ -179,6 +181,8 @@ Tensor local_response_norm_forward(const Tensor& x_in, int64_t size, double alph
 
 Tensor local_response_norm_backward(const Tensor& dy_in, const Tensor& x_in, int64_t size,
                                     double alpha, double beta, double k) {
+  if (cuda::any_cuda({&dy_in, &x_in}))
+    return cuda::local_response_norm_backward(dy_in, x_in, size, alpha, beta, k);
   const char* op = "local_response_norm_backward";
   Tensor x = lrn_input(x_in, op, "input");
   Tensor dy = lrn_input(dy_in, op, "grad_output");
@@ -366,6 +370,7 @@ std::tuple<Tensor, Tensor, Tensor> batch_norm_backward(const Tensor& dy_in, cons
 }
 
 std::pair<Tensor, Tensor> dropout_forward(const Tensor& x_in, double p, bool channel_wise) {
+  if (cuda::any_cuda({&x_in})) return cuda::dropout_forward(x_in, p, channel_wise);
   const char* op = channel_wise ? "dropout2d" : "dropout";
   check_dtype(x_in, DType::Float32, op, "input");
   CNNCORE_CHECK_VALUE(p >= 0.0 && p <= 1.0, op, ": p must be in [0, 1], but got ", p);
@@ -407,6 +412,7 @@ std::pair<Tensor, Tensor> dropout_forward(const Tensor& x_in, double p, bool cha
 }
 
 Tensor dropout_backward(const Tensor& dy_in, const Tensor& mask_in) {
+  if (cuda::any_cuda({&dy_in, &mask_in})) return cuda::dropout_backward(dy_in, mask_in);
   const char* op = "dropout_backward";
   check_dtype(dy_in, DType::Float32, op, "grad_output");
   check_dtype(mask_in, DType::Float32, op, "mask");

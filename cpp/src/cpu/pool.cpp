@@ -302,6 +302,7 @@ Tensor adaptive_avg_pool2d_backward(const Tensor& dy_in, const Shape& x_shape) {
 }
 
 std::pair<Tensor, Tensor> adaptive_max_pool2d_forward(const Tensor& x_in, int64_t OH, int64_t OW) {
+  if (cuda::any_cuda({&x_in})) return cuda::adaptive_max_pool2d_forward(x_in, OH, OW);
   check_adaptive(x_in, OH, OW, "adaptive_max_pool2d");
   Tensor x = as_nchw(x_in);
   int64_t N, C, H, W;
@@ -338,6 +339,8 @@ std::pair<Tensor, Tensor> adaptive_max_pool2d_forward(const Tensor& x_in, int64_
 }
 
 Tensor adaptive_max_pool2d_backward(const Tensor& dy, const Tensor& indices, const Shape& x_shape) {
+  if (cuda::any_cuda({&dy, &indices}))
+    return cuda::adaptive_max_pool2d_backward(dy, indices, x_shape);
   const char* op = "adaptive_max_pool2d_backward";
   check_x_shape(x_shape, op);
   check_defined(dy, op, "grad_output");

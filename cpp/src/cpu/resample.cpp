@@ -9,13 +9,17 @@
 #include <vector>
 
 #include "cpu/resample_kernels.hpp"
+#include "cpu/resample_tables.hpp"
+#include "cuda_ops.hpp"
 #include "parallel.hpp"
 
 namespace cnncore {
 
 namespace {
 constexpr int64_t kGrain = 1 << 14;  // output elements per thread chunk
+}  // namespace
 
+namespace resample_detail {
 void check_interp(const Shape& x, int64_t out_h, int64_t out_w, double sh, double sw,
                   const char* op) {
   CNNCORE_CHECK_VALUE(x.size() == 4, op, ": input must be 4-D (N, C, H, W), but got ", x.size(),
@@ -48,10 +52,6 @@ std::vector<int64_t> nearest_table(int64_t in, int64_t out, double scale) {
   return t;
 }
 
-struct LinearTable {
-  std::vector<int64_t> i0, i1;
-  std::vector<float> l0, l1;
-};
 LinearTable linear_table(int64_t in, int64_t out, bool align_corners, double scale) {
   LinearTable t;
   t.i0.resize(out);
@@ -77,10 +77,13 @@ LinearTable linear_table(int64_t in, int64_t out, bool align_corners, double sca
   }
   return t;
 }
-}  // namespace
+}  // namespace resample_detail
+using namespace resample_detail;
 
 Tensor interpolate_forward(const Tensor& x_in, int64_t OH, int64_t OW, InterpMode mode,
                            bool align_corners, double sh, double sw) {
+  if (cuda::any_cuda({&x_in}))
+    return cuda::interpolate_forward(x_in, OH, OW, mode, align_corners, sh, sw);
   const char* op = "interpolate";
   check_defined(x_in, op, "input");
   check_dtype(x_in, DType::Float32, op, "input");
@@ -145,6 +148,8 @@ Tensor interpolate_forward(const Tensor& x_in, int64_t OH, int64_t OW, InterpMod
 
 Tensor interpolate_backward(const Tensor& dy_in, const Shape& x_shape, InterpMode mode,
                             bool align_corners, double sh, double sw) {
+  if (cuda::any_cuda({&dy_in}))
+    return cuda::interpolate_backward(dy_in, x_shape, mode, align_corners, sh, sw);
   const char* op = "interpolate_backward";
   check_defined(dy_in, op, "grad_output");
   check_dtype(dy_in, DType::Float32, op, "grad_output");
@@ -205,16 +210,10 @@ Tensor interpolate_backward(const Tensor& dy_in, const Shape& x_shape, InterpMod
 }
 
 // ---- pad ---------------------------------------------------------------------------------------
-namespace {
+namespace resample_detail {
 const char* pad_mode_name(PadMode m) {
   return m == PadMode::Constant ? "constant" : m == PadMode::Reflect ? "reflect" : "replicate";
 }
-
-struct PadGeom {
-  int64_t P = 1, H = 1, W = 1, OH = 1, OW = 1;
-  int64_t left = 0, right = 0, top = 0, bottom = 0;
-  Shape out;
-};
 
 PadGeom pad_geom(const Shape& x, const std::vector<int64_t>& pads, PadMode mode, const char* op) {
   CNNCORE_CHECK_VALUE(pads.size() == 2 || pads.size() == 4, op,
@@ -253,7 +252,9 @@ PadGeom pad_geom(const Shape& x, const std::vector<int64_t>& pads, PadMode mode,
                       " from input ", shape_str(x), "; every size must stay >= 1");
   return g;
 }
+}  // namespace resample_detail
 
+namespace {
 // Source index along one dim for an output index, -1 where the constant fills.
 int64_t pad_src(int64_t o, int64_t before, int64_t n, PadMode mode) {
   int64_t i = o - before;
@@ -278,6 +279,7 @@ Shape pad_output_shape(const Shape& x_shape, const std::vector<int64_t>& pads, P
 }
 
 Tensor pad_forward(const Tensor& x_in, const std::vector<int64_t>& pads, PadMode mode, float value) {
+  if (cuda::any_cuda({&x_in})) return cuda::pad_forward(x_in, pads, mode, value);
   const char* op = "pad";
   check_defined(x_in, op, "input");
   check_dtype(x_in, DType::Float32, op, "input");
@@ -309,6 +311,7 @@ Tensor pad_forward(const Tensor& x_in, const std::vector<int64_t>& pads, PadMode
 
 Tensor pad_backward(const Tensor& dy_in, const Shape& x_shape, const std::vector<int64_t>& pads,
                     PadMode mode) {
+  if (cuda::any_cuda({&dy_in})) return cuda::pad_backward(dy_in, x_shape, pads, mode);
   const char* op = "pad_backward";
   CNNCORE_CHECK_VALUE(!x_shape.empty(), op, ": input_shape must have at least 1 dim");
   const PadGeom g = pad_geom(x_shape, pads, mode, op);

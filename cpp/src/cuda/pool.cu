@@ -4,6 +4,7 @@
 // window that misses the input), torch's average divisor. One thread per output element forward;
 // backward of average pooling is a gather per input element (no atomics, deterministic); max
 // pooling's backward scatters through the indices with atomicAdd (overlapping windows only).
+#include <algorithm>
 #include <cmath>
 
 #include "common.cuh"
@@ -143,6 +144,43 @@ __global__ void adaptive_avg_backward_kernel(const float* dy, float* dx, int64_t
   }
 }
 
+// ---- cuda-a: adaptive max pooling ----
+// The CPU's window and tie rules: the max over [a_start, a_end) in both dims, starting from -inf
+// at the window's first pixel; a NaN wins (the last NaN of the window).
+__global__ void adaptive_max_kernel(const float* x, float* y, int64_t* idx, int64_t planes,
+                                    int64_t H, int64_t W, int64_t OH, int64_t OW) {
+  CNNCORE_CUDA_LOOP(o, planes * OH * OW) {
+    const int64_t ow = o % OW, oh = (o / OW) % OH, pl = o / (OW * OH);
+    const int64_t h0 = a_start(oh, H, OH), h1 = a_end(oh, H, OH);
+    const int64_t w0 = a_start(ow, W, OW), w1 = a_end(ow, W, OW);
+    const float* plane = x + pl * H * W;
+    float best = -INFINITY;
+    int64_t besti = h0 * W + w0;
+    for (int64_t ih = h0; ih < h1; ++ih)
+      for (int64_t iw = w0; iw < w1; ++iw) {
+        const float v = plane[ih * W + iw];
+        if (v > best || isnan(v)) {
+          best = v;
+          besti = ih * W + iw;
+        }
+      }
+    y[o] = best;
+    idx[o] = besti;
+  }
+}
+
+// dx[plane][idx] += dy (atomicAdd: windows overlap); an index outside the plane other than -1
+// sets *bad (the host reports it, as the CPU does).
+__global__ void scatter_checked_kernel(const float* dy, const int64_t* idx, float* dx,
+                                       int64_t planes, int64_t HW, int64_t OHW, int* bad) {
+  CNNCORE_CUDA_LOOP(o, planes * OHW) {
+    const int64_t i = idx[o];
+    if (i >= 0 && i < HW) atomicAdd(dx + (o / OHW) * HW + i, dy[o]);
+    else if (i != -1) *bad = 1;
+  }
+}
+// ---- end cuda-a kernels ----
+
 Pool2dOptions no_dilation(Pool2dOptions o) {
   o.dilation_h = o.dilation_w = 1;
   return o;
@@ -278,5 +316,84 @@ Tensor adaptive_avg_pool2d_backward(const Tensor& dy_in, const Shape& x_shape) {
   }
   return dx;
 }
+
+// ---- cuda-a: adaptive_max_pool2d ----
+std::pair<Tensor, Tensor> adaptive_max_pool2d_forward(const Tensor& x_in, int64_t OH, int64_t OW) {
+  const char* op = "adaptive_max_pool2d";
+  const int dev = check_cuda_inputs(op, {{"input", &x_in}});
+  CNNCORE_CHECK_VALUE(x_in.dim() == 3 || x_in.dim() == 4, op,
+                      ": input must be 3-D (C, H, W) or 4-D (N, C, H, W), but got ", x_in.dim(),
+                      "-D with shape ", shape_str(x_in.shape()));
+  CNNCORE_CHECK_VALUE(x_in.numel() > 0, op, ": input must not be empty, but got shape ",
+                      shape_str(x_in.shape()));
+  CNNCORE_CHECK_VALUE(OH >= 1 && OW >= 1, op, ": output_size must be at least (1, 1), but got (",
+                      OH, ", ", OW, ")");
+  constexpr int64_t kMax = int64_t{1} << 31;  // window bounds compute i * H
+  CNNCORE_CHECK_VALUE(OH < kMax && OW < kMax && x_in.size(-1) < kMax && x_in.size(-2) < kMax, op,
+                      ": output_size and input height/width must be below 2^31, but got output (",
+                      OH, ", ", OW, ") for input ", shape_str(x_in.shape()));
+  const int64_t H = x_in.size(-2), W = x_in.size(-1);
+  DeviceGuard guard(dev, op);
+  Tensor x = x_in.contiguous();
+  Tensor y = Tensor::empty(spatial(x.shape(), OH, OW), DType::Float32, x.device());
+  Tensor idx = Tensor::empty(spatial(x.shape(), OH, OW), DType::Int64, x.device());
+  const int64_t planes = x.numel() / (H * W);
+  if (const int64_t n = y.numel()) {
+    adaptive_max_kernel<<<grid_for(n), kThreads>>>(x.device_data<float>(), y.device_data<float>(),
+                                                   idx.device_data<int64_t>(), planes, H, W, OH,
+                                                   OW);
+    check_launch(op);
+  }
+  return {y, idx};
+}
+
+Tensor adaptive_max_pool2d_backward(const Tensor& dy_in, const Tensor& idx_in,
+                                    const Shape& x_shape) {
+  const char* op = "adaptive_max_pool2d_backward";
+  check_same_device(op, {{"grad_output", &dy_in}, {"indices", &idx_in}});
+  const int dev = check_cuda_inputs(op, {{"grad_output", &dy_in}});
+  CNNCORE_CHECK_VALUE(x_shape.size() == 3 || x_shape.size() == 4, op,
+                      ": input_shape must be 3-D (C, H, W) or 4-D (N, C, H, W), but got ",
+                      shape_str(x_shape));
+  for (int64_t d : x_shape)
+    CNNCORE_CHECK_VALUE(d > 0, op, ": input_shape must have positive sizes, but got ",
+                        shape_str(x_shape));
+  CNNCORE_CHECK_VALUE(dy_in.dim() == static_cast<int64_t>(x_shape.size()) &&
+                          std::equal(x_shape.begin(), x_shape.end() - 2, dy_in.shape().begin()),
+                      op, ": grad_output must have the leading dims of input_shape ",
+                      shape_str(x_shape), ", but got ", shape_str(dy_in.shape()));
+  CNNCORE_CHECK_TYPE(idx_in.dtype() == DType::Int64, op, ": indices must be int64, but got ",
+                     dtype_name(idx_in.dtype()));
+  CNNCORE_CHECK_VALUE(idx_in.shape() == dy_in.shape(), op,
+                      ": indices must have the shape of grad_output ", shape_str(dy_in.shape()),
+                      ", but got ", shape_str(idx_in.shape()));
+  DeviceGuard guard(dev, op);
+  Tensor dy = dy_in.contiguous(), idx = idx_in.contiguous();
+  Tensor dx = Tensor::zeros(x_shape, DType::Float32, dy.device());
+  const int64_t HW = x_shape[x_shape.size() - 2] * x_shape.back();
+  const int64_t OHW = dy.size(-2) * dy.size(-1), planes = OHW ? dy.numel() / OHW : 0;
+  if (const int64_t n = dy.numel()) {
+    int* bad = static_cast<int*>(allocate(sizeof(int), dev, op));
+    int host_bad = 0;
+    try {
+      check_cuda(cudaMemset(bad, 0, sizeof(int)), op, "cudaMemset");
+      scatter_checked_kernel<<<grid_for(n), kThreads>>>(dy.device_data<float>(),
+                                                        idx.device_data<int64_t>(),
+                                                        dx.device_data<float>(), planes, HW, OHW,
+                                                        bad);
+      check_launch(op);
+      copy_device_to_host(&host_bad, bad, sizeof(int), dev);
+    } catch (...) {
+      release(bad, dev);
+      throw;
+    }
+    release(bad, dev);
+    CNNCORE_CHECK_VALUE(host_bad == 0, op, ": indices must lie in [0, ", HW,
+                        ") (an index into an input plane of ", x_shape[x_shape.size() - 2], "x",
+                        x_shape.back(), "), but some are outside");
+  }
+  return dx;
+}
+// ---- end cuda-a ----
 
 }  // namespace cnncore::cuda
