@@ -584,6 +584,8 @@ def _offset_pair(shape, offset):
     (1601, 131, 1699),   # 128 x 128 tiles, ragged everywhere, scalar loads
     (70, 9, 129),        # 64 x 64 tiles, K tail inside one tile
     (3, 1000, 2),        # long K, tiny M and N
+    (5, 4096, 7),        # split-K in the forward (one 64 x 64 block, K = 4096)
+    (4096, 5, 7),        # split-K in the weight gradient (K = rows)
 ])
 def test_linear_tiles_match_cpu_fp32(rows, inp, out):
     _compare(lambda x, w, b: F.linear(x, w, b), [(rows, inp), (out, inp), (out,)], rtol=1e-4,
@@ -604,6 +606,11 @@ BIG_CONV_CASES = [
     ((16, 67, 40, 40), (130, 67, 3, 3), 1, 1, 1, 1),
     # the same with stride 2 (OH OW % 4 != 0: scalar grad_output loads) and groups
     ((4, 66, 33, 31), (132, 33, 3, 3), 2, 1, 1, 2),
+    # split-K: the forward (K = 4608 over 32 pixels), with groups (blockIdx.z = split x group + g),
+    # and the weight gradient (K = batch x pixels = 32768)
+    ((2, 512, 4, 4), (64, 512, 3, 3), 1, 1, 1, 1),
+    ((2, 1024, 3, 3), (32, 512, 3, 3), 1, 1, 1, 2),
+    ((8, 4, 64, 64), (8, 4, 3, 3), 1, 1, 1, 1),
 ]
 
 
@@ -652,7 +659,8 @@ def test_conv2d_tf32_matches_cpu_within_tf32_tolerance(tf32_flags, xs, ws, strid
 
 
 @needs_gpu
-@pytest.mark.parametrize("rows,inp,out", [(1600, 132, 1700), (70, 9, 129), (5, 300, 3)])
+@pytest.mark.parametrize("rows,inp,out", [(1600, 132, 1700), (70, 9, 129), (5, 300, 3),
+                                          (5, 4096, 7), (4096, 5, 7)])
 def test_linear_tf32_matches_cpu_within_tf32_tolerance(tf32_flags, rows, inp, out):
     cnncore.set_float32_matmul_precision("high")
     assert cnncore.backends.cudnn.allow_tf32 is False

@@ -2,7 +2,8 @@
 // C[m, n] = sum_k A(m, k) * B(k, n), with A, B given as loaders and the result handed to a store
 // functor. Linear layers pass plain strided loaders; convolutions pass implicit-im2col loaders (the
 // column matrix is never built), so conv forward, backward-input and backward-weight are three
-// loader pairs over one kernel. blockIdx.z is the group: loaders and the store receive it.
+// loader pairs over one kernel. blockIdx.z is the group (times the split-K slice, see
+// gemm_tiles): loaders get the group, the store gets blockIdx.z.
 //
 // A loader L (for A the "row" index i is m, for B it is n):
 //   static constexpr bool kFastK;  // memory runs along k (else along the row index)
@@ -37,6 +38,7 @@
 
 #include <mma.h>
 
+#include <algorithm>
 #include <cstdint>
 
 #include "common.cuh"
@@ -186,21 +188,23 @@ struct Operand {
 // while tile t + 1 travels through registers into the other buffer. Buffer t & 1 ^ 1 was last
 // read in iteration t - 1, which every thread finished before the barrier ending it, and the
 // barrier ending iteration t publishes the new tile before anyone reads it.
+// The depth range [kbeg, kend) is this block's: all of K, or its split-K slice (kbeg a multiple
+// of BK, so float4 alignment holds); loads see no k outside it.
 template <int BM, int BN, int BK, bool Tf32, class LA, class LB, class Mul>
-__device__ __forceinline__ void pipeline(int64_t M, int64_t N, int64_t K, const LA& la,
-                                         const LB& lb, float (*As)[BK][BM + 4],
+__device__ __forceinline__ void pipeline(int64_t M, int64_t N, int g, int64_t kbeg, int64_t kend,
+                                         const LA& la, const LB& lb, float (*As)[BK][BM + 4],
                                          float (*Bs)[BK][BN + 4], Mul mul) {
-  const int tid = threadIdx.x, g = blockIdx.z;
+  const int tid = threadIdx.x;
   const int64_t m0 = static_cast<int64_t>(blockIdx.y) * BM;
   const int64_t n0 = static_cast<int64_t>(blockIdx.x) * BN;
   Operand<LA, BM, BK> a;
   Operand<LB, BN, BK> b;
   a.init(la, g, m0, M, tid);
   b.init(lb, g, n0, N, tid);
-  const int64_t tiles = (K + BK - 1) / BK;
+  const int64_t tiles = kend > kbeg ? (kend - kbeg + BK - 1) / BK : 0;
   if (tiles <= 0) return;
-  a.fetch(la, g, 0, K);
-  b.fetch(lb, g, 0, K);
+  a.fetch(la, g, kbeg, kend);
+  b.fetch(lb, g, kbeg, kend);
   a.template store<Tf32>(As[0]);
   b.template store<Tf32>(Bs[0]);
   __syncthreads();
@@ -208,8 +212,8 @@ __device__ __forceinline__ void pipeline(int64_t M, int64_t N, int64_t K, const 
     const int cur = static_cast<int>(t & 1);
     const bool more = t + 1 < tiles;
     if (more) {
-      a.fetch(la, g, (t + 1) * BK, K);
-      b.fetch(lb, g, (t + 1) * BK, K);
+      a.fetch(la, g, kbeg + (t + 1) * BK, kend);
+      b.fetch(lb, g, kbeg + (t + 1) * BK, kend);
     }
     mul(As[cur], Bs[cur]);
     if (more) {
@@ -221,8 +225,9 @@ __device__ __forceinline__ void pipeline(int64_t M, int64_t N, int64_t K, const 
 }
 
 template <int BM, int BN, int BK, class LA, class LB, class St>
-__device__ __forceinline__ void fp32_body(int64_t M, int64_t N, int64_t K, const LA& la,
-                                          const LB& lb, const St& st) {
+__device__ __forceinline__ void fp32_body(int64_t M, int64_t N, int64_t K, int groups,
+                                          int64_t k_chunk, const LA& la, const LB& lb,
+                                          const St& st) {
   static_assert(BM % 64 == 0 && BN % 64 == 0, "tile shape");
   constexpr int TM = BM / 16, TN = BN / 16;  // outputs per thread in each direction
   __shared__ __align__(32) float As[2][BK][BM + 4];
@@ -233,7 +238,11 @@ __device__ __forceinline__ void fp32_body(int64_t M, int64_t N, int64_t K, const
   for (int i = 0; i < TM; ++i)
 #pragma unroll
     for (int j = 0; j < TN; ++j) acc[i][j] = 0.0f;
-  pipeline<BM, BN, BK, false>(M, N, K, la, lb, As, Bs,
+  // blockIdx.z = split * groups + g; the store gets blockIdx.z (g itself without split-K).
+  const int z = blockIdx.z, g = z % groups;
+  const int64_t kbeg = (z / groups) * k_chunk;
+  const int64_t kend = kbeg + k_chunk < K ? kbeg + k_chunk : K;
+  pipeline<BM, BN, BK, false>(M, N, g, kbeg, kend, la, lb, As, Bs,
                               [&](float (*A)[BM + 4], float (*B)[BN + 4]) {
 #pragma unroll
     for (int kk = 0; kk < BK; ++kk) {
@@ -254,7 +263,6 @@ __device__ __forceinline__ void fp32_body(int64_t M, int64_t N, int64_t K, const
         for (int j = 0; j < TN; ++j) acc[i][j] = fmaf(ra[i], rb[j], acc[i][j]);
     }
   });
-  const int g = blockIdx.z;
   const int64_t m0 = static_cast<int64_t>(blockIdx.y) * BM;
   const int64_t n0 = static_cast<int64_t>(blockIdx.x) * BN;
 #pragma unroll
@@ -264,15 +272,16 @@ __device__ __forceinline__ void fp32_body(int64_t M, int64_t N, int64_t K, const
 #pragma unroll
     for (int j = 0; j < TN; ++j) {
       const int64_t n = n0 + (j / 4) * 64 + tx * 4 + j % 4;
-      if (n < N) st(g, m, n, acc[i][j]);
+      if (n < N) st(z, m, n, acc[i][j]);
     }
   }
 }
 
 #if !defined(__CUDA_ARCH__) || __CUDA_ARCH__ >= 800
 template <int BM, int BN, int BK, class LA, class LB, class St>
-__device__ __forceinline__ void tf32_body(int64_t M, int64_t N, int64_t K, const LA& la,
-                                          const LB& lb, const St& st) {
+__device__ __forceinline__ void tf32_body(int64_t M, int64_t N, int64_t K, int groups,
+                                          int64_t k_chunk, const LA& la, const LB& lb,
+                                          const St& st) {
   namespace wmma = nvcuda::wmma;
   constexpr int WM = BM / 2, WN = BN / 4;    // warp tile (8 warps as 2 x 4)
   constexpr int FM = WM / 16, FN = WN / 16;  // 16 x 16 accumulator fragments per warp
@@ -291,7 +300,10 @@ __device__ __forceinline__ void tf32_body(int64_t M, int64_t N, int64_t K, const
   for (int i = 0; i < FM; ++i)
 #pragma unroll
     for (int j = 0; j < FN; ++j) wmma::fill_fragment(acc[i][j], 0.0f);
-  pipeline<BM, BN, BK, true>(M, N, K, la, lb, As, Bs,
+  const int z = blockIdx.z, g = z % groups;
+  const int64_t kbeg = (z / groups) * k_chunk;
+  const int64_t kend = kbeg + k_chunk < K ? kbeg + k_chunk : K;
+  pipeline<BM, BN, BK, true>(M, N, g, kbeg, kend, la, lb, As, Bs,
                              [&](float (*A)[BM + 4], float (*B)[BN + 4]) {
 #pragma unroll
     for (int kk = 0; kk < BK; kk += 8) {
@@ -310,7 +322,6 @@ __device__ __forceinline__ void tf32_body(int64_t M, int64_t N, int64_t K, const
   });
   // The accumulator layout is opaque: each warp puts one fragment at a time into its own 16 x 16
   // scratch and its 32 lanes hand the in-range entries to the store (rows of 16 consecutive n).
-  const int g = blockIdx.z;
   const int64_t m0 = static_cast<int64_t>(blockIdx.y) * BM + wm * WM;
   const int64_t n0 = static_cast<int64_t>(blockIdx.x) * BN + wn * WN;
   float* scratch = Cs[warp];
@@ -322,7 +333,7 @@ __device__ __forceinline__ void tf32_body(int64_t M, int64_t N, int64_t K, const
       __syncwarp();
       for (int e = lane; e < 256; e += 32) {
         const int64_t m = m0 + i * 16 + e / 16, n = n0 + j * 16 + e % 16;
-        if (m < M && n < N) st(g, m, n, scratch[e]);
+        if (m < M && n < N) st(z, m, n, scratch[e]);
       }
       __syncwarp();  // every lane has read the scratch before the next fragment overwrites it
     }
@@ -331,18 +342,48 @@ __device__ __forceinline__ void tf32_body(int64_t M, int64_t N, int64_t K, const
 
 template <int BM, int BN, int BK, class LA, class LB, class St>
 __global__ void __launch_bounds__(kGemmThreads)
-fp32_kernel(int64_t M, int64_t N, int64_t K, LA la, LB lb, St st) {
-  fp32_body<BM, BN, BK>(M, N, K, la, lb, st);
+fp32_kernel(int64_t M, int64_t N, int64_t K, int groups, int64_t k_chunk, LA la, LB lb, St st) {
+  fp32_body<BM, BN, BK>(M, N, K, groups, k_chunk, la, lb, st);
 }
 
 template <int BM, int BN, int BK, class LA, class LB, class St>
 __global__ void __launch_bounds__(kGemmThreads)
-tf32_kernel(int64_t M, int64_t N, int64_t K, LA la, LB lb, St st) {
+tf32_kernel(int64_t M, int64_t N, int64_t K, int groups, int64_t k_chunk, LA la, LB lb, St st) {
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ < 800
-  fp32_body<BM, BN, BK>(M, N, K, la, lb, st);  // no TF32 before Ampere (never chosen there)
+  fp32_body<BM, BN, BK>(M, N, K, groups, k_chunk, la, lb, st);  // never chosen before Ampere
 #else
-  tf32_body<BM, BN, BK>(M, N, K, la, lb, st);
+  tf32_body<BM, BN, BK>(M, N, K, groups, k_chunk, la, lb, st);
 #endif
+}
+
+// Split-K: slice z = split * groups + g of the partial products goes to ws[z][m][n] ...
+struct SliceStore {
+  float* ws;
+  int64_t M, N;
+  __device__ void operator()(int z, int64_t m, int64_t n, float v) const {
+    ws[(z * M + m) * N + n] = v;
+  }
+};
+// ... and one thread per output adds the slices in split order (deterministic) for the op's store.
+template <class St>
+__global__ void split_k_reduce(const float* ws, int splits, int groups, int64_t M, int64_t N,
+                               St st) {
+  const int64_t MN = M * N;
+  CNNCORE_CUDA_LOOP(i, groups * MN) {
+    const int64_t g = i / MN, mn = i - g * MN, m = mn / N, n = mn - m * N;
+    float sum = 0.0f;
+    for (int s = 0; s < splits; ++s) sum += ws[(s * groups + g) * MN + mn];
+    st(static_cast<int>(g), m, n, sum);
+  }
+}
+
+template <int BM, int BN, int BK, class LA, class LB, class St>
+void launch(bool tf32, dim3 grid, int64_t M, int64_t N, int64_t K, int groups, int64_t k_chunk,
+            const LA& a, const LB& b, const St& s) {
+  if (tf32)
+    tf32_kernel<BM, BN, BK><<<grid, kGemmThreads>>>(M, N, K, groups, k_chunk, a, b, s);
+  else
+    fp32_kernel<BM, BN, BK><<<grid, kGemmThreads>>>(M, N, K, groups, k_chunk, a, b, s);
 }
 
 }  // namespace gemm_detail
@@ -356,7 +397,10 @@ GemmDevice gemm_device(const char* op);
 
 // Launches over groups x ceil(M/BM) x ceil(N/BN) blocks on the current device; nothing when the
 // product is empty. allow_tf32: the op's cnncore.backends switch; TF32 runs only where the device
-// has it (compute capability >= 8.0), fp32 FMA otherwise.
+// has it (compute capability >= 8.0), fp32 FMA otherwise. When even the 64 x 64 grid leaves SMs
+// idle and K is deep (>= 2 x kSplitMinK), K is cut into up to 16 slices of at least kSplitMinK
+// whose partial products go to a workspace and are summed in slice order by split_k_reduce.
+constexpr int64_t kSplitMinK = 512;
 template <class LoadA, class LoadB, class Store>
 void gemm_tiles(int64_t groups, int64_t M, int64_t N, int64_t K, LoadA a, LoadB b, Store s,
                 const char* op, bool allow_tf32) {
@@ -371,19 +415,37 @@ void gemm_tiles(int64_t groups, int64_t M, int64_t N, int64_t K, LoadA a, LoadB 
   const int64_t gx = (N + tile - 1) / tile, gy = (M + tile - 1) / tile;
   CNNCORE_CHECK_VALUE(gy <= 65535 && groups <= 65535 && gx <= 2147483647LL, op,
                       ": the product is too large for one CUDA launch (", M, " x ", N, ")");
-  const dim3 grid(static_cast<unsigned>(gx), static_cast<unsigned>(gy),
-                  static_cast<unsigned>(groups));
-  if (big) {
-    if (tf32)
-      tf32_kernel<128, 128, 8><<<grid, kGemmThreads>>>(M, N, K, a, b, s);
-    else
-      fp32_kernel<128, 128, 8><<<grid, kGemmThreads>>>(M, N, K, a, b, s);
-  } else {
-    if (tf32)
-      tf32_kernel<64, 64, 16><<<grid, kGemmThreads>>>(M, N, K, a, b, s);
-    else
-      fp32_kernel<64, 64, 16><<<grid, kGemmThreads>>>(M, N, K, a, b, s);
+  int64_t splits = 1;
+  const int64_t blocks = gx * gy * groups;
+  if (!big && blocks < dev.sm_count && K >= 2 * kSplitMinK) {
+    splits = std::min<int64_t>({(dev.sm_count + blocks - 1) / blocks, K / kSplitMinK, 16,
+                                65535 / groups});
   }
+  if (splits <= 1) {
+    const dim3 grid(static_cast<unsigned>(gx), static_cast<unsigned>(gy),
+                    static_cast<unsigned>(groups));
+    if (big)
+      launch<128, 128, 8>(tf32, grid, M, N, K, static_cast<int>(groups), K, a, b, s);
+    else
+      launch<64, 64, 16>(tf32, grid, M, N, K, static_cast<int>(groups), K, a, b, s);
+    check_launch(op);
+    return;
+  }
+  // Slices of k_chunk (a multiple of the 64 x 64 tile's depth 16); no slice is empty.
+  const int64_t k_chunk = ((K + splits - 1) / splits + 15) / 16 * 16;
+  splits = (K + k_chunk - 1) / k_chunk;
+  int device = 0;
+  check_cuda(cudaGetDevice(&device), op, "cudaGetDevice");
+  Tensor ws = Tensor::empty({splits * groups * M * N}, DType::Float32,
+                            Device{DeviceType::CUDA, device});
+  const dim3 grid(static_cast<unsigned>(gx), static_cast<unsigned>(gy),
+                  static_cast<unsigned>(splits * groups));
+  launch<64, 64, 16>(tf32, grid, M, N, K, static_cast<int>(groups), k_chunk, a, b,
+                     SliceStore{ws.device_data<float>(), M, N});
+  check_launch(op);
+  split_k_reduce<<<grid_for(groups * M * N), kThreads>>>(ws.device_data<float>(),
+                                                          static_cast<int>(splits),
+                                                          static_cast<int>(groups), M, N, s);
   check_launch(op);
 }
 
