@@ -574,8 +574,9 @@ def _offset_pair(shape, offset):
     data is not 16-byte aligned for offset % 4 != 0), and the same values on the CPU."""
     n = int(np.prod(shape))
     a = RNG.standard_normal(n + offset).astype(np.float32)
-    g = cnncore.tensor(a, device="cuda")[offset:].reshape(*shape)
-    return cnncore.tensor(a[offset:].reshape(shape)), g
+    core = cnncore.tensor(a, device="cuda")._c.narrow(0, offset, n).view(list(shape))
+    assert core.is_contiguous() and core.data_ptr() % 16 == (4 * offset) % 16
+    return cnncore.tensor(a[offset:].reshape(shape)), cnncore.Tensor._wrap(core)
 
 
 @needs_gpu
