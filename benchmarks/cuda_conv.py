@@ -1,13 +1,16 @@
 """conv2d on the GPU: cnncore's CUDA backend vs PyTorch's CUDA build (cuDNN), same process.
 
     PYTHONPATH=python python3 benchmarks/cuda_conv.py [--batch 8] [--repeats 20] [--only resnet]
-        [--mode fwd|fwdbwd|both] [--json out.json]
+        [--mode fwd|fwdbwd|both] [--tf32] [--json out.json]
 
 The Performance issue's shape list (cnncore.bench.CONV_SHAPES, as benchmarks/conv.py). For every
 shape cnncore and torch run one after the other in each repeat, each timed with a device
 synchronisation before and after; medians give GFLOP/s (forward 2*N*K*OH*OW*C/g*R*S, forward +
-backward 3x that) and the ratio cnncore / torch (> 1 = cnncore faster). torch runs with TF32 off
-(cnncore's kernels are fp32 FMA). Also printed: the largest difference from torch's output.
+backward 3x that) and the ratio cnncore / torch (> 1 = cnncore faster). Both sides run fp32 FMA
+by default (torch with TF32 off); --tf32 turns TF32 on for both (cnncore.backends.cudnn.allow_tf32
+and torch.backends.cudnn.allow_tf32), and the path cnncore takes is printed (TF32 needs compute
+capability >= 8.0; below that cnncore stays on fp32). Also printed: the largest difference from
+torch's output (with --tf32 both sides round differently: expect ~1e-3 of the output scale).
 Without a CUDA build of cnncore and a GPU, it says why and exits 0; without a CUDA torch it
 times cnncore alone. Nothing here is asserted by the tests.
 """
@@ -49,11 +52,22 @@ def main(argv=None) -> int:
     ap.add_argument("--repeats", type=int, default=20)
     ap.add_argument("--only", default="")
     ap.add_argument("--mode", choices=["fwd", "fwdbwd", "both"], default="both")
+    ap.add_argument("--tf32", action="store_true",
+                    help="allow TF32 tensor cores in cnncore and in torch (off: both fp32)")
     ap.add_argument("--json", default="")
     args = ap.parse_args(argv)
     if not cuda.is_available():
         print(f"cuda_conv: skipped: {cuda.unavailable_reason()}")
         return 0
+    cnncore.backends.cudnn.allow_tf32 = args.tf32
+    cnncore.backends.cuda.matmul.allow_tf32 = args.tf32
+    if args.tf32 and cnncore.backends.cuda.tf32_supported(0):
+        path = "TF32 tensor cores (wmma m16n16k8, fp32 accumulate)"
+    elif args.tf32:
+        path = "fp32 FMA (TF32 asked for, but this GPU is older than compute capability 8.0)"
+    else:
+        path = "fp32 FMA"
+    print(f"cnncore conv2d path: {path}")
     try:
         import torch
         if not torch.cuda.is_available():
@@ -63,10 +77,10 @@ def main(argv=None) -> int:
         torch = None
     if torch is not None:
         torch.backends.cudnn.benchmark = True
-        torch.backends.cuda.matmul.allow_tf32 = False
-        torch.backends.cudnn.allow_tf32 = False
+        torch.backends.cuda.matmul.allow_tf32 = args.tf32
+        torch.backends.cudnn.allow_tf32 = args.tf32
         print(f"torch {torch.__version__}, cuDNN {torch.backends.cudnn.version()}, "
-              f"GPU {torch.cuda.get_device_name(0)}")
+              f"GPU {torch.cuda.get_device_name(0)}, TF32 {'on' if args.tf32 else 'off'}")
     rng = np.random.default_rng(0)
     rows = []
     modes = ["fwd", "fwdbwd"] if args.mode == "both" else [args.mode]
@@ -131,7 +145,7 @@ def main(argv=None) -> int:
     if ratios:
         print(f"geometric mean ratio: {bench.geomean(ratios):.2f}")
     if args.json:
-        bench.write_json({"rows": rows}, args.json)
+        bench.write_json({"rows": rows, "tf32": args.tf32, "cnncore_path": path}, args.json)
     return 0
 
 

@@ -1193,3 +1193,204 @@ def test_small_unet_trains_on_cuda_like_on_cpu(bilinear):
     y = RNG.integers(0, 3, (2, 13, 10))
     _train_both(lambda: cnncore.models.unet(1, 3, base_channels=4, depth=2, bilinear=bilinear),
                 x, y, steps=3, lr=0.02)
+# ---- TF32 switches (cnncore.backends) and the GEMM's tiles ---------------------------------------
+# Everywhere: the flag API (defaults, round trips, validation). On a GPU: the 128 x 128 and 64 x 64
+# tiles, float4 and scalar loads, TF32 against the fp32 CPU path.
+@pytest.fixture
+def tf32_flags():
+    """Restores both switches (they are process-wide) after a test."""
+    before = (cnncore.get_float32_matmul_precision(), cnncore.backends.cudnn.allow_tf32)
+    yield cnncore.backends
+    cnncore.set_float32_matmul_precision(before[0])
+    cnncore.backends.cudnn.allow_tf32 = before[1]
+
+
+def test_tf32_switches_default_off():
+    assert cnncore.backends.cuda.matmul.allow_tf32 is False
+    assert cnncore.backends.cudnn.allow_tf32 is False
+    assert cnncore.backends.cuda.conv.allow_tf32 is False
+    assert cnncore.get_float32_matmul_precision() == "highest"
+    assert cnncore.backends.cuda.is_built() == cuda.is_compiled()
+    assert cnncore.backends.cudnn.is_available() is False  # no cuDNN, ever
+
+
+def test_matmul_precision_and_allow_tf32_are_one_switch(tf32_flags):
+    b = tf32_flags
+    b.cuda.matmul.allow_tf32 = True
+    assert b.cuda.matmul.allow_tf32 is True and cnncore.get_float32_matmul_precision() == "high"
+    assert b.cudnn.allow_tf32 is False  # the conv switch is separate, as in torch
+    cnncore.set_float32_matmul_precision("medium")
+    assert b.cuda.matmul.allow_tf32 is True and cnncore.get_float32_matmul_precision() == "medium"
+    cnncore.set_float32_matmul_precision("highest")
+    assert b.cuda.matmul.allow_tf32 is False
+    cnncore.set_float32_matmul_precision("high")
+    assert b.cuda.matmul.allow_tf32 is True
+    b.cuda.matmul.allow_tf32 = False
+    assert cnncore.get_float32_matmul_precision() == "highest"
+
+
+def test_conv_allow_tf32_round_trips_under_both_names(tf32_flags):
+    b = tf32_flags
+    b.cudnn.allow_tf32 = True
+    assert b.cudnn.allow_tf32 is True and b.cuda.conv.allow_tf32 is True
+    assert b.cuda.matmul.allow_tf32 is False
+    b.cuda.conv.allow_tf32 = False
+    assert b.cudnn.allow_tf32 is False
+    assert "allow_tf32=False" in repr(b.cudnn)
+
+
+@pytest.mark.parametrize("bad", [1, 0, None, "True", 1.0, np.bool_(True)])
+def test_allow_tf32_takes_only_a_bool(tf32_flags, bad):
+    # torch refuses non-bools too (a RuntimeError "expects a bool"); here it is a TypeError.
+    for obj, name in [(tf32_flags.cuda.matmul, "backends.cuda.matmul.allow_tf32"),
+                      (tf32_flags.cudnn, "backends.cudnn.allow_tf32"),
+                      (tf32_flags.cuda.conv, "backends.cuda.conv.allow_tf32")]:
+        with pytest.raises(TypeError, match=f"{name} must be a bool, but got"):
+            obj.allow_tf32 = bad
+        assert obj.allow_tf32 is False
+
+
+def test_float32_matmul_precision_is_validated(tf32_flags):
+    for bad in ["HIGH", "low", "", "tf32"]:
+        with pytest.raises(ValueError, match="precision must be one of 'highest', 'high', "
+                                             "'medium', but got"):
+            cnncore.set_float32_matmul_precision(bad)
+    for bad in [None, 1, True]:
+        with pytest.raises(TypeError, match="precision must be a str"):
+            cnncore.set_float32_matmul_precision(bad)
+    assert cnncore.get_float32_matmul_precision() == "highest"
+
+
+def test_backend_switch_objects_refuse_unknown_attributes():
+    with pytest.raises(AttributeError):
+        cnncore.backends.cuda.matmul.allow_fp16 = True
+    with pytest.raises(AttributeError):
+        cnncore.backends.cudnn.benchmark = True
+    with pytest.raises(AttributeError):
+        cnncore.backends.cuda.matmul = None
+
+
+def test_precision_maps_to_allow_tf32_like_torch(tf32_flags):
+    torch = pytest.importorskip("torch", reason="torch is not installed")
+    before = torch.get_float32_matmul_precision()
+    try:
+        for p in ["high", "medium", "highest"]:
+            torch.set_float32_matmul_precision(p)
+            cnncore.set_float32_matmul_precision(p)
+            assert cnncore.backends.cuda.matmul.allow_tf32 == torch.backends.cuda.matmul.allow_tf32
+            assert cnncore.get_float32_matmul_precision() == torch.get_float32_matmul_precision()
+    finally:
+        torch.set_float32_matmul_precision(before)
+
+
+def test_tf32_supported_without_a_device_is_false():
+    if not GPU:
+        assert cnncore.backends.cuda.tf32_supported(0) is False
+    assert cnncore.backends.cuda.tf32_supported(99) is False
+    with pytest.raises(TypeError, match="device must be an int"):
+        cnncore.backends.cuda.tf32_supported("0")
+
+
+def _offset_pair(shape, offset):
+    """A CUDA tensor that is a contiguous view starting `offset` floats into its storage (so its
+    data is not 16-byte aligned for offset % 4 != 0), and the same values on the CPU."""
+    n = int(np.prod(shape))
+    a = RNG.standard_normal(n + offset).astype(np.float32)
+    core = cnncore.tensor(a, device="cuda")._c.narrow(0, offset, n).view(list(shape))
+    assert core.is_contiguous() and core.data_ptr() % 16 == (4 * offset) % 16
+    return cnncore.tensor(a[offset:].reshape(shape)), cnncore.Tensor._wrap(core)
+
+
+@needs_gpu
+@pytest.mark.parametrize("rows,inp,out", [
+    (1600, 132, 1700),   # 128 x 128 tiles (enough blocks), float4 loads (132 % 4 == 0)
+    (1601, 131, 1699),   # 128 x 128 tiles, ragged everywhere, scalar loads
+    (70, 9, 129),        # 64 x 64 tiles, K tail inside one tile
+    (3, 1000, 2),        # long K, tiny M and N
+    (5, 4096, 7),        # split-K in the forward (one 64 x 64 block, K = 4096)
+    (4096, 5, 7),        # split-K in the weight gradient (K = rows)
+])
+def test_linear_tiles_match_cpu_fp32(rows, inp, out):
+    _compare(lambda x, w, b: F.linear(x, w, b), [(rows, inp), (out, inp), (out,)], rtol=1e-4,
+             atol=2e-4)
+
+
+@needs_gpu
+@pytest.mark.parametrize("offset", [1, 2, 4])
+def test_linear_unaligned_operands_match_cpu(offset):
+    x_cpu, x_gpu = _offset_pair((37, 64), offset)
+    w_cpu, w_gpu = _offset_pair((48, 64), offset)
+    check_close(F.linear(x_gpu, w_gpu).cpu(), F.linear(x_cpu, w_cpu), rtol=1e-4, atol=1e-4,
+                what=f"offset {offset}")
+
+
+BIG_CONV_CASES = [
+    # 128 x 128 tiles in the forward and backward-input, float4 weight and grad_output loads
+    ((16, 67, 40, 40), (130, 67, 3, 3), 1, 1, 1, 1),
+    # the same with stride 2 (OH OW % 4 != 0: scalar grad_output loads) and groups
+    ((4, 66, 33, 31), (132, 33, 3, 3), 2, 1, 1, 2),
+    # split-K: the forward (K = 4608 over 32 pixels), with groups (blockIdx.z = split x group + g),
+    # and the weight gradient (K = batch x pixels = 32768)
+    ((2, 512, 4, 4), (64, 512, 3, 3), 1, 1, 1, 1),
+    ((2, 1024, 3, 3), (32, 512, 3, 3), 1, 1, 1, 2),
+    ((8, 4, 64, 64), (8, 4, 3, 3), 1, 1, 1, 1),
+]
+
+
+@needs_gpu
+@pytest.mark.parametrize("xs,ws,stride,padding,dilation,groups", BIG_CONV_CASES)
+def test_conv2d_big_tiles_match_cpu_fp32(xs, ws, stride, padding, dilation, groups):
+    _compare(lambda x, w, b: F.conv2d(x, w, b, stride, padding, dilation, groups),
+             [xs, ws, (ws[0],)], rtol=1e-3, atol=1e-3)
+
+
+def _tf32_close(fn, shapes):
+    """fn on the GPU with TF32 against the fp32 CPU path: the output and every input gradient
+    within 1e-2 of its scale (TF32 keeps 10 mantissa bits: ~5e-4 relative per input); on a TF32
+    GPU the forward must also differ from the fp32 GPU result (the tensor-core path ran)."""
+    cpu, gpu = zip(*(_pair(s) for s in shapes))
+    y_cpu = fn(*cpu)
+    y_gpu = fn(*gpu)
+    g = RNG.standard_normal(y_cpu.shape).astype(np.float32)
+    y_cpu.backward(cnncore.tensor(g))
+    y_gpu.backward(cnncore.tensor(g, device="cuda"))
+    pairs = [("forward", y_gpu, y_cpu)] + [(f"grad of input {i}", b.grad, a.grad)
+                                           for i, (a, b) in enumerate(zip(cpu, gpu))]
+    for what, got, ref in pairs:
+        got, ref = got.cpu().numpy(), ref.detach().numpy()
+        scale = float(np.abs(ref).max())
+        err = float(np.abs(got - ref).max())
+        assert err <= 1e-2 * scale, f"{what}: max |diff| {err:.3g} vs scale {scale:.3g}"
+    return [t.detach() for t in gpu], y_gpu.detach()
+
+
+@needs_gpu
+@pytest.mark.parametrize("xs,ws,stride,padding,dilation,groups", CONV_CASES + BIG_CONV_CASES)
+def test_conv2d_tf32_matches_cpu_within_tf32_tolerance(tf32_flags, xs, ws, stride, padding,
+                                                       dilation, groups):
+    tf32_flags.cudnn.allow_tf32 = True
+    fn = lambda x, w, b: F.conv2d(x, w, b, stride, padding, dilation, groups)  # noqa: E731
+    (x, w, b), y_tf32 = _tf32_close(fn, [xs, ws, (ws[0],)])
+    tf32_flags.cudnn.allow_tf32 = False
+    with cnncore.no_grad():
+        y_fp32 = fn(x, w, b).cpu().numpy()
+    same = np.array_equal(y_fp32, y_tf32.cpu().numpy())
+    if cnncore.backends.cuda.tf32_supported(0) and ws[1] * ws[2] * ws[3] >= 27:
+        assert not same, "TF32 allowed on a TF32 GPU, but the fp32 kernel ran"
+    elif not cnncore.backends.cuda.tf32_supported(0):
+        assert same, "no TF32 on this GPU: the switch must leave the fp32 kernel in place"
+
+
+@needs_gpu
+@pytest.mark.parametrize("rows,inp,out", [(1600, 132, 1700), (70, 9, 129), (5, 300, 3),
+                                          (5, 4096, 7), (4096, 5, 7)])
+def test_linear_tf32_matches_cpu_within_tf32_tolerance(tf32_flags, rows, inp, out):
+    cnncore.set_float32_matmul_precision("high")
+    assert cnncore.backends.cudnn.allow_tf32 is False
+    fn = lambda x, w, b: F.linear(x, w, b)  # noqa: E731
+    (x, w, b), y_tf32 = _tf32_close(fn, [(rows, inp), (out, inp), (out,)])
+    cnncore.set_float32_matmul_precision("highest")
+    with cnncore.no_grad():
+        y_fp32 = fn(x, w, b).cpu().numpy()
+    if cnncore.backends.cuda.tf32_supported(0):
+        assert not np.array_equal(y_fp32, y_tf32.cpu().numpy())

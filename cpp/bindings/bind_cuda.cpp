@@ -20,6 +20,15 @@ void bind_cuda(py::module_& m) {
   m.def("cuda_reset_peak_memory_stats", &cuda::reset_peak_memory_stats, py::arg("device"));
   m.def("parse_device", [](const std::string& s) { return Device::parse(s).str(); },
         py::arg("device"), "the canonical name of a device string ('cuda' -> 'cuda:0')");
+  // ---- cuda-c: TF32 switches (cnncore.backends validates the values) ----
+  m.def("cuda_set_matmul_precision", &cuda::set_matmul_precision, py::arg("precision"),
+        "0 highest (fp32), 1 high, 2 medium (TF32 allowed for linear)");
+  m.def("cuda_matmul_precision", &cuda::matmul_precision);
+  m.def("cuda_set_conv_allow_tf32", &cuda::set_conv_allow_tf32, py::arg("allow"));
+  m.def("cuda_conv_allow_tf32", &cuda::conv_allow_tf32);
+  m.def("cuda_tf32_supported", &cuda::tf32_supported, py::arg("device"),
+        "whether the device runs the TF32 tensor-core kernels (compute capability >= 8.0)");
+  // ---- end cuda-c ----
 }
 
 }  // namespace cnncore::bindings

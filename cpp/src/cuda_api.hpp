@@ -45,4 +45,18 @@ void scatter_strided(const Tensor& src, Tensor& dst);
 void fill(Tensor& t, float value);
 void zero_bytes(void* ptr, size_t bytes, int device);
 
+// ---- cuda-c: TF32 tensor-core switches (cnncore.backends; both off by default) ----
+// The float32 matmul precision as torch.set_float32_matmul_precision: 0 "highest" (fp32 FMA),
+// 1 "high", 2 "medium" (both allow TF32 for linear); the convolution switch is
+// cnncore.backends.cudnn.allow_tf32. Kept in every build, so the Python flags round-trip without
+// CUDA; they only change which kernel runs, on a device of compute capability >= 8.0.
+void set_matmul_precision(int precision);
+int matmul_precision();
+inline bool matmul_allow_tf32() { return matmul_precision() != 0; }
+void set_conv_allow_tf32(bool allow);
+bool conv_allow_tf32();
+// Whether `device` runs the TF32 kernels (compute capability >= 8.0); false without CUDA or GPU.
+bool tf32_supported(int device);
+// ---- end cuda-c ----
+
 }  // namespace cnncore::cuda

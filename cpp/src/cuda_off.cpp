@@ -1,6 +1,8 @@
 // The CUDA backend in a build without it (-DCNNCORE_CUDA=OFF): nothing CUDA is compiled or
 // linked; every entry says so, and device_count() is 0 as the Python API expects.
 #if !defined(CNNCORE_WITH_CUDA)
+#include <atomic>
+
 #include "cuda_api.hpp"
 
 namespace cnncore::cuda {
@@ -34,6 +36,18 @@ void gather_strided(const Tensor&, Tensor&) { not_compiled("contiguous"); }
 void scatter_strided(const Tensor&, Tensor&) { not_compiled("copy_"); }
 void fill(Tensor&, float) { not_compiled("fill_"); }
 void zero_bytes(void*, size_t, int) { not_compiled("zero_"); }
+
+// ---- cuda-c: TF32 switches (stored so the Python flags round-trip; no kernel reads them) ----
+namespace {
+std::atomic<int> g_matmul_precision{0};
+std::atomic<bool> g_conv_allow_tf32{false};
+}  // namespace
+void set_matmul_precision(int precision) { g_matmul_precision = precision; }
+int matmul_precision() { return g_matmul_precision; }
+void set_conv_allow_tf32(bool allow) { g_conv_allow_tf32 = allow; }
+bool conv_allow_tf32() { return g_conv_allow_tf32; }
+bool tf32_supported(int) { return false; }
+// ---- end cuda-c ----
 
 }  // namespace cnncore::cuda
 #endif

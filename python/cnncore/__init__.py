@@ -17,6 +17,10 @@ from . import distributed, onnx  # noqa: F401,E402  (mpi4py and onnx load only w
 from .io import load, save  # noqa: F401
 from . import graph  # noqa: F401,E402
 from . import cuda  # noqa: F401,E402  (the CUDA backend's runtime; in every build)
+# ---- cuda-c: the TF32 switches (torch.backends names, torch.set_float32_matmul_precision) ----
+from . import backends  # noqa: F401,E402
+from .backends import get_float32_matmul_precision, set_float32_matmul_precision  # noqa: F401,E402
+# ---- end cuda-c ----
 from .graph import load_model  # noqa: F401,E402
 from .summary import conv_output_shape, summary  # noqa: F401
 

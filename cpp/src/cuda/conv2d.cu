@@ -21,87 +21,139 @@ ConvDims dims_of(const Conv2dParams& p) {
 
 Tensor cuda_f32(const Tensor& t) { return t.contiguous(); }
 
-// The implicit im2col element: input channel c of group g at kernel tap (r, s) for output pixel
-// (img, oh, ow); zero in the padding. Shared by the forward and the weight gradient.
-__device__ float im2col_at(const float* x, const ConvDims& d, int g, int64_t crs, int64_t pix) {
-  const int64_t s = crs % d.S, r = (crs / d.S) % d.R, c = crs / (d.S * d.R);
-  const int64_t ow = pix % d.OW, oh = (pix / d.OW) % d.OH, img = pix / (d.OW * d.OH);
-  const int64_t ih = oh * d.sh - d.pt + r * d.dh, iw = ow * d.sw - d.pl + s * d.dw;
-  if (ih < 0 || ih >= d.H || iw < 0 || iw >= d.W) return 0.0f;
-  return x[((img * d.C + g * d.Cg + c) * d.H + ih) * d.W + iw];
+// The implicit im2col element x[img, g Cg + c, oh sh - pt + r dh, ow sw - pl + s dw] (zero in the
+// padding) as a pixel part (img, oh, ow) and a tap part (c, r, s), each decomposed once: the GEMM
+// keeps the per-row part for the whole kernel and recomputes the per-k part once per k tile.
+struct Pix {  // output pixel: the image's (and group's) base offset and the top-left input tap
+  int64_t base, ih0, iw0;
+};
+struct Tap {  // kernel tap: the channel's offset and the dilated tap position
+  int64_t coff, rdh, sdw;
+};
+__device__ __forceinline__ Pix pix_of(const ConvDims& d, int64_t pix, int64_t chan0) {
+  const int64_t q = udiv(pix, d.OW), ow = pix - q * d.OW;
+  const int64_t img = udiv(q, d.OH), oh = q - img * d.OH;
+  return {(img * d.C + chan0) * d.H * d.W, oh * d.sh - d.pt, ow * d.sw - d.pl};
+}
+__device__ __forceinline__ Tap tap_of(const ConvDims& d, int64_t crs, int64_t chan0) {
+  const int64_t q = udiv(crs, d.S), s = crs - q * d.S;
+  const int64_t c = udiv(q, d.R), r = q - c * d.R;
+  return {(chan0 + c) * d.H * d.W, r * d.dh, s * d.dw};
+}
+__device__ __forceinline__ float im2col_at(const float* x, const ConvDims& d, const Pix& p,
+                                           const Tap& t) {
+  const int64_t ih = p.ih0 + t.rdh, iw = p.iw0 + t.sdw;
+  if (static_cast<uint64_t>(ih) >= static_cast<uint64_t>(d.H) ||
+      static_cast<uint64_t>(iw) >= static_cast<uint64_t>(d.W))
+    return 0.0f;
+  return x[p.base + t.coff + ih * d.W + iw];
 }
 
 // ---- forward ----
-struct FwdWeight {  // A(m = output channel in group, k = (c, r, s))
-  const float* w;
-  int64_t Kg, CRS;
-  __device__ float operator()(int g, int64_t m, int64_t k) const {
-    return w[(g * Kg + m) * CRS + k];
-  }
-};
-struct FwdInput {  // B(k = (c, r, s), n = (img, oh, ow)): implicit im2col
+// A(m = output channel in group, k = (c, r, s)) = w[g Kg + m, c, r, s]: KContig(w, CRS, Kg).
+struct FwdInput {  // B(k = (c, r, s), n = (img, oh, ow)): implicit im2col, runs along pixels
+  static constexpr bool kFastK = false, kVec = false;
   const float* x;
   ConvDims d;
-  __device__ float operator()(int g, int64_t k, int64_t n) const {
-    return im2col_at(x, d, g, k, n);
-  }
+  using Row = Pix;
+  using Kx = Tap;
+  __device__ Row row(int g, int64_t n) const { return pix_of(d, n, g * d.Cg); }
+  __device__ Kx kx(int, int64_t k) const { return tap_of(d, k, 0); }
+  __device__ float at(const Row& p, const Kx& t) const { return im2col_at(x, d, p, t); }
 };
 struct FwdStore {
   float* y;
   const float* bias;
   ConvDims d;
   __device__ void operator()(int g, int64_t m, int64_t n, float v) const {
-    const int64_t k = g * d.Kg + m, pix = n % (d.OH * d.OW), img = n / (d.OH * d.OW);
-    y[(img * d.K + k) * d.OH * d.OW + pix] = v + (bias ? bias[k] : 0.0f);
+    const int64_t L = d.OH * d.OW, k = g * d.Kg + m, img = udiv(n, L), pix = n - img * L;
+    y[(img * d.K + k) * L + pix] = v + (bias ? bias[k] : 0.0f);
   }
 };
 
 // ---- backward input ----
 struct BwdInWeight {  // A(m = input channel in group, k = (kk, r, s)) = w[g Kg + kk, m, r, s]
+  static constexpr bool kFastK = true, kVec = false;
   const float* w;
   ConvDims d;
-  __device__ float operator()(int g, int64_t m, int64_t k) const {
-    const int64_t rs = k % (d.R * d.S), kk = k / (d.R * d.S);
-    return w[((g * d.Kg + kk) * d.Cg + m) * d.R * d.S + rs];
+  struct Row { int64_t off; };
+  struct Kx { int64_t off; };
+  __device__ Row row(int g, int64_t m) const { return {(g * d.Kg * d.Cg + m) * d.R * d.S}; }
+  __device__ Kx kx(int, int64_t k) const {
+    const int64_t RS = d.R * d.S, kk = udiv(k, RS), rs = k - kk * RS;
+    return {kk * d.Cg * RS + rs};
   }
+  __device__ float at(const Row& r, const Kx& x) const { return w[r.off + x.off]; }
 };
 struct BwdInGrad {  // B(k = (kk, r, s), n = (img, ih, iw)): the dy pixel that read (ih, iw)
+  static constexpr bool kFastK = false, kVec = false;
   const float* dy;
   ConvDims d;
-  __device__ float operator()(int g, int64_t k, int64_t n) const {
-    const int64_t s = k % d.S, r = (k / d.S) % d.R, kk = k / (d.S * d.R);
-    const int64_t iw = n % d.W, ih = (n / d.W) % d.H, img = n / (d.W * d.H);
-    const int64_t th = ih + d.pt - r * d.dh, tw = iw + d.pl - s * d.dw;
-    if (th < 0 || tw < 0 || th % d.sh || tw % d.sw) return 0.0f;
-    const int64_t oh = th / d.sh, ow = tw / d.sw;
+  struct Row { int64_t base, th0, tw0; };  // dy's (img, group) plane base, ih + pt, iw + pl
+  struct Kx { int64_t koff, rdh, sdw; };
+  __device__ Row row(int g, int64_t n) const {
+    const int64_t q = udiv(n, d.W), iw = n - q * d.W;
+    const int64_t img = udiv(q, d.H), ih = q - img * d.H;
+    return {(img * d.K + g * d.Kg) * d.OH * d.OW, ih + d.pt, iw + d.pl};
+  }
+  __device__ Kx kx(int, int64_t k) const {
+    const int64_t q = udiv(k, d.S), s = k - q * d.S;
+    const int64_t kk = udiv(q, d.R), r = q - kk * d.R;
+    return {kk * d.OH * d.OW, r * d.dh, s * d.dw};
+  }
+  __device__ float at(const Row& p, const Kx& t) const {
+    int64_t oh = p.th0 - t.rdh, ow = p.tw0 - t.sdw;
+    if (oh < 0 || ow < 0) return 0.0f;
+    if (d.sh != 1) {
+      const int64_t q = udiv(oh, d.sh);
+      if (q * d.sh != oh) return 0.0f;
+      oh = q;
+    }
+    if (d.sw != 1) {
+      const int64_t q = udiv(ow, d.sw);
+      if (q * d.sw != ow) return 0.0f;
+      ow = q;
+    }
     if (oh >= d.OH || ow >= d.OW) return 0.0f;
-    return dy[((img * d.K + g * d.Kg + kk) * d.OH + oh) * d.OW + ow];
+    return dy[p.base + t.koff + oh * d.OW + ow];
   }
 };
 struct BwdInStore {
   float* dx;
   ConvDims d;
   __device__ void operator()(int g, int64_t m, int64_t n, float v) const {
-    const int64_t pix = n % (d.H * d.W), img = n / (d.H * d.W);
-    dx[(img * d.C + g * d.Cg + m) * d.H * d.W + pix] = v;
+    const int64_t L = d.H * d.W, img = udiv(n, L), pix = n - img * L;
+    dx[(img * d.C + g * d.Cg + m) * L + pix] = v;
   }
 };
 
 // ---- backward weight ----
-struct BwdWGrad {  // A(m = output channel in group, k = (img, oh, ow))
+struct BwdWGrad {  // A(m = output channel in group, k = (img, oh, ow)) = dy[img, g Kg + m, oh, ow]
+  static constexpr bool kFastK = true, kVec = true;
   const float* dy;
   ConvDims d;
-  __device__ float operator()(int g, int64_t m, int64_t k) const {
-    const int64_t pix = k % (d.OH * d.OW), img = k / (d.OH * d.OW);
-    return dy[(img * d.K + g * d.Kg + m) * d.OH * d.OW + pix];
+  bool vec4;  // 4 consecutive k (k % 4 == 0) stay in one image when OH OW % 4 == 0
+  struct Row { int64_t off; };
+  struct Kx { int64_t off; };
+  __device__ Row row(int g, int64_t m) const { return {(g * d.Kg + m) * d.OH * d.OW}; }
+  __device__ Kx kx(int, int64_t k) const {
+    const int64_t L = d.OH * d.OW, img = udiv(k, L), pix = k - img * L;
+    return {img * d.K * L + pix};
+  }
+  __device__ float at(const Row& r, const Kx& x) const { return dy[r.off + x.off]; }
+  __device__ float4 at4(const Row& r, const Kx& x) const {
+    return *reinterpret_cast<const float4*>(dy + r.off + x.off);
   }
 };
-struct BwdWInput {  // B(k = (img, oh, ow), n = (c, r, s))
+struct BwdWInput {  // B(k = (img, oh, ow), n = (c, r, s)): implicit im2col, runs along pixels
+  static constexpr bool kFastK = true, kVec = false;
   const float* x;
   ConvDims d;
-  __device__ float operator()(int g, int64_t k, int64_t n) const {
-    return im2col_at(x, d, g, n, k);
-  }
+  using Row = Tap;
+  using Kx = Pix;
+  __device__ Row row(int g, int64_t n) const { return tap_of(d, n, g * d.Cg); }
+  __device__ Kx kx(int, int64_t k) const { return pix_of(d, k, 0); }
+  __device__ float at(const Row& t, const Kx& p) const { return im2col_at(x, d, p, t); }
 };
 struct BwdWStore {
   float* dw;
@@ -152,10 +204,10 @@ Tensor conv2d_forward(const Tensor& x_in, const Tensor& w_in, const std::optiona
   Tensor y = Tensor::empty(p.output_shape(), DType::Float32, x.device());
   const ConvDims d = dims_of(p);
   gemm_tiles(p.groups, d.Kg, d.N * d.OH * d.OW, d.Cg * d.R * d.S,
-             FwdWeight{w.device_data<float>(), d.Kg, d.Cg * d.R * d.S},
+             KContig(w.device_data<float>(), d.Cg * d.R * d.S, d.Kg),
              FwdInput{x.device_data<float>(), d},
              FwdStore{y.device_data<float>(), bias.defined() ? bias.device_data<float>() : nullptr,
-                      d}, op);
+                      d}, op, conv_allow_tf32());
   return y;
 }
 
@@ -172,7 +224,7 @@ Tensor conv2d_backward_input(const Tensor& dy_in, const Tensor& w_in, const Shap
   const ConvDims d = dims_of(p);
   gemm_tiles(p.groups, d.Cg, d.N * d.H * d.W, d.Kg * d.R * d.S,
              BwdInWeight{w.device_data<float>(), d}, BwdInGrad{dy.device_data<float>(), d},
-             BwdInStore{dx.device_data<float>(), d}, op);
+             BwdInStore{dx.device_data<float>(), d}, op, conv_allow_tf32());
   return dx;
 }
 
@@ -188,8 +240,10 @@ Tensor conv2d_backward_weight(const Tensor& dy_in, const Tensor& x_in, const Sha
   Tensor dw = Tensor::zeros(p.weight_shape(), DType::Float32, dy.device());
   const ConvDims d = dims_of(p);
   gemm_tiles(p.groups, d.Kg, d.Cg * d.R * d.S, d.N * d.OH * d.OW,
-             BwdWGrad{dy.device_data<float>(), d}, BwdWInput{x.device_data<float>(), d},
-             BwdWStore{dw.device_data<float>(), d}, op);
+             BwdWGrad{dy.device_data<float>(), d,
+                      (d.OH * d.OW) % 4 == 0 && aligned16(dy.device_data<float>())},
+             BwdWInput{x.device_data<float>(), d}, BwdWStore{dw.device_data<float>(), d}, op,
+             conv_allow_tf32());
   return dw;
 }
 

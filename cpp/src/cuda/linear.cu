@@ -5,16 +5,8 @@
 
 namespace cnncore::cuda {
 namespace {
-struct RowMajor {  // A(m, k) = p[m * ld + k]
-  const float* p;
-  int64_t ld;
-  __device__ float operator()(int, int64_t m, int64_t k) const { return p[m * ld + k]; }
-};
-struct ColMajor {  // A(m, k) = p[k * ld + m] (the transpose of a row-major matrix)
-  const float* p;
-  int64_t ld;
-  __device__ float operator()(int, int64_t m, int64_t k) const { return p[k * ld + m]; }
-};
+// The operands are KContig (element (i, k) = p[i ld + k]) and RowContig (p[k ld + i]) loaders of
+// gemm_tile.cuh, i being m for A and n for B.
 struct StoreRows {
   float* y;
   int64_t ld;
@@ -63,10 +55,10 @@ Tensor linear_forward(const Tensor& x_in, const Tensor& w_in, const std::optiona
   Shape ys = x.shape();
   ys.back() = out;
   Tensor y = Tensor::empty(ys, DType::Float32, x.device());
-  gemm_tiles(1, rows, out, in, RowMajor{x.device_data<float>(), in},
-             ColMajor{w.device_data<float>(), in},  // B(k, n) = W[n, k]
+  gemm_tiles(1, rows, out, in, KContig(x.device_data<float>(), in),
+             KContig(w.device_data<float>(), in),  // B(k, n) = W[n, k]
              StoreRows{y.device_data<float>(), out, has_bias ? bias.device_data<float>() : nullptr},
-             op);
+             op, matmul_allow_tf32());
   return y;
 }
 
@@ -82,9 +74,9 @@ Tensor linear_backward_input(const Tensor& dy_in, const Tensor& w_in) {
   Shape xs = dy.shape();
   xs.back() = in;
   Tensor dx = Tensor::zeros(xs, DType::Float32, dy.device());
-  gemm_tiles(1, rows, in, out, RowMajor{dy.device_data<float>(), out},
-             RowMajor{w.device_data<float>(), in},  // B(k, n) = W[k, n]
-             StoreRows{dx.device_data<float>(), in, nullptr}, op);
+  gemm_tiles(1, rows, in, out, KContig(dy.device_data<float>(), out),
+             RowContig(w.device_data<float>(), in),  // B(k, n) = W[k, n]
+             StoreRows{dx.device_data<float>(), in, nullptr}, op, matmul_allow_tf32());
   return dx;
 }
 
@@ -101,9 +93,9 @@ Tensor linear_backward_weight(const Tensor& dy_in, const Tensor& x_in) {
   DeviceGuard guard(dev, op);
   Tensor dy = dy_in.contiguous(), x = x_in.contiguous();
   Tensor dw = Tensor::zeros({out, in}, DType::Float32, dy.device());
-  gemm_tiles(1, out, in, rows, ColMajor{dy.device_data<float>(), out},  // A(o, r) = dy[r, o]
-             RowMajor{x.device_data<float>(), in}, StoreRows{dw.device_data<float>(), in, nullptr},
-             op);
+  gemm_tiles(1, out, in, rows, RowContig(dy.device_data<float>(), out),  // A(o, r) = dy[r, o]
+             RowContig(x.device_data<float>(), in),                     // B(r, i) = x[r, i]
+             StoreRows{dw.device_data<float>(), in, nullptr}, op, matmul_allow_tf32());
   return dw;
 }
 
