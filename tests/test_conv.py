@@ -32,6 +32,13 @@ SHAPES = [
     (1, 3, 7, 8, 2, (3, 3), 3, "same", 2, 1, "same, dilation 2, stride 3"),
     (2, 3, 10, 9, 4, (3, 2), 1, "valid", 1, 1, "valid"),
     (2, 4, 8, 9, 4, (3, 3), (1, 2), ((0, 3), (2, 1)), 1, 2, "asymmetric padding"),
+    # 1x1 GEMMs ragged against every micro-tile (MR 4/6/14 rows, NR 8/16/32 columns): forward M =
+    # 29, N = 99, K = 37; backward input M = 37; backward weight M = 29, N = 37, K = 99. Then M = 64
+    # and N = 196 (four 14-row tiles and an 8-row one, six 32-column tiles and one vector of 4),
+    # all of this thread's A packed once, and one image, so the GEMM splits over the threads.
+    (2, 37, 9, 11, 29, (1, 1), 1, 0, 1, 1, "1x1 ragged channels"),
+    (1, 71, 14, 14, 64, (1, 1), 1, 0, 1, 1, "1x1 64 out, 14x14"),
+    (1, 64, 7, 9, 71, (1, 1), 1, 0, 1, 1, "1x1 71 out, 7x9"),
 ]
 IDS = [s[-1] for s in SHAPES]
 

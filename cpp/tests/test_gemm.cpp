@@ -88,6 +88,21 @@ int main() {
           check_case(ta, tb, 200, 49, 1000, -2.0f, 0.25f, name);
           check_case(ta, tb, 37, 19, 1, 1.0f, -1.0f, name);
         }
+      // Every edge micro-kernel (each row count up to MR, each vector count with a partial last
+      // vector), stored directly and transposed (N = 49 and M = 64 make the driver swap), with
+      // beta 0, 1 and other: the M and N remainders of two and a half tiles.
+      const GemmBlocking blk = active_gemm_blocking();
+      const int64_t lanes = blk.nr / 2 > 0 ? blk.nr / 2 : 1;
+      const int64_t ns[] = {1, lanes - 1, lanes, lanes + 1, blk.nr - 1, blk.nr, blk.nr + 3,
+                            2 * blk.nr + lanes - 2};
+      for (int64_t M = 1; M <= 2 * blk.mr + 1; ++M)
+        for (int64_t N : ns) {
+          if (N < 1) continue;
+          const float beta = M % 3 == 0 ? 0.0f : (M % 3 == 1 ? 1.0f : 0.5f);
+          check_case(M % 2 == 1, N % 2 == 0, M, N, 9 + M % 5, 1.5f, beta, name);
+        }
+      for (int64_t M : {64, 50, 29})
+        check_case(false, false, M, 49, 70, 1.0f, 0.5f, name);
       // More columns than one L3 block (NC) per thread, and more rows than one L2 block (MC).
       check_case(false, false, 150, 3100, 70, 1.0f, 0.0f, name);
       check_case(true, true, 7, 6500, 20, 1.0f, 0.5f, name);

@@ -11,6 +11,9 @@
 //     if all of that A (every depth block) fits kGemmResidentABytes, it is packed once and each
 //     B panel goes through the full depth, so its C tile stays in L1 (batch-1 convs, M = 64);
 //   - M == 1 or N == 1: vectorized GEMV, no packing;
+//   - edge tiles run a micro-kernel compiled for their own rows and vector count (templates over
+//     1..MR rows and 1..NR/W vectors, masked last vector), so a ragged M or N computes what it
+//     stores rather than a zero-padded MR x NR tile;
 //   - C^T = op(B)^T op(A)^T when that pads the micro-tiles much less (N = 49: 7x7 convs), with
 //     the tiles stored transposed.
 // Threads split C into a grid of independent blocks (each thread packs what it reads), so no
