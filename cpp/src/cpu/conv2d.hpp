@@ -45,9 +45,14 @@ Tensor direct_backward_input(const Tensor& dy, const Tensor& w, const Conv2dPara
 Tensor direct_backward_weight(const Tensor& dy, const Tensor& x, const Conv2dParams& p);
 
 // The variants inside those paths, named by conv2d_algorithm; CNNCORE_CONV_ALGO set to the
-// older variant's name (direct-pixel-lanes, depthwise-phase-split) forces that one instead.
+// older variant's name (direct-pixel-lanes, direct-forward-pixel-lanes, depthwise-phase-split)
+// forces that one instead.
 // Direct weight gradient with output channels as the lanes (LeNet2: 16 channels, 10-pixel rows).
 bool direct_weight_by_channels(const Conv2dParams& p);
+// Output channels per register block of the direct forward (32 or more: channels as the lanes,
+// several vectors of them, times a few pixels of one row; AVX-512 only, where that pads much
+// less than pixel vectors: AlexNet's 96 channels on 55-pixel rows).
+int64_t direct_forward_block_channels(const Conv2dParams& p);
 // Depthwise stride 2 from a plain padded copy, even/odd columns picked in registers.
 bool depthwise_stride2_fits(const Conv2dParams& p);
 // Whether CNNCORE_CONV_ALGO names this variant.

@@ -43,7 +43,12 @@ void run_forward(const float* in, int64_t N, int64_t groups, int64_t cin, int64_
   parallel_for(0, work, std::max<int64_t>(1, int64_t(double(1 << 18) / flops * slices)),
                [&](int64_t b, int64_t e) {
                  // 16 readable floats past the last plane: full-width loads of short rows.
-                 std::vector<float> buf(static_cast<size_t>(cin * bs + 16), 0.0f);
+                 // Kept per thread between calls: a fresh 600 KB buffer (the RGB first layers)
+                 // costs a page fault per 4 KB. dw_pack_plane writes every float the kernels
+                 // store results from; what the tail held before only reaches unstored lanes.
+                 thread_local std::vector<float> buf;
+                 if (buf.size() < static_cast<size_t>(cin * bs + 16))
+                   buf.resize(static_cast<size_t>(cin * bs + 16), 0.0f);
                  int64_t packed = -1;
                  for (int64_t wi = b; wi < e; ++wi) {
                    const int64_t ng = wi / slices, sl = wi % slices;
@@ -102,6 +107,10 @@ bool direct_weight_by_channels(const Conv2dParams& p) {
   const bool whole_images = 2048 / std::max<int64_t>(p.OW, 1) >= p.OH;
   return whole_images && weight_channels_fit(DwGeom::from(p), p.K / p.groups) &&
          !conv_variant_forced("direct-pixel-lanes");
+}
+
+int64_t direct_forward_block_channels(const Conv2dParams& p) {
+  return block_channels(p.K / p.groups, p.OW, p.OH);
 }
 
 Tensor direct_forward(const Tensor& x, const Tensor& w, const float* bias, const Conv2dParams& p) {

@@ -210,7 +210,12 @@ std::string conv2d_algorithm(const Conv2dParams& p) {
       break;
     case ConvAlgo::Direct:
       why = std::to_string(p.C / p.groups) + " input channels per group: register-blocked "
-            "direct kernel, no im2col; backward-input " +
+            "direct kernel, no im2col" +
+            (conv_impl::direct_forward_block_channels(p) >= 32
+                 ? "; forward: channel vectors x row pixels, blocks of " +
+                       std::to_string(conv_impl::direct_forward_block_channels(p)) + " channels"
+                 : std::string()) +
+            "; backward-input " +
             (conv_impl::direct_backward_input_fits(p) ? "direct" : "im2col+gemm") +
             ", backward-weight " +
             (conv_impl::direct_backward_weight_fits(p)
