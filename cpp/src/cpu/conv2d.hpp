@@ -41,6 +41,11 @@ inline constexpr int64_t kDirectCacheBytes = int64_t{256} << 10;
 Tensor direct_forward(const Tensor& x, const Tensor& w, const float* bias, const Conv2dParams& p);
 bool direct_backward_input_fits(const Conv2dParams& p);
 bool direct_backward_weight_fits(const Conv2dParams& p);
+// Many input channels, strided (ResNet's 3x3/2 downsampling): the direct forward with output
+// channel vectors as lanes where pixel vectors (and the GEMM's 32-column panels) pad a short
+// row. AVX-512 only; batch >= 2 x threads.
+inline constexpr int64_t kDirectMaxChannels = 8;
+bool direct_many_channels_fits(const Conv2dParams& p);
 Tensor direct_backward_input(const Tensor& dy, const Tensor& w, const Conv2dParams& p);
 Tensor direct_backward_weight(const Tensor& dy, const Tensor& x, const Conv2dParams& p);
 
