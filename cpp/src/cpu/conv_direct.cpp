@@ -117,8 +117,8 @@ bool direct_backward_weight_fits(const Conv2dParams& p) {
 }
 
 // Measured (Zen 4, AVX-512, 128 -> 256 3x3/2 on 28x28, batch 8): the channel-vector direct
-// forward 1.1-1.25x im2col + GEMM on 1 and 2 threads (no column matrix, no 196-column GEMM
-// padded to 224); at one image per thread (batch 1) about equal or slower (the weights are
+// forward 1.1-1.25x im2col + GEMM on 1 and 2 threads with other jobs on the cores, equal on a
+// quiet machine (no column matrix, no 196-column GEMM padded to 224); at one image per thread (batch 1) about equal or slower (the weights are
 // repacked per call for one image), so the batch must give each thread two images. Small maps
 // (<= 64 pixels) keep the batched-columns GEMM.
 bool direct_many_channels_fits(const Conv2dParams& p) {
