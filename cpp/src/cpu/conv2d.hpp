@@ -41,13 +41,23 @@ inline constexpr int64_t kDirectCacheBytes = int64_t{256} << 10;
 Tensor direct_forward(const Tensor& x, const Tensor& w, const float* bias, const Conv2dParams& p);
 bool direct_backward_input_fits(const Conv2dParams& p);
 bool direct_backward_weight_fits(const Conv2dParams& p);
+// Many input channels, strided (ResNet's 3x3/2 downsampling): the direct forward with output
+// channel vectors as lanes where pixel vectors (and the GEMM's 32-column panels) pad a short
+// row. AVX-512 only; batch >= 2 x threads.
+inline constexpr int64_t kDirectMaxChannels = 8;
+bool direct_many_channels_fits(const Conv2dParams& p);
 Tensor direct_backward_input(const Tensor& dy, const Tensor& w, const Conv2dParams& p);
 Tensor direct_backward_weight(const Tensor& dy, const Tensor& x, const Conv2dParams& p);
 
 // The variants inside those paths, named by conv2d_algorithm; CNNCORE_CONV_ALGO set to the
-// older variant's name (direct-pixel-lanes, depthwise-phase-split) forces that one instead.
+// older variant's name (direct-pixel-lanes, direct-forward-pixel-lanes, depthwise-phase-split)
+// forces that one instead.
 // Direct weight gradient with output channels as the lanes (LeNet2: 16 channels, 10-pixel rows).
 bool direct_weight_by_channels(const Conv2dParams& p);
+// Output channels per register block of the direct forward (32 or more: channels as the lanes,
+// several vectors of them, times a few pixels of one row; AVX-512 only, where that pads much
+// less than pixel vectors: AlexNet's 96 channels on 55-pixel rows).
+int64_t direct_forward_block_channels(const Conv2dParams& p);
 // Depthwise stride 2 from a plain padded copy, even/odd columns picked in registers.
 bool depthwise_stride2_fits(const Conv2dParams& p);
 // Whether CNNCORE_CONV_ALGO names this variant.

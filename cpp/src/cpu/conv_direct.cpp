@@ -43,7 +43,16 @@ void run_forward(const float* in, int64_t N, int64_t groups, int64_t cin, int64_
   parallel_for(0, work, std::max<int64_t>(1, int64_t(double(1 << 18) / flops * slices)),
                [&](int64_t b, int64_t e) {
                  // 16 readable floats past the last plane: full-width loads of short rows.
-                 std::vector<float> buf(static_cast<size_t>(cin * bs + 16), 0.0f);
+                 // Kept per thread between calls: a fresh 600 KB buffer (the RGB first layers)
+                 // costs a page fault per 4 KB. dw_pack_plane writes every float the kernels
+                 // store results from; what the tail held before only reaches unstored lanes.
+                 // Above kKeptBufferFloats (16 MB) a buffer of its own, freed on return.
+                 constexpr size_t kKeptBufferFloats = size_t{1} << 22;
+                 const size_t need = static_cast<size_t>(cin * bs + 16);
+                 thread_local std::vector<float> kept;
+                 std::vector<float> own;
+                 std::vector<float>& buf = need <= kKeptBufferFloats ? kept : own;
+                 if (buf.size() < need) buf.resize(need, 0.0f);
                  int64_t packed = -1;
                  for (int64_t wi = b; wi < e; ++wi) {
                    const int64_t ng = wi / slices, sl = wi % slices;
@@ -75,10 +84,16 @@ PackedWeights pack_weights(int64_t groups, int64_t kout, int64_t taps, int64_t o
                            const Weight& weight) {
   const int64_t kb = block_channels(kout, ow, oh), ws = (kout + kb - 1) / kb * kb * taps;
   PackedWeights pk{std::vector<float>(static_cast<size_t>(groups * ws), 0.0f), ws};
+  // Written in order, read kb rows at a time (kb rows of a few taps stay in L1): the other way
+  // round each write of a 1152-tap block lands on a new cache line (256 -> 256 3x3 at batch 1:
+  // a fifth of the conv).
   for (int64_t grp = 0; grp < groups; ++grp)
-    for (int64_t k = 0; k < kout; ++k)
+    for (int64_t k0 = 0; k0 < kout; k0 += kb) {
+      const int64_t kn = std::min(kb, kout - k0);
+      float* dst = pk.w.data() + grp * ws + k0 * taps;
       for (int64_t t = 0; t < taps; ++t)
-        pk.w[grp * ws + (k / kb * taps + t) * kb + k % kb] = weight(grp, k, t);
+        for (int64_t k = 0; k < kn; ++k) dst[t * kb + k] = weight(grp, k0 + k, t);
+    }
   return pk;
 }
 
@@ -95,13 +110,32 @@ bool direct_backward_input_fits(const Conv2dParams& p) {
   return p.K / p.groups * g.buf_size() * int64_t(sizeof(float)) <= kDirectCacheBytes;
 }
 
-bool direct_backward_weight_fits(const Conv2dParams& p) { return p.OH * p.OW <= 1024; }
+// The direct weight-gradient kernel is built for few input channels (its passes over the pixels
+// grow with cin x taps); many-channel layers that run the direct forward keep im2col + GEMM.
+bool direct_backward_weight_fits(const Conv2dParams& p) {
+  return p.OH * p.OW <= 1024 && p.C / p.groups <= kDirectMaxChannels;
+}
+
+// Measured (Zen 4, AVX-512, 128 -> 256 3x3/2 on 28x28, batch 8): the channel-vector direct
+// forward 1.1-1.25x im2col + GEMM on 1 and 2 threads with other jobs on the cores, equal on a
+// quiet machine (no column matrix, no 196-column GEMM padded to 224); at one image per thread (batch 1) about equal or slower (the weights are
+// repacked per call for one image), so the batch must give each thread two images. Small maps
+// (<= 64 pixels) keep the batched-columns GEMM.
+bool direct_many_channels_fits(const Conv2dParams& p) {
+  if (!p.is_strided() || p.is_1x1() || p.OH * p.OW <= 64) return false;
+  if (p.N < 2 * get_num_threads()) return false;
+  return block_channels(p.K / p.groups, p.OW, p.OH) >= 32;
+}
 
 bool direct_weight_by_channels(const Conv2dParams& p) {
   // Whole images per kernel call (direct_backward_weight's row slices are whole images).
   const bool whole_images = 2048 / std::max<int64_t>(p.OW, 1) >= p.OH;
   return whole_images && weight_channels_fit(DwGeom::from(p), p.K / p.groups) &&
          !conv_variant_forced("direct-pixel-lanes");
+}
+
+int64_t direct_forward_block_channels(const Conv2dParams& p) {
+  return block_channels(p.K / p.groups, p.OW, p.OH);
 }
 
 Tensor direct_forward(const Tensor& x, const Tensor& w, const float* bias, const Conv2dParams& p) {

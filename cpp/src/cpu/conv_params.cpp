@@ -167,7 +167,7 @@ bool gemm_1x1_fits(const Conv2dParams& p) {
 // for a 3x3) and the GEMM's depth too short to pay for its packing; the register-blocked direct
 // kernel measured 1.3-2x im2col + GEMM forward on LeNet (1 and 6 channels, 5x5) and the RGB
 // first layers (3x3, 7x7/2, 11x11/4), Zen 4, 1 thread.
-constexpr int64_t kDirectMaxChannels = 8;
+using conv_impl::kDirectMaxChannels;
 bool direct_fits(const Conv2dParams& p) {
   return p.C / p.groups <= kDirectMaxChannels && !p.is_1x1();
 }
@@ -185,6 +185,7 @@ ConvAlgo select_conv_algo(const Conv2dParams& p) {
   if (gemm_1x1_fits(p)) return ConvAlgo::Gemm1x1;
   if (conv_impl::winograd_preferred(p, nullptr)) return ConvAlgo::Winograd;  // >= 16 channels
   if (direct_fits(p)) return ConvAlgo::Direct;  // <= 8 input channels per group
+  if (conv_impl::direct_many_channels_fits(p)) return ConvAlgo::Direct;
   return ConvAlgo::Im2colGemm;
 }
 
@@ -209,8 +210,17 @@ std::string conv2d_algorithm(const Conv2dParams& p) {
                  : "");
       break;
     case ConvAlgo::Direct:
-      why = std::to_string(p.C / p.groups) + " input channels per group: register-blocked "
-            "direct kernel, no im2col; backward-input " +
+      why = std::to_string(p.C / p.groups) + " input channels per group" +
+            (p.C / p.groups > kDirectMaxChannels
+                 ? std::string(", strided, ") + std::to_string(p.N) +
+                       " images (>= 2 per thread), rows of " + std::to_string(p.OW)
+                 : std::string()) +
+            ": register-blocked direct kernel, no im2col" +
+            (conv_impl::direct_forward_block_channels(p) >= 32
+                 ? "; forward: channel vectors x row pixels, blocks of " +
+                       std::to_string(conv_impl::direct_forward_block_channels(p)) + " channels"
+                 : std::string()) +
+            "; backward-input " +
             (conv_impl::direct_backward_input_fits(p) ? "direct" : "im2col+gemm") +
             ", backward-weight " +
             (conv_impl::direct_backward_weight_fits(p)
