@@ -98,6 +98,11 @@ AVG_CASES = [
     ((2, 16, 10, 10), 2, 2, 0, False, True, 0),
     ((1, 3, 9, 13), 3, 1, 1, False, False, 0),
     ((1, 2, 7, 29), 3, 2, 0, True, True, 0),
+    # non-overlapping 2-wide windows (the widened-row backward): a row and a column past the
+    # windows, divisor_override, 3x2 windows, ceil_mode's partial window (the general path)
+    ((1, 3, 9, 13), 2, 2, 0, False, True, 3),
+    ((2, 4, 9, 36), (3, 2), (3, 2), 0, False, True, 0),
+    ((1, 3, 9, 13), 2, 2, 0, True, True, 0),
 ]
 
 

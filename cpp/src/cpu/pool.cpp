@@ -228,15 +228,13 @@ Tensor avg_pool2d_backward(const Tensor& dy_in, const Shape& x_shape, const Pool
   const Pool2dParams p = pool2d_params(x_shape, avg_options(opt), op);
   check_grad_shape(dy_in, p.output_shape(), op);
   Tensor dy = dy_in.contiguous();
-  Tensor dx = Tensor::empty(x_shape);  // zeroed plane by plane below, in cache
+  Tensor dx = Tensor::empty(x_shape);  // each plane overwritten by the kernel, in cache
   const float* gp = dy.data<float>();
   float* dp = dx.data<float>();
   const int64_t ip_plane = p.H * p.W, op_plane = p.OH * p.OW;
   parallel_for(0, p.planes(), plane_grain(op_plane * p.KH * p.KW), [&](int64_t b, int64_t e) {
-    for (int64_t pl = b; pl < e; ++pl) {
-      std::fill(dp + pl * ip_plane, dp + (pl + 1) * ip_plane, 0.0f);
+    for (int64_t pl = b; pl < e; ++pl)
       CNNCORE_ISA_CALL(avg_pool2d_backward_plane(gp + pl * op_plane, dp + pl * ip_plane, p));
-    }
   });
   return dx;
 }

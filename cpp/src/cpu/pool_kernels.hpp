@@ -13,7 +13,7 @@ CNNCORE_DECLARE_ISA_KERNELS(
     void max_pool2d_plane(const float* x, float* y, int64_t* idx, const Pool2dParams& p);
     // x (H,W) -> y (OH,OW), overwritten.
     void avg_pool2d_plane(const float* x, float* y, const Pool2dParams& p);
-    // dy (OH,OW) -> dx (H,W), accumulated: the caller zeroes dx.
+    // dy (OH,OW) -> dx (H,W), overwritten.
     void avg_pool2d_backward_plane(const float* dy, float* dx, const Pool2dParams& p);
     // x (H,W) -> y (OH,OW), overwritten.
     void adaptive_avg_pool2d_plane(const float* x, float* y, int64_t H, int64_t W, int64_t OH,
