@@ -1394,3 +1394,15 @@ def test_linear_tf32_matches_cpu_within_tf32_tolerance(tf32_flags, rows, inp, ou
         y_fp32 = fn(x, w, b).cpu().numpy()
     if cnncore.backends.cuda.tf32_supported(0):
         assert not np.array_equal(y_fp32, y_tf32.cpu().numpy())
+
+
+MATMUL_CASES = [((5,), (5,)), ((3, 5), (5,)), ((5,), (5, 4)), ((3, 5), (5, 4)),
+                ((2, 3, 5), (5, 4)), ((3, 5), (2, 5, 4)), ((2, 1, 3, 5), (4, 5, 2)),
+                ((2, 3, 0), (0, 4))]
+
+
+@needs_dev
+@pytest.mark.parametrize("sa,sb", MATMUL_CASES, ids=str)
+def test_matmul_matches_cpu(sa, sb):
+    """matmul on the device runs through the linear kernel, batch item by batch item."""
+    _cmp(lambda a, b: cnncore.matmul(a, b), [_randn(*sa), _randn(*sb)])

@@ -267,10 +267,48 @@ Tensor linear_backward_bias(const Tensor& dy_in) {
   return db;
 }
 
+namespace {
+// matmul on a CUDA device through its linear kernel (y = x @ w^T): each batch item's A (M, K)
+// and B^T (N, K) made contiguous on the device, one linear call per item, copied into y.
+Tensor matmul_through_linear(const Tensor& a, const Tensor& b, const MatmulShape& s) {
+  CNNCORE_CHECK_VALUE(a.device() == b.device(), "matmul: expected all tensors on the same device, "
+                      "but input is on ", a.device().str(), " and other is on ", b.device().str());
+  Shape ab = s.batch, bb = s.batch;
+  ab.push_back(s.M);
+  ab.push_back(s.K);
+  bb.push_back(s.K);
+  bb.push_back(s.N);
+  Tensor a2 = a.dim() >= 2 ? a : a.reshape({1, s.K});
+  Tensor b2 = b.dim() >= 2 ? b : b.reshape({s.K, 1});
+  int64_t items = 1;
+  for (int64_t d : s.batch) items *= d;
+  const Tensor a3 = a2.expand(ab).contiguous().reshape({items, s.M, s.K});
+  std::vector<int64_t> swap(bb.size());
+  for (size_t i = 0; i < swap.size(); ++i) swap[i] = static_cast<int64_t>(i);
+  std::swap(swap[swap.size() - 1], swap[swap.size() - 2]);
+  const Tensor bt3 = b2.expand(bb).permute(swap).contiguous().reshape({items, s.N, s.K});
+  Tensor y = Tensor::empty({items, s.M, s.N}, DType::Float32, a.device());
+  for (int64_t i = 0; i < items; ++i) {
+    const Tensor yi = cuda::linear_forward(a3.narrow(0, i, 1).reshape({s.M, s.K}),
+                                           bt3.narrow(0, i, 1).reshape({s.N, s.K}), std::nullopt);
+    Tensor dst = y.narrow(0, i, 1).reshape({s.M, s.N});
+    dst.copy_(yi);
+  }
+  return y.reshape(s.out);
+}
+}  // namespace
+
 Tensor matmul(const Tensor& a_in, const Tensor& b_in) {
   Tensor a = linalg_input(a_in, "matmul", "input");
   Tensor b = linalg_input(b_in, "matmul", "other");
   const MatmulShape s = matmul_shape(a, b);
+  if (cuda::any_cuda({&a, &b})) {
+    if (s.K == 0 || shape_numel(s.out, "matmul") == 0) {
+      Tensor y = Tensor::zeros(s.out, DType::Float32, a.is_cuda() ? a.device() : b.device());
+      return y;
+    }
+    return matmul_through_linear(a, b, s);
+  }
   Tensor y = Tensor::empty(s.out);
   if (y.numel() == 0) return y;
   if (s.K == 0) {
