@@ -1406,3 +1406,20 @@ MATMUL_CASES = [((5,), (5,)), ((3, 5), (5,)), ((5,), (5, 4)), ((3, 5), (5, 4)),
 def test_matmul_matches_cpu(sa, sb):
     """matmul on the device runs through the linear kernel, batch item by batch item."""
     _cmp(lambda a, b: cnncore.matmul(a, b), [_randn(*sa), _randn(*sb)])
+
+
+@needs_dev
+@pytest.mark.parametrize("key", [0, (slice(1, 3), 2), (Ellipsis, slice(None, None, 2)),
+                                 (None, -1, slice(1, None)), (slice(None), None, 3)], ids=str)
+def test_basic_indexing_on_device_matches_cpu(key):
+    """Basic indexing of a GPU tensor is a view on the device; its gradient lands on the device."""
+    _cmp(lambda t: t[key] * 1.5, [_randn(4, 5, 6)])
+
+
+@needs_gpu
+def test_basic_indexing_on_cuda_is_a_view_and_refuses_advanced_keys():
+    x = cnncore.zeros(3, 4, device="cuda")
+    x[1]._c.fill_(2.0)
+    assert x.cpu().numpy()[1].tolist() == [2.0] * 4 and x.cpu().numpy()[0].sum() == 0
+    with pytest.raises(TypeError, match="CUDA device takes integers"):
+        x[[0, 2]]

@@ -688,3 +688,46 @@ def test_bad_inputs():
         t[cnncore.tensor([0.0])]
     with pytest.raises(ValueError, match="div: rounding_mode"):
         F.div(t, 2, rounding_mode="round")
+
+
+# The basic-indexing path CUDA tensors take (a strided view, gradient through the same view),
+# forced here on CPU tensors so it is checked on every machine, against numpy's indexing.
+DEVICE_INDEX_KEYS = [0, -1, (1, 2), (slice(1, 4), 2), (Ellipsis, 3),
+                     (None, 1, slice(None, None, 2)), (slice(None), None, slice(4, 0, None)),
+                     (2, Ellipsis, slice(1, 6, 3)), (slice(3, 100),), (slice(0, 0),),
+                     (-4, -5, -6), (Ellipsis,), (None,), (slice(None, None, 3), Ellipsis, None)]
+
+
+@pytest.mark.parametrize("key", DEVICE_INDEX_KEYS, ids=str)
+def test_device_basic_indexing_path_matches_numpy(key):
+    from cnncore._ops import tensor_ops as T
+    rng = np.random.default_rng(11)
+    a = rng.standard_normal((4, 5, 6)).astype(np.float32)
+    x = cnncore.tensor(a, requires_grad=True)
+    y = T._device_getitem(x, key)
+    np.testing.assert_array_equal(y.detach().numpy(), a[key])
+    g = rng.standard_normal(a[key].shape).astype(np.float32)
+    (y * cnncore.tensor(g)).sum().backward()
+    expected = np.zeros_like(a)
+    expected[key] = g
+    np.testing.assert_array_equal(x.grad.numpy(), expected)
+
+
+def test_device_basic_indexing_path_is_a_view_and_checks_keys():
+    from cnncore._ops import tensor_ops as T
+    a = np.arange(120, dtype=np.float32).reshape(4, 5, 6)
+    x = cnncore.tensor(a.copy())
+    T._device_getitem(x, (1, slice(None)))._c.fill_(7.0)
+    assert (x.numpy()[1] == 7.0).all() and (x.numpy()[0] == a[0]).all()
+    for key, exc, words in [((0, 0, 0, 0), IndexError, "too many indices"),
+                            (5, IndexError, "out of bounds"),
+                            ([0, 1], TypeError, "CUDA device takes integers"),
+                            (True, TypeError, "CUDA device takes integers"),
+                            (slice(None, None, -1), ValueError, "step must be greater than zero"),
+                            ((Ellipsis, Ellipsis), IndexError, "single ellipsis")]:
+        with pytest.raises(exc, match=words):
+            T._device_getitem(cnncore.tensor(a), key)
+    with pytest.raises(ValueError, match="reaches past the storage"):
+        cnncore.tensor(a)._c.as_strided([4, 5, 7], [30, 6, 1], 0)
+    with pytest.raises(ValueError, match=">= 0"):
+        cnncore.tensor(a)._c.as_strided([2], [-1], 3)

@@ -179,7 +179,9 @@ def test_default_choice_and_explanation(monkeypatch):
     assert _algo([1, 256, 14, 14], [256, 256, 3, 3]).startswith("winograd:")  # 16 tiles
     assert _algo([1, 512, 7, 7], [512, 512, 3, 3]).startswith("im2col+gemm:")  # 4 tiles
     assert _algo([8, 3, 224, 224], [64, 3, 3, 3]).startswith("direct:")  # RGB: few channels
-    assert _algo([8, 64, 56, 56], [64, 64, 3, 3], stride=2).startswith("im2col+gemm:")
+    # strided: no Winograd; the AVX-512 direct kernel when each thread gets >= 2 images
+    assert _algo([8, 64, 56, 56], [64, 64, 3, 3], stride=2).split(":")[0] in ("im2col+gemm",
+                                                                              "direct")
     assert _algo([8, 64, 56, 56], [64, 64, 3, 3], dilation=2).startswith("im2col+gemm:")
     assert _algo([8, 64, 56, 56], [64, 32, 3, 3], groups=2).startswith("im2col+gemm:")
     assert _algo([8, 64, 56, 56], [64, 64, 5, 5]).startswith("im2col+gemm:")

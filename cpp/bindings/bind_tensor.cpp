@@ -80,6 +80,8 @@ void bind_tensor(py::module_& m) {
       .def("reshape", &Tensor::reshape, py::arg("shape"))
       .def("permute", &Tensor::permute, py::arg("dims"))
       .def("narrow", &Tensor::narrow, py::arg("dim"), py::arg("start"), py::arg("length"))
+      .def("as_strided", &Tensor::as_strided, py::arg("shape"), py::arg("strides"),
+           py::arg("offset"))
       .def("expand", &Tensor::expand, py::arg("shape"))
       .def("to_blocked", &Tensor::to_blocked, py::arg("block"), nogil)
       .def("to_strided", &Tensor::to_strided, nogil)

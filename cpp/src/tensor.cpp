@@ -432,6 +432,40 @@ Tensor Tensor::narrow(int64_t d, int64_t start, int64_t length) const {
   return t;
 }
 
+Tensor Tensor::as_strided(const Shape& shape, const Shape& strides, int64_t offset) const {
+  CNNCORE_CHECK_VALUE(!block_, "as_strided: blocked tensors must be converted with to_strided() first");
+  CNNCORE_CHECK_VALUE(defined(), "as_strided: the tensor is undefined");
+  CNNCORE_CHECK_VALUE(shape.size() == strides.size(), "as_strided: shape ", shape_str(shape),
+                      " and strides ", shape_str(strides), " must have the same length");
+  CNNCORE_CHECK_VALUE(offset >= 0, "as_strided: offset must be >= 0, but got ", offset);
+  // The view must stay within the elements this tensor spans (its storage's size is unknown for
+  // wrapped numpy memory): from its first element to its last.
+  int64_t span = 0;
+  bool self_empty = false;
+  for (size_t i = 0; i < shape_.size(); ++i) {
+    CNNCORE_CHECK_VALUE(strides_[i] >= 0, "as_strided: the tensor has a negative stride");
+    if (shape_[i] == 0) self_empty = true;
+    else span += (shape_[i] - 1) * strides_[i];
+  }
+  const int64_t capacity = self_empty ? 0 : span + 1 - offset;
+  int64_t last = 0;
+  bool empty = false;
+  for (size_t i = 0; i < shape.size(); ++i) {
+    CNNCORE_CHECK_VALUE(shape[i] >= 0 && strides[i] >= 0, "as_strided: sizes and strides must be "
+                        ">= 0, but got shape ", shape_str(shape), " and strides ", shape_str(strides));
+    if (shape[i] == 0) empty = true;
+    else last += (shape[i] - 1) * strides[i];
+  }
+  CNNCORE_CHECK_VALUE(empty || last < capacity, "as_strided: shape ", shape_str(shape),
+                      " with strides ", shape_str(strides), " at offset ", offset,
+                      " reaches past the storage");
+  Tensor t = *this;
+  t.offset_ += offset;
+  t.shape_ = shape;
+  t.strides_ = strides;
+  return t;
+}
+
 Tensor Tensor::expand(const Shape& shape) const {
   CNNCORE_CHECK_VALUE(!block_, "expand: blocked tensors must be converted with to_strided() first");
   CNNCORE_CHECK_VALUE(shape.size() >= shape_.size(), "expand: cannot expand shape ",

@@ -173,6 +173,9 @@ class CNNCORE_API Tensor {
   Tensor reshape(Shape shape) const;   // view when possible, else a copy
   Tensor permute(const std::vector<int64_t>& dims) const;
   Tensor narrow(int64_t dim, int64_t start, int64_t length) const;
+  // A view with its own shape and (non-negative) strides starting `offset` elements past this
+  // tensor's first element; ValueError unless every element it reaches lies in the storage.
+  Tensor as_strided(const Shape& shape, const Shape& strides, int64_t offset) const;
   Tensor expand(const Shape& shape) const;  // broadcast view (stride 0 on expanded dims)
   Tensor to_blocked(int block) const;       // NCHW -> NCHWc (4-D only)
   Tensor to_strided() const;                // NCHWc -> NCHW contiguous; self when strided

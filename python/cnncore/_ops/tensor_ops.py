@@ -39,6 +39,7 @@ __all__ = [
 ]
 
 _py_max, _py_min, _py_any, _py_all = builtins.max, builtins.min, builtins.any, builtins.all
+_py_sum = builtins.sum
 _builtin_sum = builtins.sum
 
 
@@ -920,7 +921,80 @@ def _is_basic(key) -> bool:
                    for k in keys)
 
 
+def _basic_view(shape, strides, key, op="index"):
+    """The view basic indexing (ints, slices with positive steps, None, ...) makes of a tensor with
+    this shape and these strides: (shape, strides, offset in elements), as numpy computes it."""
+    keys = key if isinstance(key, tuple) else (key,)
+    for k in keys:
+        if not (k is None or k is Ellipsis or isinstance(k, slice) or
+                (isinstance(k, numbers.Integral) and not isinstance(k, (bool, np.bool_)))):
+            raise TypeError(f"{op}: a tensor on a CUDA device takes integers, slices, None and ... "
+                            f"as indices (lists, arrays, masks and tensors index CPU tensors "
+                            f"only), but got {type(k).__name__}")
+    if _py_sum(1 for k in keys if k is Ellipsis) > 1:
+        raise IndexError(f"{op}: an index can only have a single ellipsis ('...')")
+    real = _py_sum(1 for k in keys if k is not None and k is not Ellipsis)
+    if real > len(shape):
+        raise IndexError(f"{op}: too many indices for tensor of dimension {len(shape)}")
+    full = []
+    for k in keys:
+        if k is Ellipsis:
+            full.extend([slice(None)] * (len(shape) - real))
+        else:
+            full.append(k)
+    if not _py_any(k is Ellipsis for k in keys):
+        full.extend([slice(None)] * (len(shape) - real))
+    out_shape, out_strides, offset, d = [], [], 0, 0
+    for k in full:
+        if k is None:
+            out_shape.append(1)
+            out_strides.append(0)
+            continue
+        n, st = shape[d], strides[d]
+        if isinstance(k, slice):
+            if k.step is not None and k.step <= 0:
+                raise ValueError(f"{op}: step must be greater than zero, but got {k.step}")
+            start, stop, step = k.indices(n)
+            length = _py_max(0, (stop - start + step - 1) // step)
+            offset += start * st if length else 0
+            out_shape.append(length)
+            out_strides.append(st * step)
+        else:
+            i = int(k)
+            if not -n <= i < n:
+                raise IndexError(f"{op}: index {i} is out of bounds for dimension {d} with size {n}")
+            offset += (i + n if i < 0 else i) * st
+        d += 1
+    return out_shape, out_strides, offset
+
+
+def _device_getitem(self, key):
+    """Basic indexing of a tensor on a CUDA device: a view sharing its memory, as on the CPU;
+    the backward writes the gradient into a zero tensor through the same view."""
+    shape = list(self.shape)
+    try:
+        vshape, vstrides, off = _basic_view(shape, list(self._c.strides), key)
+    except IndexError as e:
+        raise IndexError(f"{e} (tensor shape {tuple(shape)})") from None
+    y = self._c.as_strided(vshape, vstrides, off)
+    if self.dtype != float32:
+        return Tensor._wrap(y)
+    dense = [1] * len(shape)
+    for i in range(len(shape) - 2, -1, -1):
+        dense[i] = dense[i + 1] * shape[i + 1]
+    gshape, gstrides, goff = _basic_view(shape, dense, key)
+
+    def backward(g, needs):
+        out = _core.zeros(shape, "float32", g.device)
+        out.as_strided(gshape, gstrides, goff).copy_(g)
+        return (out,)
+
+    return _record(y, (self,), backward, "IndexBackward")
+
+
 def _getitem(self, key):
+    if self._c.device != "cpu" and not isinstance(self, _Mask):
+        return _device_getitem(self, key)
     k = _index_key(key)
     src = self._c.numpy()
     basic = _is_basic(k)
