@@ -78,6 +78,16 @@ void adam_step(const Tensor& param, const Tensor& grad, const Tensor& exp_avg,
 // entry per dim, at least one), `dim` is wrapped; results are contiguous.
 Tensor reduce_sum(const Tensor& x, const std::vector<bool>& reduced, bool keepdim, bool mean,
                   const char* op);
+// The shape a reduction over the `red` dims leaves (size-1 dims kept when keepdim): one rule
+// for the CPU entry and the CUDA kernels.
+inline Shape reduced_shape(const Shape& s, const std::vector<bool>& red, bool keepdim) {
+  Shape out;
+  for (size_t d = 0; d < s.size(); ++d) {
+    if (!red[d]) out.push_back(s[d]);
+    else if (keepdim) out.push_back(1);
+  }
+  return out;
+}
 std::pair<Tensor, Tensor> max_dim(const Tensor& x, int64_t dim, bool keepdim);
 
 Tensor binary_scalar(BinaryOp op, const Tensor& a, double scalar, bool scalar_first);

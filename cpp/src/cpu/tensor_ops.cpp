@@ -141,15 +141,6 @@ std::vector<bool> reduced_mask(const Tensor& x, const std::vector<int64_t>& dims
   return red;
 }
 
-Shape reduced_shape(const Shape& s, const std::vector<bool>& red, bool keepdim) {
-  Shape out;
-  for (size_t d = 0; d < s.size(); ++d) {
-    if (!red[d]) out.push_back(s[d]);
-    else if (keepdim) out.push_back(1);
-  }
-  return out;
-}
-
 // sum (scale = 1) or mean (scale = 1 / count) over the dims marked in red.
 Tensor reduce_sum(const Tensor& x_in, const std::vector<int64_t>& dims, bool keepdim, bool mean,
                   const char* op) {
@@ -158,7 +149,7 @@ Tensor reduce_sum(const Tensor& x_in, const std::vector<int64_t>& dims, bool kee
   if (cuda::any_cuda({&xs})) return cuda::reduce_sum(xs, red, keepdim, mean, op);
   Tensor x = xs.contiguous();
   const Shape& s = x.shape();
-  Tensor y = Tensor::empty(reduced_shape(s, red, keepdim));
+  Tensor y = Tensor::empty(cuda::reduced_shape(s, red, keepdim));
   float* yp = y.data<float>();
   const int64_t n_out = y.numel();
   int64_t n_red = 1;
@@ -499,7 +490,7 @@ std::pair<Tensor, Tensor> max_dim(const Tensor& x_in, int64_t dim, bool keepdim)
   const int64_t D = x.dim() ? s[d] : 1;
   std::vector<bool> red(static_cast<size_t>(std::max<int64_t>(x.dim(), 1)), false);
   red[d] = true;
-  const Shape os = reduced_shape(s, red, keepdim);
+  const Shape os = cuda::reduced_shape(s, red, keepdim);
   Tensor vals = Tensor::empty(os), idx = Tensor::empty(os, DType::Int64);
   int64_t outer = 1, inner = 1;
   for (int64_t k = 0; k < x.dim(); ++k) {

@@ -128,14 +128,6 @@ __global__ void max_block_kernel(const float* x, Dims kept, int64_t D, int64_t s
   }
 }
 
-Shape reduced_shape(const Shape& s, const std::vector<bool>& red, bool keepdim) {
-  Shape out;
-  for (size_t d = 0; d < s.size(); ++d) {
-    if (!red[d]) out.push_back(s[d]);
-    else if (keepdim) out.push_back(1);
-  }
-  return out;
-}
 }  // namespace
 
 Tensor reduce_sum(const Tensor& x, const std::vector<bool>& red, bool keepdim, bool mean,
