@@ -50,6 +50,32 @@ void check_case(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, 
         ": wrote past N into the row padding");
 }
 
+// sgemm_bias_rows against the reference product plus the bias on each row (C starts as NaN: it
+// must not be read).
+void check_bias_rows(bool ta, bool tb, int64_t M, int64_t N, int64_t K, const char* isa) {
+  const int64_t lda = (ta ? M : K) + 1, ldb = (tb ? K : N) + 2, ldc = N + 3;
+  const std::vector<float> A = random_vec((ta ? K : M) * lda, 21 + M);
+  const std::vector<float> B = random_vec((tb ? N : K) * ldb, 22 + N);
+  const std::vector<float> bias = random_vec(M, 23 + K);
+  std::vector<float> C(M * ldc, std::numeric_limits<float>::quiet_NaN()), R(M * ldc, 0.0f);
+  sgemm_bias_rows(ta, tb, M, N, K, A.data(), lda, B.data(), ldb, bias.data(), C.data(), ldc);
+  if (K > 0)
+    reference::sgemm(ta, tb, M, N, K, 1.0f, A.data(), lda, B.data(), ldb, 0.0f, R.data(), ldc);
+  double worst = 0.0;
+  bool pad_intact = true;
+  for (int64_t i = 0; i < M; ++i) {
+    for (int64_t j = 0; j < N; ++j) {
+      const double d = std::fabs(double(C[i * ldc + j]) - (R[i * ldc + j] + bias[i]));
+      worst = std::isnan(d) ? 1e30 : std::fmax(worst, d);
+    }
+    for (int64_t j = N; j < ldc; ++j) pad_intact = pad_intact && std::isnan(C[i * ldc + j]);
+  }
+  const double tol = 1e-5 * std::sqrt(double(K) + 1) * 4 + 1e-6;
+  CHECK(worst <= tol, "bias rows isa=", isa, " ta=", ta, " tb=", tb, " M=", M, " N=", N, " K=", K,
+        ": max error ", worst, " > ", tol);
+  CHECK(pad_intact, "bias rows M=", M, " N=", N, ": wrote into the row padding");
+}
+
 // sgemm_strided_batched against one reference sgemm per batch; B shared when share_b.
 void check_batched(bool ta, bool tb, int64_t M, int64_t N, int64_t K, int64_t batch, bool share_b) {
   const int64_t lda = ta ? M : K, ldb = tb ? K : N, ldc = N;
@@ -106,6 +132,16 @@ int main() {
       // More columns than one L3 block (NC) per thread, and more rows than one L2 block (MC).
       check_case(false, false, 150, 3100, 70, 1.0f, 0.0f, name);
       check_case(true, true, 7, 6500, 20, 1.0f, 0.5f, name);
+      // Several L2-sized B blocks (N = 3100 at depth 300), ragged tiles, the vector paths (M or
+      // N == 1), the transposed-store shape (N = 49, which must not swap) and K == 0.
+      for (bool ta : {false, true})
+        for (bool tb : {false, true}) {
+          check_bias_rows(ta, tb, 64, 3100, 300, name);
+          check_bias_rows(ta, tb, 29, 49, 70, name);
+          check_bias_rows(ta, tb, 1, 33, 17, name);
+          check_bias_rows(ta, tb, 17, 1, 9, name);
+        }
+      check_bias_rows(false, false, 5, 7, 0, name);
     }
   }
   set_isa(available_isas().back());

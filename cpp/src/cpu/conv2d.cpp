@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "cnncore/ops/linalg.hpp"
+#include "cpu/gemm.hpp"
 #include "cpu/im2col.hpp"
 #include "cpu/winograd.hpp"
 #include "cuda_ops.hpp"
@@ -253,20 +254,23 @@ Tensor forward(const Tensor& x, const Tensor& w, const float* bias, const Conv2d
     for (int64_t g = 0; g < G; ++g) {
       const float* xg = xp + (n * p.C + g * Cg) * HW;
       float* yg = yp + (n * p.K + g * Kg) * L;
-      // The bias goes in as GEMM's C with beta = 1: no second pass over the output.
-      if (bias)
-        for (int64_t k = 0; k < Kg; ++k) std::fill(yg + k * L, yg + (k + 1) * L, bias[g * Kg + k]);
-      const float beta = bias ? 1.0f : 0.0f;
+      // The bias goes in with GEMM's epilogue: the output is written once and never read.
+      auto product = [&](int64_t T, const float* b, float* c) {
+        if (bias)
+          sgemm_bias_rows(false, false, Kg, T, RSC, wp + g * Kg * RSC, RSC, b, T, bias + g * Kg,
+                          c, L);
+        else
+          sgemm(false, false, Kg, T, RSC, 1.0f, wp + g * Kg * RSC, RSC, b, T, 0.0f, c, L);
+      };
       if (!use_col) {
-        sgemm(false, false, Kg, L, RSC, 1.0f, wp + g * Kg * RSC, RSC, xg, L, beta, yg, L);
+        product(L, xg, yg);
         continue;
       }
       for (int64_t oh0 = 0; oh0 < p.OH; oh0 += tile) {
         const int64_t oh1 = std::min(p.OH, oh0 + tile), T = (oh1 - oh0) * p.OW;
         im2col(xg, p, Cg, oh0, oh1, col);
         // y_g[:, tile] (Kg, T) = w_g (Kg, RSC) @ col (RSC, T)
-        sgemm(false, false, Kg, T, RSC, 1.0f, wp + g * Kg * RSC, RSC, col, T, beta,
-              yg + oh0 * p.OW, L);
+        product(T, col, yg + oh0 * p.OW);
       }
     }
   });

@@ -56,9 +56,24 @@ void sgemm_checked(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, 
     scale_c(M, N, beta, C, ldc);
     return;
   }
-  CNNCORE_ISA_CALL(sgemm_driver(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc));
+  CNNCORE_ISA_CALL(
+      sgemm_driver(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, nullptr));
 }
 }  // namespace
+
+void sgemm_bias_rows(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, const float* A,
+                     int64_t lda, const float* B, int64_t ldb, const float* bias, float* C,
+                     int64_t ldc) {
+  check_args(trans_a, trans_b, M, N, K, A, lda, B, ldb, C, ldc);
+  if (M == 0 || N == 0) return;
+  CNNCORE_CHECK_VALUE(bias != nullptr, "sgemm_bias_rows: bias must not be null");
+  if (K == 0) {
+    for (int64_t i = 0; i < M; ++i) std::fill(C + i * ldc, C + i * ldc + N, bias[i]);
+    return;
+  }
+  CNNCORE_ISA_CALL(
+      sgemm_driver(trans_a, trans_b, M, N, K, 1.0f, A, lda, B, ldb, 0.0f, C, ldc, bias));
+}
 
 void sgemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha, const float* A,
            int64_t lda, const float* B, int64_t ldb, float beta, float* C, int64_t ldc) {

@@ -45,6 +45,10 @@ inline constexpr GemmBlocking kGemmBlocking[3] = {
 // of the smallest L2 we target (512 KiB per core on AMD Zen 2/3, 1-2 MiB on Xeons).
 inline constexpr int64_t kGemmResidentABytes = int64_t{256} << 10;
 
+// A packed block of B (KC x NC) is cut to this many bytes so that it stays in L2 (1-2 MiB per
+// core on the machines we target) while the A panels sweep it.
+inline constexpr int64_t kGemmPackedBBytes = int64_t{512} << 10;
+
 // Below this many multiply-adds one thread is faster than waking the pool.
 inline constexpr int64_t kGemmMinFlopsPerThread = int64_t{1} << 17;
 // Batched products smaller than this run one per thread rather than each across all threads.
@@ -52,9 +56,10 @@ inline constexpr int64_t kGemmBatchParallelFlops = int64_t{1} << 20;
 
 CNNCORE_DECLARE_ISA_KERNELS(
     // Same contract as cnncore::sgemm (arguments already validated, M, N, K > 0, alpha != 0).
+    // bias_rows (nullable, M values): C = alpha * op(A) @ op(B) + bias_rows[i] + beta * C.
     void sgemm_driver(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha,
                       const float* A, int64_t lda, const float* B, int64_t ldb, float beta,
-                      float* C, int64_t ldc);
+                      float* C, int64_t ldc, const float* bias_rows);
     GemmBlocking gemm_blocking();)
 
 // `batch` independent products C_i = alpha * op(A_i) @ op(B_i) + beta * C_i with A_i = A + i *
@@ -66,6 +71,13 @@ void sgemm_strided_batched(bool trans_a, bool trans_b, int64_t M, int64_t N, int
                            const float* A, int64_t lda, int64_t stride_a, const float* B,
                            int64_t ldb, int64_t stride_b, float beta, float* C, int64_t ldc,
                            int64_t stride_c, int64_t batch);
+
+// C (M x N, ldc) = op(A) @ op(B) + bias[i] on row i: a convolution's output with its bias added
+// in the GEMM's epilogue, so C is written once and never read. Same rules as cnncore::sgemm; bias
+// holds M values.
+void sgemm_bias_rows(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, const float* A,
+                     int64_t lda, const float* B, int64_t ldb, const float* bias, float* C,
+                     int64_t ldc);
 
 // Blocking of the path active_isa() selects (for tests and benchmarks).
 GemmBlocking active_gemm_blocking();
