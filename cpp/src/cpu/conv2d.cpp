@@ -68,14 +68,10 @@ constexpr int64_t kBatchColumnsMaxFloats = int64_t{1} << 23;  // 32 MB of column
 // cols (RSC, N*L) for group g: image n's columns start at column n*L.
 void batch_im2col(const float* x, const Conv2dParams& p, int64_t g, float* cols) {
   const int64_t Cg = p.C / p.groups, HW = p.H * p.W, L = p.OH * p.OW;
-  const int64_t RSC = Cg * p.R * p.S, NL = p.N * L;
+  const int64_t NL = p.N * L;
   parallel_for(0, p.N, 1, [&](int64_t b, int64_t e) {
-    std::vector<float> tmp(static_cast<size_t>(RSC * L));
-    for (int64_t n = b; n < e; ++n) {
-      im2col(x + (n * p.C + g * Cg) * HW, p, Cg, 0, p.OH, tmp.data());
-      for (int64_t row = 0; row < RSC; ++row)
-        std::memcpy(cols + row * NL + n * L, tmp.data() + row * L, sizeof(float) * L);
-    }
+    for (int64_t n = b; n < e; ++n)
+      im2col(x + (n * p.C + g * Cg) * HW, p, Cg, 0, p.OH, cols + n * L, NL);
   });
 }
 
@@ -107,16 +103,19 @@ Tensor batched_forward(const Tensor& x, const Tensor& w, const float* bias,
   Tensor y = Tensor::empty(p.output_shape());
   const int64_t G = p.groups, Kg = p.K / G, L = p.OH * p.OW;
   const int64_t RSC = p.C / G * p.R * p.S, NL = p.N * L;
-  std::vector<float> cols(static_cast<size_t>(RSC * NL)), out(static_cast<size_t>(Kg * NL));
+  // Scratch from the tensor allocator: not zero-filled, and blocks of 4 MiB or more are reused.
+  Tensor cols_t = Tensor::empty({RSC * NL}), out_t = Tensor::empty({Kg * NL});
+  float* cols = cols_t.data<float>();
+  float* out = out_t.data<float>();
   float* yp = y.data<float>();
   for (int64_t g = 0; g < G; ++g) {
-    batch_im2col(x.data<float>(), p, g, cols.data());
-    sgemm(false, false, Kg, NL, RSC, 1.0f, w.data<float>() + g * Kg * RSC, RSC, cols.data(), NL,
-          0.0f, out.data(), NL);
+    batch_im2col(x.data<float>(), p, g, cols);
+    sgemm(false, false, Kg, NL, RSC, 1.0f, w.data<float>() + g * Kg * RSC, RSC, cols, NL,
+          0.0f, out, NL);
     parallel_for(0, p.N, 1, [&](int64_t b, int64_t e) {
       for (int64_t n = b; n < e; ++n)
         for (int64_t k = 0; k < Kg; ++k) {
-          const float* src = out.data() + k * NL + n * L;
+          const float* src = out + k * NL + n * L;
           float* dst = yp + (n * p.K + g * Kg + k) * L;
           const float add = bias ? bias[g * Kg + k] : 0.0f;
           for (int64_t l = 0; l < L; ++l) dst[l] = src[l] + add;
@@ -130,21 +129,20 @@ Tensor batched_backward_input(const Tensor& dy, const Tensor& w, const Conv2dPar
   Tensor dx = Tensor::empty(p.input_shape());
   const int64_t G = p.groups, Cg = p.C / G, Kg = p.K / G, L = p.OH * p.OW, HW = p.H * p.W;
   const int64_t RSC = Cg * p.R * p.S, NL = p.N * L;
-  std::vector<float> cols(static_cast<size_t>(RSC * NL)), rows(static_cast<size_t>(Kg * NL));
+  Tensor cols_t = Tensor::empty({RSC * NL}), rows_t = Tensor::empty({Kg * NL});
+  float* cols = cols_t.data<float>();
+  float* rows = rows_t.data<float>();
   float* dxp = dx.data<float>();
   for (int64_t g = 0; g < G; ++g) {
-    batch_grad_rows(dy.data<float>(), p, g, rows.data());
+    batch_grad_rows(dy.data<float>(), p, g, rows);
     // cols (RSC, N*L) = w_g^T (RSC, Kg) @ dy_g (Kg, N*L)
-    sgemm(true, false, RSC, NL, Kg, 1.0f, w.data<float>() + g * Kg * RSC, RSC, rows.data(), NL,
-          0.0f, cols.data(), NL);
+    sgemm(true, false, RSC, NL, Kg, 1.0f, w.data<float>() + g * Kg * RSC, RSC, rows, NL,
+          0.0f, cols, NL);
     parallel_for(0, p.N, 1, [&](int64_t b, int64_t e) {
-      std::vector<float> tmp(static_cast<size_t>(RSC * L));
       for (int64_t n = b; n < e; ++n) {
-        for (int64_t row = 0; row < RSC; ++row)
-          std::memcpy(tmp.data() + row * L, cols.data() + row * NL + n * L, sizeof(float) * L);
         float* dxg = dxp + (n * p.C + g * Cg) * HW;
         std::memset(dxg, 0, sizeof(float) * Cg * HW);
-        col2im_add(tmp.data(), p, Cg, 0, p.OH, dxg);
+        col2im_add(cols + n * L, p, Cg, 0, p.OH, dxg, NL);
       }
     });
   }
@@ -155,12 +153,14 @@ Tensor batched_backward_weight(const Tensor& dy, const Tensor& x, const Conv2dPa
   Tensor dw = Tensor::empty(p.weight_shape());
   const int64_t G = p.groups, Kg = p.K / G, L = p.OH * p.OW;
   const int64_t RSC = p.C / G * p.R * p.S, NL = p.N * L;
-  std::vector<float> cols(static_cast<size_t>(RSC * NL)), rows(static_cast<size_t>(Kg * NL));
+  Tensor cols_t = Tensor::empty({RSC * NL}), rows_t = Tensor::empty({Kg * NL});
+  float* cols = cols_t.data<float>();
+  float* rows = rows_t.data<float>();
   for (int64_t g = 0; g < G; ++g) {
-    batch_im2col(x.data<float>(), p, g, cols.data());
-    batch_grad_rows(dy.data<float>(), p, g, rows.data());
+    batch_im2col(x.data<float>(), p, g, cols);
+    batch_grad_rows(dy.data<float>(), p, g, rows);
     // dw_g (Kg, RSC) = dy_g (Kg, N*L) @ cols^T (N*L, RSC)
-    sgemm(false, true, Kg, RSC, NL, 1.0f, rows.data(), NL, cols.data(), NL, 0.0f,
+    sgemm(false, true, Kg, RSC, NL, 1.0f, rows, NL, cols, NL, 0.0f,
           dw.data<float>() + g * Kg * RSC, RSC);
   }
   return dw;

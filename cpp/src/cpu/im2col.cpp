@@ -29,15 +29,16 @@ int64_t im2col_tile_rows(const Conv2dParams& p, int64_t rows) {
 }
 
 void im2col(const float* x, const Conv2dParams& p, int64_t channels, int64_t oh0, int64_t oh1,
-            float* col) {
+            float* col, int64_t ld) {
   const int64_t R = p.R, S = p.S, OW = p.OW, H = p.H, W = p.W;
   const int64_t L = (oh1 - oh0) * OW, rows = channels * R * S;
+  if (ld == 0) ld = L;
   const int64_t grain = std::max<int64_t>(1, kGrainElems / std::max<int64_t>(L, 1));
   parallel_for(0, rows, grain, [&](int64_t b, int64_t e) {
     for (int64_t row = b; row < e; ++row) {
       const int64_t c = row / (R * S), r = (row / S) % R, s = row % S;
       const float* xc = x + c * H * W;
-      float* dst = col + row * L;
+      float* dst = col + row * ld;
       const int64_t off = s * p.dil_w - p.pad_l;
       int64_t lo, hi;
       valid_cols(off, p.stride_w, W, OW, lo, hi);
@@ -63,9 +64,10 @@ void im2col(const float* x, const Conv2dParams& p, int64_t channels, int64_t oh0
 }
 
 void col2im_add(const float* col, const Conv2dParams& p, int64_t channels, int64_t oh0,
-                int64_t oh1, float* dx) {
+                int64_t oh1, float* dx, int64_t ld) {
   const int64_t R = p.R, S = p.S, OW = p.OW, H = p.H, W = p.W;
   const int64_t L = (oh1 - oh0) * OW;
+  if (ld == 0) ld = L;
   const int64_t grain = std::max<int64_t>(1, kGrainElems / std::max<int64_t>(L * R * S, 1));
   // Threads over channels: every write of channel c lands in dx[c], so chunks never collide.
   parallel_for(0, channels, grain, [&](int64_t b, int64_t e) {
@@ -73,7 +75,7 @@ void col2im_add(const float* col, const Conv2dParams& p, int64_t channels, int64
       float* dc = dx + c * H * W;
       for (int64_t r = 0; r < R; ++r)
         for (int64_t s = 0; s < S; ++s) {
-          const float* src = col + ((c * R + r) * S + s) * L;
+          const float* src = col + ((c * R + r) * S + s) * ld;
           const int64_t off = s * p.dil_w - p.pad_l;
           int64_t lo, hi;
           valid_cols(off, p.stride_w, W, OW, lo, hi);
