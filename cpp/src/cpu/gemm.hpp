@@ -1,15 +1,18 @@
 // Internal SGEMM interface: the blocking table and the per-ISA drivers behind cnncore::sgemm.
 //
 // Scheme (Goto / van de Geijn, "Anatomy of High-Performance Matrix Multiplication"):
-//   for jc in N step NC            B block  (KC x NC) lives in L3
+//   for jc in N step NC            B block  (KC x NC, cut to kGemmPackedBBytes) in L2
 //     for pc in K step KC          packed B: NR-column panels, zero-padded to NR
 //       for ic in M step MC        packed A: MR-row panels (MC x KC) lives in L2
 //         for jr in NC step NR     one B micro-panel (KC x NR) stays in L1
 //           for ir in MC step MR   micro-kernel: MR x NR accumulators in registers
 // Variations on that nest, chosen per call in gemm_kernels.inc:
-//   - rows of one thread fit one A block: each B panel is packed just before its only use (L1);
-//     if all of that A (every depth block) fits kGemmResidentABytes, it is packed once and each
-//     B panel goes through the full depth, so its C tile stays in L1 (batch-1 convs, M = 64);
+//   - a row-major B is packed a whole block (kGemmPackedBBytes, in L2) at a time, row by row, so
+//     its rows stream from memory; the A panels then sweep it;
+//   - a transposed B whose rows of one thread fit one A block: each B panel is packed just before
+//     its only use (L1); if all of that A (every depth block) fits kGemmResidentABytes, it is
+//     packed once and each B panel goes through the full depth, so its C tile stays in L1;
+//   - an optional bias per row of C is added in the micro-kernel's store (sgemm_bias_rows);
 //   - M == 1 or N == 1: vectorized GEMV, no packing;
 //   - edge tiles run a micro-kernel compiled for their own rows and vector count (templates over
 //     1..MR rows and 1..NR/W vectors, masked last vector), so a ragged M or N computes what it
@@ -27,7 +30,7 @@
 namespace cnncore {
 
 // Micro-tile MR x NR (registers), cache blocks MC (rows of A in L2), KC (depth, one B micro-panel
-// in L1), NC (columns of B in L3). MC must be a multiple of MR and NC of NR.
+// in L1), NC (columns of B; at most kGemmPackedBBytes per block). MC must be a multiple of MR and NC of NR.
 struct GemmBlocking {
   int mr, nr, mc, kc, nc;
 };
