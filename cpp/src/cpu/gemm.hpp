@@ -30,7 +30,8 @@
 namespace cnncore {
 
 // Micro-tile MR x NR (registers), cache blocks MC (rows of A in L2), KC (depth, one B micro-panel
-// in L1), NC (columns of B; at most kGemmPackedBBytes per block). MC must be a multiple of MR and NC of NR.
+// in L1), NC (columns of B; at most kGemmPackedBBytes per block). MC must be a multiple of MR and
+// NC of NR.
 struct GemmBlocking {
   int mr, nr, mc, kc, nc;
 };
