@@ -65,15 +65,20 @@ def _rel(a, e, what, tol=2e-5):
 
 
 def _matches_reference(X, Wc, B, opt, dy, x_shape, w_shape, what):
-    """Forward, backward input and backward weight of the fast path against the reference."""
+    """Forward, backward input and backward weight of the fast path against the reference, the
+    two gradients both one at a time and from conv2d_backward_input_weight (depthwise: one
+    fused pass, its own kernel)."""
     _rel(_core.conv2d_forward(X, Wc, B, opt).numpy(),
          _core.reference.conv2d_forward(X, Wc, B, opt).numpy(), f"forward {what}")
-    _rel(_core.conv2d_backward_input(dy, Wc, list(x_shape), opt).numpy(),
-         _core.reference.conv2d_backward_input(dy, Wc, list(x_shape), opt).numpy(),
+    ref_dx = _core.reference.conv2d_backward_input(dy, Wc, list(x_shape), opt).numpy()
+    ref_dw = _core.reference.conv2d_backward_weight(dy, X, list(w_shape), opt).numpy()
+    _rel(_core.conv2d_backward_input(dy, Wc, list(x_shape), opt).numpy(), ref_dx,
          f"backward input {what}")
-    _rel(_core.conv2d_backward_weight(dy, X, list(w_shape), opt).numpy(),
-         _core.reference.conv2d_backward_weight(dy, X, list(w_shape), opt).numpy(),
+    _rel(_core.conv2d_backward_weight(dy, X, list(w_shape), opt).numpy(), ref_dw,
          f"backward weight {what}")
+    dx, dw = _core.conv2d_backward_input_weight(dy, X, Wc, opt)
+    _rel(dx.numpy(), ref_dx, f"backward input (with weight) {what}")
+    _rel(dw.numpy(), ref_dw, f"backward weight (with input) {what}")
 
 
 @pytest.mark.parametrize("shape", SHAPES, ids=IDS)

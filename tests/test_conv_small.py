@@ -234,3 +234,79 @@ def test_older_variants_stay_forcible_and_correct(variant, shapes, marker, isa, 
                            f"{shape[-1]} ({variant}, {isa})")
     # the shape lists exercise the new variant by default (the multi-vector one: AVX-512 only)
     assert named >= 4 or (variant == "direct-forward-pixel-lanes" and isa != "avx512")
+
+
+# The fused depthwise backward (dx and dw in one pass): thread ranges that split an image's
+# channels and images alike (each thread sums its own dw), multiplier 2, stride 1, 2 and 3,
+# dilation, batch 1.
+DW_FUSED = [
+    (3, 7, 23, 23, 7, (3, 3), 1, 1, 1, 7, "stride 1, batch 3, 7 channels"),
+    (1, 5, 19, 30, 10, (3, 3), 2, 1, 1, 5, "stride 2, multiplier 2, batch 1"),
+    (2, 4, 17, 21, 4, (5, 5), 1, 4, 2, 4, "5x5 dilated"),
+    (2, 3, 16, 16, 6, (3, 3), 3, 2, 1, 3, "stride 3, multiplier 2"),
+]
+
+
+@pytest.mark.parametrize("threads", [1, 2, 3])
+@pytest.mark.parametrize("shape", DW_FUSED, ids=[s[-1] for s in DW_FUSED])
+def test_depthwise_fused_backward_matches_separate_and_reference(shape, threads, isa):
+    x, w, b, opt, X, Wc, B, p, dy = _passes(shape, 61)
+    assert _core.conv2d_algorithm(p).startswith("depthwise-direct")
+    before = cnncore.get_num_threads()
+    cnncore.set_num_threads(threads)
+    try:
+        dx, dw = _core.conv2d_backward_input_weight(dy, X, Wc, opt)
+        dx1 = _core.conv2d_backward_input(dy, Wc, list(x.shape), opt).numpy()
+        dw1 = _core.conv2d_backward_weight(dy, X, list(w.shape), opt).numpy()
+    finally:
+        cnncore.set_num_threads(before)
+    # The input gradient runs the same kernels on the same planes: equal to the bit.
+    np.testing.assert_array_equal(dx.numpy(), dx1)
+    _rel(dw.numpy(), dw1, f"fused dw vs separate {shape[-1]}")
+    _rel(dx.numpy(), _core.reference.conv2d_backward_input(dy, Wc, list(x.shape), opt).numpy(),
+         f"fused dx {shape[-1]}")
+    _rel(dw.numpy(), _core.reference.conv2d_backward_weight(dy, X, list(w.shape), opt).numpy(),
+         f"fused dw {shape[-1]}")
+
+
+def test_depthwise_fused_backward_deterministic_mode_takes_separate_kernels():
+    x, w, b, opt, X, Wc, B, p, dy = _passes(DW_FUSED[0], 63)
+    cnncore.use_deterministic_algorithms(True)
+    try:
+        dws = []
+        for threads in (1, 2):
+            before = cnncore.get_num_threads()
+            cnncore.set_num_threads(threads)
+            try:
+                dws.append(_core.conv2d_backward_input_weight(dy, X, Wc, opt)[1].numpy())
+            finally:
+                cnncore.set_num_threads(before)
+    finally:
+        cnncore.use_deterministic_algorithms(False)
+    np.testing.assert_array_equal(dws[0], dws[1])
+    np.testing.assert_array_equal(
+        dws[0], _core.conv2d_backward_weight(dy, X, list(w.shape), opt).numpy())
+
+
+def test_conv2d_backward_input_weight_rejects_bad_shapes():
+    x, w, b, opt, X, Wc, B, p, dy = _passes(DW_FUSED[0], 65)
+    wrong = _core.from_numpy(np.zeros((3, 7, 5, 5), np.float32))
+    with pytest.raises(ValueError, match="conv2d_backward_input_weight: grad_output"):
+        _core.conv2d_backward_input_weight(wrong, X, Wc, opt)
+    with pytest.raises(ValueError, match="conv2d_backward_input_weight"):
+        _core.conv2d_backward_input_weight(dy, _core.from_numpy(x[0]), Wc, opt)
+
+
+def test_depthwise_autograd_takes_fused_backward_and_matches_torch():
+    """nn.functional.conv2d's backward with both gradients wanted goes through the fused op."""
+    torch = pytest.importorskip("torch", reason="torch not installed: comparison skipped")
+    x, w, b, opt, X, Wc, B, p, dy = _passes(DW_FUSED[1], 67)
+    *_, stride, padding, dilation, groups, _ = DW_FUSED[1]
+    xs, ws = cnncore.tensor(x, requires_grad=True), cnncore.tensor(w, requires_grad=True)
+    cnncore.nn.functional.conv2d(xs, ws, None, stride, padding, dilation, groups).backward(
+        cnncore.tensor(dy.numpy()))
+    tx, tw = torch.tensor(x, requires_grad=True), torch.tensor(w, requires_grad=True)
+    torch.nn.functional.conv2d(tx, tw, None, stride, padding, dilation, groups).backward(
+        torch.tensor(dy.numpy()))
+    _rel(xs.grad.numpy(), tx.grad.numpy(), "autograd dx")
+    _rel(ws.grad.numpy(), tw.grad.numpy(), "autograd dw")

@@ -98,6 +98,10 @@ void bind_conv(py::module_& m, py::module_& ref) {
   m.def("conv2d_backward_weight", &conv2d_backward_weight, py::arg("grad_output"), py::arg("x"),
         py::arg("weight_shape"), py::arg("options"), nogil,
         "dw (K,C/g,R,S) from dy and x, summed over the batch");
+  m.def("conv2d_backward_input_weight", &conv2d_backward_input_weight, py::arg("grad_output"),
+        py::arg("x"), py::arg("weight"), py::arg("options"), nogil,
+        "(dx, dw) at once: conv2d_backward_input and conv2d_backward_weight, dy and x read once "
+        "where a kernel computes both (depthwise)");
   m.def("conv2d_backward_bias", &conv2d_backward_bias, py::arg("grad_output"), nogil,
         "db (K) = dy summed over N, OH, OW");
   m.def("conv_transpose2d_forward", &conv_transpose2d_forward, py::arg("x"), py::arg("weight"),

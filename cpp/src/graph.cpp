@@ -777,9 +777,11 @@ std::vector<Tensor> Model::Impl::grad(const Node& n, const Saved& s, const std::
   switch (n.op) {
     case Op::Conv2d: {
       const Tensor& x = s.t[0];
-      accumulate_param(n.weight, conv2d_backward_weight(g, x, st(n.weight).shape(), n.conv));
+      // x is the saved input, so its shape is xs: both gradients at once (one pass, depthwise).
+      auto grads = conv2d_backward_input_weight(g, x, st(n.weight), n.conv);
+      accumulate_param(n.weight, grads.second);
       if (n.bias >= 0) accumulate_param(n.bias, conv2d_backward_bias(g));
-      return {conv2d_backward_input(g, st(n.weight), xs, n.conv)};
+      return {std::move(grads.first)};
     }
     case Op::ConvTranspose2d: {
       const Tensor& x = s.t[0];

@@ -48,6 +48,10 @@ void check_conv(const Case& c, const Conv2dOptions& o, const char* isa) {
   Tensor dw = conv2d_backward_weight(dy, x, w.shape(), o);
   Tensor dwr = reference::conv2d_backward_weight(dy, x, w.shape(), o);
   CHECK(rel_err(dw, dwr) < 1e-5, "backward_weight ", at, " err ", rel_err(dw, dwr));
+  // Both at once (the fused depthwise pass, or the two above).
+  auto both = conv2d_backward_input_weight(dy, x, w, o);
+  CHECK(rel_err(both.first, dxr) < 1e-5, "backward_input_weight dx ", at);
+  CHECK(rel_err(both.second, dwr) < 1e-5, "backward_input_weight dw ", at);
   Tensor db = conv2d_backward_bias(dy);
   Tensor dbr = reference::conv2d_backward_bias(dy);
   CHECK(rel_err(db, dbr) < 1e-5, "backward_bias ", at);

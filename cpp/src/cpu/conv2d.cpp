@@ -466,6 +466,18 @@ Tensor backward_weight(const Tensor& dy, const Tensor& x, const Conv2dParams& p)
   return dw;
 }
 
+std::pair<Tensor, Tensor> backward_input_weight(const Tensor& dy, const Tensor& x, const Tensor& w,
+                                                const Conv2dParams& p) {
+  // The fused depthwise pass sums dw per thread range; deterministic mode keeps the separate
+  // kernels (dw by output channel, the same sums at any thread count).
+  Conv2dParams q;
+  int64_t r0 = 0, s0 = 0;
+  if (select_conv_algo(p) == ConvAlgo::DepthwiseDirect && !crop_taps(p, &q, &r0, &s0) &&
+      !deterministic_algorithms())
+    return depthwise_backward_input_weight(dy, x, w, p);
+  return {backward_input(dy, w, p), backward_weight(dy, x, p)};
+}
+
 }  // namespace conv_impl
 
 // ---- public entry points --------------------------------------------------------------------
@@ -548,6 +560,20 @@ Tensor conv2d_backward_weight(const Tensor& dy_in, const Tensor& x_in, const Sha
       conv2d_params(x.shape(), checked_shape(w_shape, op, "weight_shape"), opt, op);
   check_shape(dy, p.output_shape(), op, "grad_output");
   return conv_impl::backward_weight(dy, x, p);
+}
+
+std::pair<Tensor, Tensor> conv2d_backward_input_weight(const Tensor& dy_in, const Tensor& x_in,
+                                                       const Tensor& w_in,
+                                                       const Conv2dOptions& opt) {
+  if (cuda::any_cuda({&dy_in, &x_in, &w_in}))
+    return {cuda::conv2d_backward_input(dy_in, w_in, x_in.shape(), opt),
+            cuda::conv2d_backward_weight(dy_in, x_in, w_in.shape(), opt)};
+  const char* op = "conv2d_backward_input_weight";
+  Tensor dy = float_nchw(dy_in, op, "grad_output"), x = float_nchw(x_in, op, "input"),
+         w = float_nchw(w_in, op, "weight");
+  const Conv2dParams p = conv2d_params(x.shape(), w.shape(), opt, op);
+  check_shape(dy, p.output_shape(), op, "grad_output");
+  return conv_impl::backward_input_weight(dy, x, w, p);
 }
 
 Tensor conv2d_backward_bias(const Tensor& dy_in) {

@@ -3,6 +3,8 @@
 // serves both ops and no shape is ever recomputed here.
 #pragma once
 
+#include <utility>
+
 #include "cnncore/ops/conv.hpp"
 
 namespace cnncore::conv_impl {
@@ -25,6 +27,9 @@ Tensor forward(const Tensor& x, const Tensor& w, const float* bias, const Conv2d
 Tensor backward_input(const Tensor& dy, const Tensor& w, const Conv2dParams& p);
 // dy (N,K,OH,OW), x (N,C,H,W) -> dw (K,C/g,R,S), new, summed over N.
 Tensor backward_weight(const Tensor& dy, const Tensor& x, const Conv2dParams& p);
+// Both: {backward_input, backward_weight}, in one pass where a kernel does both (depthwise).
+std::pair<Tensor, Tensor> backward_input_weight(const Tensor& dy, const Tensor& x, const Tensor& w,
+                                                const Conv2dParams& p);
 
 // The depthwise path (select_conv_algo == DepthwiseDirect; valid for any groups, depthwise is
 // C/g == 1); same contracts as above.
@@ -32,6 +37,10 @@ Tensor depthwise_forward(const Tensor& x, const Tensor& w, const float* bias,
                          const Conv2dParams& p);
 Tensor depthwise_backward_input(const Tensor& dy, const Tensor& w, const Conv2dParams& p);
 Tensor depthwise_backward_weight(const Tensor& dy, const Tensor& x, const Conv2dParams& p);
+// Both gradients in one pass over the planes: each (image, channel)'s dy planes and input plane
+// are read from memory once for dx and dw (separately, dy is read twice). Returns {dx, dw}.
+std::pair<Tensor, Tensor> depthwise_backward_input_weight(const Tensor& dy, const Tensor& x,
+                                                          const Tensor& w, const Conv2dParams& p);
 
 // The register-blocked direct path (ConvAlgo::Direct, conv_direct.cpp); same contracts. Its
 // backward passes are taken where they win (the *_fits rules: backward-input at stride 1 with

@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cstdlib>
 #include <cstring>
+#include <utility>
 #include <vector>
 
 #include "cpu/conv2d.hpp"
@@ -231,6 +232,96 @@ Tensor depthwise_backward_weight(const Tensor& dy, const Tensor& x, const Conv2d
       }
   });
   return dw;
+}
+
+std::pair<Tensor, Tensor> depthwise_backward_input_weight(const Tensor& dy, const Tensor& x,
+                                                          const Tensor& w, const Conv2dParams& p) {
+  Tensor dx = Tensor::empty(p.input_shape());
+  Tensor dw = Tensor::zeros(p.weight_shape());
+  // Depthwise: one input channel per group, Kg = channel multiplier output planes per group.
+  const int64_t Kg = p.K / p.groups, L = p.OH * p.OW, RS = p.R * p.S, HW = p.H * p.W;
+  const int64_t planes = p.N * p.C, wsize = p.K * RS;
+  const DwGeom g = DwGeom::from(p);
+  const bool strided = p.is_strided();
+  // Input gradient: at stride 1 the forward kernel on dy (flipped kernel, padding
+  // dil*(k-1) - pad); strided, the gather. The same kernels as depthwise_backward_input.
+  const DwGeom gb = strided ? g
+                            : DwGeom::make(p.OH, p.OW, p.H, p.W, p.R, p.S, 1, 1, p.dil_h, p.dil_w,
+                                           p.dil_h * (p.R - 1) - p.pad_t,
+                                           p.dil_w * (p.S - 1) - p.pad_l);
+  const int64_t dys = strided ? gather_dy_size(g) : gb.buf_size();
+  const bool s2x = depthwise_stride2_fits(p);
+  const bool s2g = strided && s2x && Kg * RS <= kS2GatherMaxTaps;
+  const int64_t xbs = s2x ? s2_buf_size(g) : g.buf_size();
+  const float* dyp = dy.data<float>();
+  const float* xp = x.data<float>();
+  const float* wp = w.data<float>();
+  float* dxp = dx.data<float>();
+  float* dwp = dw.data<float>();
+  std::vector<float> flipped;
+  if (!strided) {
+    flipped.resize(static_cast<size_t>(wsize));
+    for (int64_t k = 0; k < p.K; ++k)
+      for (int64_t t = 0; t < RS; ++t) flipped[k * RS + t] = wp[k * RS + (RS - 1 - t)];
+  }
+  // Threads take contiguous ranges of the (image, channel) planes, each summing its dw into a
+  // copy of its own (slot 0 into dw itself), added up in slot order: deterministic for a given
+  // thread count. Ranges are worth waking a thread for (grain_for's 32K multiply-adds, twice).
+  const int64_t useful = std::max<int64_t>(1, planes / grain_for(HW, 2 * Kg * RS));
+  const int64_t slots = std::min<int64_t>({static_cast<int64_t>(get_num_threads()), planes, useful});
+  std::vector<float> extra(static_cast<size_t>((slots - 1) * wsize), 0.0f);
+  parallel_region(slots, [&](int64_t tid, int64_t nt) {
+    float* acc = tid == 0 ? dwp : extra.data() + (tid - 1) * wsize;
+    std::vector<float> dybuf(static_cast<size_t>(Kg * dys));
+    std::vector<float> xbuf(static_cast<size_t>(xbs));  // zeros: the s2 pack writes the inside
+    std::vector<float> row(static_cast<size_t>(strided ? g.sw * gather_row_stride(g) : 0));
+    const int64_t b = planes * tid / nt, e = planes * (tid + 1) / nt;
+    for (int64_t nc = b; nc < e; ++nc) {
+      const int64_t n = nc / p.C, c = nc % p.C;
+      const float* dyg = dyp + (n * p.K + c * Kg) * L;  // the group's Kg dy planes
+      const bool more = nc + 1 < e;
+      for (int64_t kk = 0; kk < Kg; ++kk) {
+        if (strided) {
+          CNNCORE_ISA_CALL(dw_pack_gather_dy(dyg + kk * L, g, dybuf.data() + kk * dys));
+        } else {
+          CNNCORE_ISA_CALL(dw_pack_plane(dyg + kk * L, gb, dybuf.data() + kk * dys));
+        }
+      }
+      // dx plane, while the next plane's dy (Kg planes, after this group's) is fetched.
+      if (strided) {
+        if (s2g) {
+          CNNCORE_ISA_CALL(dw_backward_input_s2(dybuf.data(), Kg, wp + c * Kg * RS, g, row.data(),
+                                                dxp + nc * HW));
+        } else {
+          CNNCORE_ISA_CALL(dw_backward_input_gather(dybuf.data(), Kg, wp + c * Kg * RS, g,
+                                                    row.data(), dxp + nc * HW));
+        }
+      } else {
+        for (int64_t kk = 0; kk < Kg; ++kk)
+          CNNCORE_ISA_CALL(dw_forward_plane(dybuf.data() + kk * dys, gb,
+                                            flipped.data() + (c * Kg + kk) * RS, 0.0f,
+                                            dxp + nc * HW, kk > 0,
+                                            more && kk + 1 == Kg ? dyg + Kg * L : nullptr,
+                                            Kg * L));
+      }
+      // dw of the group's channels: dy planes straight from cache now, the input plane packed.
+      pack_input_plane(xp + nc * HW, g, s2x, xbuf.data());
+      for (int64_t kk = 0; kk < Kg; ++kk) {
+        const float* next = more && kk + 1 == Kg ? xp + (nc + 1) * HW : nullptr;
+        float* dwk = acc + (c * Kg + kk) * RS;
+        if (s2x) {
+          CNNCORE_ISA_CALL(dw_backward_weight_plane_s2(xbuf.data(), g, dyg + kk * L, dwk, next, HW));
+        } else {
+          CNNCORE_ISA_CALL(dw_backward_weight_plane(xbuf.data(), g, dyg + kk * L, dwk, next, HW));
+        }
+      }
+    }
+  });
+  for (int64_t s = 1; s < slots; ++s) {
+    const float* src = extra.data() + (s - 1) * wsize;
+    for (int64_t i = 0; i < wsize; ++i) dwp[i] += src[i];
+  }
+  return {std::move(dx), std::move(dw)};
 }
 
 }  // namespace conv_impl

@@ -57,12 +57,14 @@ def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
     def backward(g, needs):
         g4 = g.reshape(list(y.shape))
         dx = dw = db = None
-        if needs[0]:
+        if needs[0] and needs[1]:
+            dx, dw = _core.conv2d_backward_input_weight(g4, xc, wc, opt)
+        elif needs[0]:
             dx = _core.conv2d_backward_input(g4, wc, x_shape, opt)
-            if unbatched:
-                dx = dx.reshape(x_shape[1:])
-        if needs[1]:
+        elif needs[1]:
             dw = _core.conv2d_backward_weight(g4, xc, w_shape, opt)
+        if dx is not None and unbatched:
+            dx = dx.reshape(x_shape[1:])
         if needs[2]:
             db = _core.conv2d_backward_bias(g4)
         return dx, dw, db

@@ -10,6 +10,7 @@
 
 #include <optional>
 #include <string>
+#include <utility>
 
 #include "cnncore/tensor.hpp"
 
@@ -120,6 +121,13 @@ CNNCORE_API Tensor conv2d_backward_input(const Tensor& dy, const Tensor& w, cons
 // dw from dy and x.  dy (N,K,OH,OW), x (N,C,H,W) -> dw (K,C/g,R,S), a new tensor, summed over N.
 CNNCORE_API Tensor conv2d_backward_weight(const Tensor& dy, const Tensor& x, const Shape& w_shape,
                                           const Conv2dOptions& opt);
+// {dx, dw} at once: the same results, shapes and checks as conv2d_backward_input(dy, w, x.shape())
+// and conv2d_backward_weight(dy, x, w.shape()), with dy and x read once where a kernel computes
+// both (depthwise layers on the CPU, outside deterministic mode).
+CNNCORE_API std::pair<Tensor, Tensor> conv2d_backward_input_weight(const Tensor& dy,
+                                                                   const Tensor& x,
+                                                                   const Tensor& w,
+                                                                   const Conv2dOptions& opt);
 // db = sum of dy over N, OH, OW.  dy (N,K,OH,OW) -> db (K), a new tensor. Also the bias
 // gradient of conv_transpose2d (dy (N,C_out,OH,OW) -> (C_out)).
 CNNCORE_API Tensor conv2d_backward_bias(const Tensor& dy);
