@@ -445,3 +445,28 @@ def test_bad_backward_shapes():
     with pytest.raises(ValueError, match="input_shape must have 4 sizes"):
         _core.conv2d_backward_input(_core.from_numpy(np.ones((1, 2, 3, 3), np.float32)), w,
                                     [3, 5, 5], opt)
+
+
+def test_options_cache_reuses_plain_values_and_still_checks_the_rest():
+    """conv2d and the pools build their options once per distinct plain argument values; a
+    value equal to a cached one but of another type (True for 1, a list for a tuple) still goes
+    through the checks."""
+    from cnncore._ops import conv as conv_ops, pool as pool_ops
+    x = cnncore.tensor(np.zeros((1, 2, 6, 6), np.float32))
+    w = cnncore.tensor(np.zeros((2, 2, 3, 3), np.float32))
+    F = cnncore.nn.functional
+    F.conv2d(x, w, stride=1, padding=(1, 1))
+    a = conv_ops._options(1, (1, 1), 1, 1, "conv2d")
+    assert a is conv_ops._options(1, (1, 1), 1, 1, "conv2d")
+    for bad in (dict(stride=True), dict(stride=(1, True)), dict(groups=True),
+                dict(padding=(1, 1.0))):
+        with pytest.raises(TypeError, match="conv2d: "):
+            F.conv2d(x, w, **{**dict(stride=1, padding=(1, 1)), **bad})
+    assert F.conv2d(x, w, stride=[1, 1], padding=[1, 1]).shape == (1, 2, 6, 6)
+    F.avg_pool2d(x, 2)
+    with pytest.raises(TypeError, match="avg_pool2d: kernel_size"):
+        F.avg_pool2d(x, (2, True))
+    with pytest.raises(TypeError, match="avg_pool2d: ceil_mode"):
+        F.avg_pool2d(x, 2, ceil_mode=2)
+    b = pool_ops._options("avg_pool2d", 2, None, 0, 1, False, True, None)
+    assert b is pool_ops._options("avg_pool2d", 2, None, 0, 1, False, True, None)

@@ -164,7 +164,7 @@ def _run_backward(root: Tensor, grad_core, retain_graph: bool) -> None:
         for t, need, gi in zip(node.inputs, node.needs, grads):
             if not need or gi is None:
                 continue
-            if tuple(gi.shape) != tuple(t.shape):
+            if gi.shape != t.shape:  # both tuples
                 raise RuntimeError(f"{node.name} returned a gradient of shape {tuple(gi.shape)} "
                                    f"for an input of shape {tuple(t.shape)}")
             if t.grad_fn is None:

@@ -26,6 +26,8 @@ def optional_tensor(value, op: str, arg: str) -> Tensor | None:
 
 
 def check_int(value, op: str, arg: str) -> int:
+    if type(value) is int:  # the common case, without the abstract-class checks below
+        return value
     if isinstance(value, bool) or not isinstance(value, numbers.Integral):
         raise TypeError(f"{op}: {arg} must be an int, but got {value!r} ({type(value).__name__})")
     return int(value)
@@ -42,12 +44,52 @@ def check_float(value, op: str, arg: str) -> float:
 
 def pair(value, op: str, arg: str) -> tuple[int, int]:
     """An int or a sequence of two ints -> (int, int)."""
+    if type(value) is int:
+        return value, value
     if isinstance(value, (tuple, list)):
         if len(value) != 2:
             raise ValueError(f"{op}: {arg} must be an int or a pair of ints, but got {value!r}")
         return check_int(value[0], op, arg), check_int(value[1], op, arg)
     v = check_int(value, op, arg)
     return v, v
+
+
+_UNCACHED = object()
+
+
+def _key(value):
+    """value as a dictionary key that keeps its types apart (True == 1 and (1, 1) == [1, 1] in
+    Python, yet a stride of True must still fail its check), or _UNCACHED."""
+    t = type(value)
+    if t is int or t is str or value is None:
+        return value
+    if t is bool:
+        return (bool, value)
+    if t is tuple:
+        parts = tuple(_key(v) for v in value)
+        return _UNCACHED if any(p is _UNCACHED for p in parts) else (tuple, parts)
+    return _UNCACHED
+
+
+class OptionsCache:
+    """Built option objects by their argument values, so that a layer's every call reuses the
+    one its first call checked and built (ints, strings, bools, None and tuples of them; any
+    other value builds afresh). The objects are never modified after they are built."""
+
+    def __init__(self, build, limit: int = 1024):
+        self._build, self._limit, self._built = build, limit, {}
+
+    def __call__(self, *args):
+        key = _key(args)
+        if key is _UNCACHED:
+            return self._build(*args)
+        o = self._built.get(key)
+        if o is None:
+            o = self._build(*args)
+            if len(self._built) >= self._limit:
+                self._built.clear()
+            self._built[key] = o
+        return o
 
 
 def check_choice(value, choices, op: str, arg: str) -> str:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from .. import _core
 from ..tensor import Tensor, _record
-from ._args import as_tensor, check_int, optional_tensor, pair
+from ._args import OptionsCache, as_tensor, check_int, optional_tensor, pair
 
 __all__ = ["conv2d", "conv_transpose2d"]
 
@@ -26,11 +26,14 @@ def _padding(padding, op: str) -> _core.Padding2d:
     return _core.Padding2d.symmetric(ph, pw)
 
 
-def _options(stride, padding, dilation, groups, op: str) -> _core.Conv2dOptions:
+def _build_options(stride, padding, dilation, groups, op: str) -> _core.Conv2dOptions:
     sh, sw = pair(stride, op, "stride")
     dh, dw = pair(dilation, op, "dilation")
     g = check_int(groups, op, "groups")
     return _core.Conv2dOptions(sh, sw, _padding(padding, op), dh, dw, g)
+
+
+_options = OptionsCache(_build_options)
 
 
 def _batched(x: Tensor, op: str):

@@ -10,7 +10,7 @@ import numbers
 
 from .. import _core
 from ..tensor import Tensor, _record
-from ._args import as_tensor, check_int, pair
+from ._args import OptionsCache, as_tensor, check_int, pair
 
 __all__ = ["max_pool2d", "avg_pool2d", "adaptive_avg_pool2d", "adaptive_max_pool2d"]
 
@@ -22,8 +22,8 @@ def _flag(value, op, arg) -> bool:
     raise TypeError(f"{op}: {arg} must be a bool, but got {value!r} ({type(value).__name__})")
 
 
-def _options(op, kernel_size, stride, padding, dilation=1, ceil_mode=False,
-             count_include_pad=True, divisor_override=None):
+def _build_options(op, kernel_size, stride, padding, dilation=1, ceil_mode=False,
+                   count_include_pad=True, divisor_override=None):
     o = _core.Pool2dOptions()
     o.kernel_h, o.kernel_w = pair(kernel_size, op, "kernel_size")
     if stride is None or (isinstance(stride, (tuple, list)) and len(stride) == 0):
@@ -43,6 +43,9 @@ def _options(op, kernel_size, stride, padding, dilation=1, ceil_mode=False,
             raise ValueError(f"{op}: divisor_override must be a non-zero int, but got 0")
         o.divisor_override = d
     return o
+
+
+_options = OptionsCache(_build_options)
 
 
 def max_pool2d(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False,

@@ -82,18 +82,20 @@ class Module:
         raise NotImplementedError(f"{type(self).__name__} has no forward()")
 
     def __call__(self, *args, **kwargs):
-        for hook in list(self._forward_pre_hooks.values()):
-            out = hook(self, args)
-            if out is not None:
-                args = out if isinstance(out, tuple) else (out,)
+        if self._forward_pre_hooks:
+            for hook in list(self._forward_pre_hooks.values()):
+                out = hook(self, args)
+                if out is not None:
+                    args = out if isinstance(out, tuple) else (out,)
         # Remembered so model.save(path) can trace the model without an example input.
         object.__setattr__(self, "_last_input_specs",
-                           tuple((tuple(a.shape), a.dtype) for a in args if isinstance(a, Tensor)))
+                           tuple((a.shape, a.dtype) for a in args if isinstance(a, Tensor)))
         result = self.forward(*args, **kwargs)
-        for hook in list(self._forward_hooks.values()):
-            out = hook(self, args, result)
-            if out is not None:
-                result = out
+        if self._forward_hooks:
+            for hook in list(self._forward_hooks.values()):
+                out = hook(self, args, result)
+                if out is not None:
+                    result = out
         return result
 
     # ---- attribute routing ----

@@ -54,6 +54,9 @@ class SGD(Optimizer):
         with no_grad():
             for group in self.param_groups:
                 momentum = float(group["momentum"])
+                lr, dampening = float(group["lr"]), float(group["dampening"])
+                weight_decay = float(group["weight_decay"])
+                nesterov, maximize = bool(group["nesterov"]), bool(group["maximize"])
                 for p in self._params_with_grad(group):
                     state = self.state[p]
                     buf = state.get("momentum_buffer")
@@ -61,11 +64,8 @@ class SGD(Optimizer):
                     if momentum != 0 and first:
                         buf = _zeros_like_param(p)
                     self._update_in_place(p, lambda c, buf=buf, first=first, p=p: _core.sgd_step(
-                        c, p.grad._c, None if momentum == 0 else buf._c, lr=float(group["lr"]),
-                        momentum=momentum, dampening=float(group["dampening"]),
-                        weight_decay=float(group["weight_decay"]),
-                        nesterov=bool(group["nesterov"]), maximize=bool(group["maximize"]),
-                        first_step=first))
+                        c, p.grad._c, None if momentum == 0 else buf._c, lr, momentum,
+                        dampening, weight_decay, nesterov, maximize, first))
                     if momentum != 0:
                         state["momentum_buffer"] = buf
         return loss
