@@ -7,6 +7,7 @@ from .tensor import (  # noqa: F401
     set_grad_enabled, set_rng_state, tensor, zeros, zeros_like,
 )
 from . import functional  # noqa: F401
+from ._ops.conv import explain_conv  # noqa: F401
 from ._ops.linalg import matmul  # noqa: F401
 from ._ops.tensor_ops import *  # noqa: F401,F403  (torch.cat, torch.sum, ... as cnncore.*)
 from . import nn  # noqa: F401

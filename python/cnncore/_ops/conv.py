@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import numpy as np
+
 from .. import _core
 from ..tensor import Tensor, _record
 from ._args import OptionsCache, as_tensor, check_int, optional_tensor, pair
 
-__all__ = ["conv2d", "conv_transpose2d"]
+__all__ = ["conv2d", "conv_transpose2d", "explain_conv"]
 
 
 def _padding(padding, op: str) -> _core.Padding2d:
@@ -106,3 +108,58 @@ def conv_transpose2d(input, weight, bias=None, stride=1, padding=0, output_paddi
 
     out = y.reshape(list(y.shape)[1:]) if unbatched else y
     return _record(out, (x, w, b), backward, "ConvolutionBackward")
+
+
+def _shape_of(value, op: str, arg: str, dims) -> list:
+    """A Tensor's or array's shape, or a shape given as a sequence of ints."""
+    if isinstance(value, (Tensor, np.ndarray)):
+        shape = list(value.shape)
+    elif isinstance(value, (tuple, list)):
+        shape = [check_int(v, op, arg) for v in value]
+    else:
+        raise TypeError(f"{op}: {arg} must be a Tensor, a numpy array or a shape (a sequence of "
+                        f"ints), but got {type(value).__name__}")
+    if len(shape) not in dims:
+        raise ValueError(f"{op}: {arg} must be {' or '.join(f'{d}-D' for d in dims)}, but got "
+                         f"{len(shape)}-D with shape {tuple(shape)}")
+    return shape
+
+
+def explain_conv(input, weight=None, bias=None, stride=1, padding=0, dilation=1, groups=1) -> str:
+    """Which kernel path conv2d takes for these arguments, and why: '<algorithm>: <reasons>'.
+
+    The arguments are conv2d's; input and weight may also be shapes ((N, C, H, W) or (C, H, W),
+    and (K, C/groups, R, S)), and an nn.Conv2d may stand in for weight and the options:
+    ``explain_conv(input, conv_layer)``. The choice follows fixed rules from the shapes, the
+    current thread count (``cnncore.set_num_threads``), the SIMD path (``CNNCORE_ISA``) and
+    ``CNNCORE_CONV_ALGO``, all of which the answer names; the backward passes' paths are part of
+    the reasons. bias does not change the path."""
+    op = "explain_conv"
+    from ..nn.conv import Conv2d  # nn imports this module
+    if isinstance(weight, Conv2d):
+        layer = weight
+        weight, stride, padding = layer.weight, layer.stride, layer.padding
+        dilation, groups = layer.dilation, layer.groups
+    x_shape = _shape_of(input, op, "input", (3, 4))
+    if x_shape and len(x_shape) == 3:
+        x_shape = [1, *x_shape]
+    if weight is None:
+        raise TypeError(f"{op}: weight is required (a Tensor, a numpy array, a shape or an "
+                        f"nn.Conv2d)")
+    w_shape = _shape_of(weight, op, "weight", (4,))
+    if bias is not None and not isinstance(bias, (Tensor, np.ndarray, tuple, list)):
+        raise TypeError(f"{op}: bias must be None, a Tensor, a numpy array or a shape, but got "
+                        f"{type(bias).__name__}")
+    opt = _options(stride, padding, dilation, groups, op)
+    params = _core.conv2d_params(x_shape, w_shape, opt, "conv2d")
+    on_cuda = any(isinstance(v, Tensor) and v.is_cuda for v in (input, weight))
+    if on_cuda:
+        return ("implicit-gemm (cuda): per group one tiled GEMM with the im2col matrix never "
+                "formed: forward M = K/groups, N = N*OH*OW, depth = C/groups*R*S; "
+                "backward-input and backward-weight the same way")
+    threads = _core.get_num_threads()
+    setting = f"{threads} thread{'s' if threads != 1 else ''}"
+    if _core.deterministic_algorithms():
+        setting += ", deterministic"
+    why = _core.conv2d_algorithm(params)  # ends "(isa <name>)"
+    return f"{why[:-1]}, {setting})" if why.endswith(")") else f"{why} ({setting})"
