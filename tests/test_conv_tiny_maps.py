@@ -24,6 +24,15 @@ CROPPED = [
     (1, 8, 1, 1, 4, (5, 5), 1, 2, 1, 1, "5x5 on 1x1, batch 1"),
     (3, 8, 2, 2, 6, (3, 3), 1, 2, 2, 2, "dilated 3x3 groups 2 on 2x2"),
 ]
+# Output tiles of at most 64 pixels through im2col's gather table (the table on the heap past
+# 4096 entries: 9x9 taps x 64 pixels), with asymmetric padding, strides, dilation, groups.
+GATHERED = [
+    (1, 12, 9, 9, 5, (3, 3), 2, ((1, 0), (2, 1)), 1, 1, "3x3/2 asymmetric padding, one image"),
+    (1, 10, 8, 8, 6, (9, 9), 1, 4, 1, 1, "9x9 on 8x8: a 5184-entry table"),
+    (3, 20, 11, 10, 8, (3, 3), 2, 2, 2, 2, "dilated 3x3/2 groups 2 -> 6x5"),
+    (2, 9, 5, 7, 7, (2, 3), (1, 2), (0, 1), 1, 1, "2x3 stride (1, 2) -> 4x4"),
+]
+IDS_G = [s[-1] for s in GATHERED]
 IDS_B = [s[-1] for s in BATCHED]
 IDS_C = [s[-1] for s in CROPPED]
 
@@ -51,6 +60,14 @@ def test_batched_columns_equal_per_image_path(shape, monkeypatch):
         np.testing.assert_allclose(a, e, rtol=1e-5, atol=1e-5)
 
 
+@pytest.mark.parametrize("shape", GATHERED, ids=IDS_G)
+def test_gathered_columns_match_reference(shape, isa):
+    x, w, b, opt, X, Wc, B, p, dy = _passes(shape, 85)
+    assert _core.conv2d_algorithm(p).startswith("im2col+gemm:"), _core.conv2d_algorithm(p)
+    assert p.output_shape()[2] * p.output_shape()[3] <= 64
+    _matches_reference(X, Wc, B, opt, dy, x.shape, w.shape, f"{shape[-1]} ({isa})")
+
+
 @pytest.mark.parametrize("shape", CROPPED, ids=IDS_C)
 def test_cropped_taps_match_reference(shape, isa):
     x, w, b, opt, X, Wc, B, p, dy = _passes(shape, 91)
@@ -63,7 +80,9 @@ def test_cropped_taps_match_reference(shape, isa):
     assert np.array_equal(dw == 0, ref == 0)
 
 
-@pytest.mark.parametrize("shape", BATCHED[:3] + CROPPED, ids=IDS_B[:3] + IDS_C)
+# torch.nn.functional.conv2d takes no asymmetric padding: GATHERED[0] is left out
+@pytest.mark.parametrize("shape", BATCHED[:3] + CROPPED + GATHERED[1:],
+                         ids=IDS_B[:3] + IDS_C + IDS_G[1:])
 def test_tiny_maps_match_torch(shape):
     _matches_torch(shape, 101)
 

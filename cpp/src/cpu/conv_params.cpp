@@ -246,7 +246,8 @@ std::string conv2d_algorithm(const Conv2dParams& p) {
       break;
   }
   if (a == ConvAlgo::Im2colGemm || a == ConvAlgo::Gemm1x1)
-    why += conv_impl::split_batch(p) ? "; threads over the batch" : "; threads inside the GEMM";
+    why += conv_impl::split_batch(p) && !conv_impl::batch_columns(p) ? "; threads over the batch"
+                                                                  : "; threads inside the GEMM";
   if ((a == ConvAlgo::Im2colGemm || a == ConvAlgo::Winograd) &&
       !(conv_impl::batch_columns(p) && p.OH * p.OW < 16) && conv_impl::tap_gemm_weight_fits(p))
     why += "; backward-weight: one GEMM per kernel tap over a padded copy, no im2col";

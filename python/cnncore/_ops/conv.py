@@ -141,7 +141,7 @@ def explain_conv(input, weight=None, bias=None, stride=1, padding=0, dilation=1,
         weight, stride, padding = layer.weight, layer.stride, layer.padding
         dilation, groups = layer.dilation, layer.groups
     x_shape = _shape_of(input, op, "input", (3, 4))
-    if x_shape and len(x_shape) == 3:
+    if len(x_shape) == 3:  # one unbatched image, as conv2d takes it
         x_shape = [1, *x_shape]
     if weight is None:
         raise TypeError(f"{op}: weight is required (a Tensor, a numpy array, a shape or an "
@@ -151,7 +151,7 @@ def explain_conv(input, weight=None, bias=None, stride=1, padding=0, dilation=1,
         raise TypeError(f"{op}: bias must be None, a Tensor, a numpy array or a shape, but got "
                         f"{type(bias).__name__}")
     opt = _options(stride, padding, dilation, groups, op)
-    params = _core.conv2d_params(x_shape, w_shape, opt, "conv2d")
+    params = _core.conv2d_params(x_shape, w_shape, opt, op)
     on_cuda = any(isinstance(v, Tensor) and v.is_cuda for v in (input, weight))
     if on_cuda:
         return ("implicit-gemm (cuda): per group one tiled GEMM with the im2col matrix never "
