@@ -25,12 +25,15 @@ CROPPED = [
     (3, 8, 2, 2, 6, (3, 3), 1, 2, 2, 2, "dilated 3x3 groups 2 on 2x2"),
 ]
 # Output tiles of at most 64 pixels through im2col's gather table (the table on the heap past
-# 4096 entries: 9x9 taps x 64 pixels), with asymmetric padding, strides, dilation, groups.
+# 4096 entries: 9x9 taps x 64 pixels; planes of 4096 floats or more gathered with a test per
+# entry instead of from a copy next to a zero), with asymmetric padding, strides, dilation,
+# groups.
 GATHERED = [
     (1, 12, 9, 9, 5, (3, 3), 2, ((1, 0), (2, 1)), 1, 1, "3x3/2 asymmetric padding, one image"),
     (1, 10, 8, 8, 6, (9, 9), 1, 4, 1, 1, "9x9 on 8x8: a 5184-entry table"),
     (3, 20, 11, 10, 8, (3, 3), 2, 2, 2, 2, "dilated 3x3/2 groups 2 -> 6x5"),
     (2, 9, 5, 7, 7, (2, 3), (1, 2), (0, 1), 1, 1, "2x3 stride (1, 2) -> 4x4"),
+    (1, 9, 66, 64, 4, (3, 3), 9, 0, 1, 1, "3x3/9 on 66x64: a plane too big to copy"),
 ]
 IDS_G = [s[-1] for s in GATHERED]
 IDS_B = [s[-1] for s in BATCHED]

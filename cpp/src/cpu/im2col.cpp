@@ -53,10 +53,28 @@ void im2col_small(const float* x, const Conv2dParams& p, int64_t channels, int64
         table[(r * S + s) * L + l] =
             ih >= 0 && ih < H && iw >= 0 && iw < W ? static_cast<int32_t>(ih * W + iw) : -1;
       }
+  // Planes of up to kPlaneMax floats are copied next to a zero, which the padding entries then
+  // index: a branch-free gather. Larger planes (strided layers) test each entry.
+  constexpr int64_t kPlaneMax = 4096;
+  const int64_t HW = H * W;
+  if (HW < kPlaneMax)
+    for (int64_t i = 0; i < RS * L; ++i)
+      if (table[i] < 0) table[i] = static_cast<int32_t>(HW);
   const int64_t grain = std::max<int64_t>(1, kGrainElems / std::max<int64_t>(L * RS, 1));
   parallel_for(0, channels, grain, [&](int64_t b, int64_t e) {
+    float plane[kPlaneMax];
     for (int64_t c = b; c < e; ++c) {
-      const float* xc = x + c * H * W;
+      const float* xc = x + c * HW;
+      if (HW < kPlaneMax) {
+        std::copy(xc, xc + HW, plane);
+        plane[HW] = 0.0f;
+        for (int64_t t = 0; t < RS; ++t) {
+          const int32_t* tt = table + t * L;
+          float* dst = col + (c * RS + t) * ld;
+          for (int64_t l = 0; l < L; ++l) dst[l] = plane[tt[l]];
+        }
+        continue;
+      }
       for (int64_t t = 0; t < RS; ++t) {
         const int32_t* tt = table + t * L;
         float* dst = col + (c * RS + t) * ld;
