@@ -40,10 +40,12 @@ void im2col_small(const float* x, const Conv2dParams& p, int64_t channels, int64
                   int64_t oh1, float* col, int64_t ld) {
   const int64_t R = p.R, S = p.S, OW = p.OW, H = p.H, W = p.W, RS = R * S;
   const int64_t L = (oh1 - oh0) * OW;
-  // src[t * L + l]: where tap t of output pixel l reads in a channel plane, -1 in the padding.
-  int32_t src[kTableMaxPixels * 64];
-  std::vector<int32_t> big(static_cast<size_t>(RS * L > kTableMaxPixels * 64 ? RS * L : 0));
-  int32_t* table = RS * L > kTableMaxPixels * 64 ? big.data() : src;
+  // table[t * L + l]: where tap t of output pixel l reads in a channel plane, -1 in the padding
+  // (on the stack up to 64 taps x 64 pixels).
+  constexpr int64_t kStackEntries = kTableMaxPixels * 64;
+  int32_t stack_table[kStackEntries];
+  std::vector<int32_t> heap_table(static_cast<size_t>(RS * L > kStackEntries ? RS * L : 0));
+  int32_t* table = RS * L > kStackEntries ? heap_table.data() : stack_table;
   for (int64_t r = 0; r < R; ++r)
     for (int64_t s = 0; s < S; ++s)
       for (int64_t l = 0; l < L; ++l) {
