@@ -40,8 +40,14 @@ void im2col_small(const float* x, const Conv2dParams& p, int64_t channels, int64
                   int64_t oh1, float* col, int64_t ld) {
   const int64_t R = p.R, S = p.S, OW = p.OW, H = p.H, W = p.W, RS = R * S;
   const int64_t L = (oh1 - oh0) * OW;
-  // table[t * L + l]: where tap t of output pixel l reads in a channel plane, -1 in the padding
-  // (on the stack up to 64 taps x 64 pixels).
+  // Planes of fewer than kPlaneMax floats are copied next to a zero (index HW) that the padding
+  // entries then name: a branch-free gather. Larger planes (strided layers) mark the padding -1
+  // and test each entry.
+  constexpr int64_t kPlaneMax = 4096;
+  const int64_t HW = H * W;
+  const int32_t pad = HW < kPlaneMax ? static_cast<int32_t>(HW) : -1;
+  // table[t * L + l]: where tap t of output pixel l reads in a channel plane, or pad (on the
+  // stack up to 64 taps x 64 pixels).
   constexpr int64_t kStackEntries = kTableMaxPixels * 64;
   int32_t stack_table[kStackEntries];
   std::vector<int32_t> heap_table(static_cast<size_t>(RS * L > kStackEntries ? RS * L : 0));
@@ -53,15 +59,8 @@ void im2col_small(const float* x, const Conv2dParams& p, int64_t channels, int64
         const int64_t ih = oh * p.stride_h - p.pad_t + r * p.dil_h;
         const int64_t iw = ow * p.stride_w - p.pad_l + s * p.dil_w;
         table[(r * S + s) * L + l] =
-            ih >= 0 && ih < H && iw >= 0 && iw < W ? static_cast<int32_t>(ih * W + iw) : -1;
+            ih >= 0 && ih < H && iw >= 0 && iw < W ? static_cast<int32_t>(ih * W + iw) : pad;
       }
-  // Planes of up to kPlaneMax floats are copied next to a zero, which the padding entries then
-  // index: a branch-free gather. Larger planes (strided layers) test each entry.
-  constexpr int64_t kPlaneMax = 4096;
-  const int64_t HW = H * W;
-  if (HW < kPlaneMax)
-    for (int64_t i = 0; i < RS * L; ++i)
-      if (table[i] < 0) table[i] = static_cast<int32_t>(HW);
   const int64_t grain = std::max<int64_t>(1, kGrainElems / std::max<int64_t>(L * RS, 1));
   parallel_for(0, channels, grain, [&](int64_t b, int64_t e) {
     float plane[kPlaneMax];
