@@ -215,10 +215,52 @@ def test_direct_multi_lane_blocks_match_torch(shape):
     _matches_torch(shape, 93)
 
 
+# The direct backward-input in blocks of one row across images, skipping the kernel rows that
+# read only dy's padding: every register block of output channels (dx channels 1, 2, 3, 6 and 8:
+# blocks of 1, 2, 3 and 6 and a ragged 6 + 2), image counts that leave the last block or the
+# last chunk short, rows of one and two vectors, dilation, padding that crops (pad > 0: fewer
+# padding rows), groups, and rows with no valid kernel row at all (dilation 3 on a short dy).
+ROWS_SHAPES = [
+    (32, 6, 14, 14, 16, (5, 5), 1, 0, 1, 1, "LeNet2"),
+    (13, 6, 9, 12, 5, (5, 5), 1, 0, 1, 1, "13 images, 6 channels"),
+    (29, 1, 10, 11, 3, (5, 5), 1, 0, 1, 1, "1 channel"),
+    (19, 2, 8, 21, 4, (3, 3), 1, 0, 1, 1, "2 channels, two vectors per row"),
+    (15, 3, 11, 9, 7, (5, 3), 1, (1, 0), 1, 1, "3 channels, row padding 1"),
+    (11, 8, 12, 10, 6, (3, 3), 1, 0, 2, 1, "8 channels dilated"),
+    (10, 8, 9, 7, 8, (3, 3), 1, 0, 3, 2, "groups 2 of 4, dilation 3, rows with no tap"),
+]
+ROWS_IDS = [s[-1] for s in ROWS_SHAPES]
+
+
+@pytest.mark.parametrize("threads", [1, 2, 3])
+@pytest.mark.parametrize("shape", ROWS_SHAPES, ids=ROWS_IDS)
+def test_direct_backward_input_by_rows_matches_reference(shape, threads, isa):
+    before = cnncore.get_num_threads()
+    cnncore.set_num_threads(threads)
+    try:
+        x, w, b, opt, X, Wc, B, p, dy = _passes(shape, 71)
+        text = _core.conv2d_algorithm(p)
+        assert text.startswith("direct"), text
+        by_rows = "rows across images" in text
+        # every shape takes it on 1 thread with AVX-512; more threads need more images per
+        # block, and narrower vectors make some of these rows take channels as lanes instead
+        assert by_rows or threads > 1 or isa != "avx512", text
+        _matches_reference(X, Wc, B, opt, dy, x.shape, w.shape,
+                           f"{shape[-1]} ({isa}, {threads} threads, by rows: {by_rows})")
+    finally:
+        cnncore.set_num_threads(before)
+
+
+@pytest.mark.parametrize("shape", ROWS_SHAPES[:3], ids=ROWS_IDS[:3])
+def test_direct_backward_input_by_rows_matches_torch(shape):
+    _matches_torch(shape, 73)
+
+
 @pytest.mark.parametrize("variant, shapes, marker", [
     ("depthwise-phase-split", DW_S2_SHAPES, "even/odd columns"),
     ("direct-pixel-lanes", CHANNEL_TILE_SHAPES, "channels as lanes"),
     ("direct-forward-pixel-lanes", MULTI_LANE_SHAPES, "channel vectors x row pixels"),
+    ("direct-rows", ROWS_SHAPES, "rows across images"),
 ])
 def test_older_variants_stay_forcible_and_correct(variant, shapes, marker, isa, monkeypatch):
     """CNNCORE_CONV_ALGO names the older variant of a pass: conv2d_algorithm stops naming the

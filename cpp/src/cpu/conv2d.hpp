@@ -59,8 +59,12 @@ Tensor direct_backward_input(const Tensor& dy, const Tensor& w, const Conv2dPara
 Tensor direct_backward_weight(const Tensor& dy, const Tensor& x, const Conv2dParams& p);
 
 // The variants inside those paths, named by conv2d_algorithm; CNNCORE_CONV_ALGO set to the
-// older variant's name (direct-pixel-lanes, direct-forward-pixel-lanes, depthwise-phase-split)
-// forces that one instead.
+// older variant's name (direct-pixel-lanes, direct-forward-pixel-lanes, direct-rows,
+// depthwise-phase-split) forces that one instead.
+// Direct backward-input as blocks of one row across images, kernel rows that read only
+// padding skipped (LeNet2: dy padded by 4 rows each side of 10); direct-rows forces the
+// single-image blocks.
+bool direct_backward_input_by_rows(const Conv2dParams& p);
 // Direct weight gradient with output channels as the lanes (LeNet2: 16 channels, 10-pixel rows).
 bool direct_weight_by_channels(const Conv2dParams& p);
 // Output channels per register block of the direct forward (32 or more: channels as the lanes,

@@ -21,6 +21,20 @@ CNNCORE_DECLARE_ISA_KERNELS(
     // (zeros past kout). Overwritten. bias: kout floats or null.
     void direct_forward_rows(const float* buf, int64_t cin, const DwGeom& g, const float* wpk,
                              int64_t kout, const float* bias, float* y, int64_t oh0, int64_t oh1);
+    // Whether direct_forward_image_rows takes kout output channels over rows of ow pixels:
+    // the channels per packed weight block it reads (direct_forward_rows' layout for
+    // block_channels_for(kout)), or 0 where direct_forward_rows would take another layout.
+    int64_t direct_image_rows_block(int64_t kout, int64_t ow);
+    // Images per register block of direct_forward_image_rows (one output row's vectors each):
+    // image counts that are multiples of it leave no item empty.
+    int64_t direct_image_rows_images(int64_t kout);
+    // Every output row of `images` images (packed planes bstride floats apart in buf, outputs
+    // ystride apart in y) without bias, each row summing only the kernel rows that read inside
+    // the plane; weights packed as for direct_forward_rows with direct_image_rows_block(kout,
+    // g.OW) channels per block. Overwritten.
+    void direct_forward_image_rows(const float* buf, int64_t cin, const DwGeom& g,
+                                   const float* wpk, int64_t kout, float* y, int64_t images,
+                                   int64_t bstride, int64_t ystride);
     // dw (kout, cin, R, S) += sum over pixels of dy (kout planes, OH*OW apart) times the packed
     // cin planes in buf, for output rows [oh0, oh1) of `images` images (packed planes
     // cin * g.buf_size() floats apart, dy images dy_stride apart). Accumulates.

@@ -221,7 +221,11 @@ std::string conv2d_algorithm(const Conv2dParams& p) {
                        std::to_string(conv_impl::direct_forward_block_channels(p)) + " channels"
                  : std::string()) +
             "; backward-input " +
-            (conv_impl::direct_backward_input_fits(p) ? "direct" : "im2col+gemm") +
+            (conv_impl::direct_backward_input_fits(p)
+                 ? (conv_impl::direct_backward_input_by_rows(p)
+                        ? "direct (rows across images, padding rows skipped)"
+                        : "direct")
+                 : "im2col+gemm") +
             ", backward-weight " +
             (conv_impl::direct_backward_weight_fits(p)
                  ? (conv_impl::direct_weight_by_channels(p) ? "direct (channels as lanes)"
