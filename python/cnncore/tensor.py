@@ -84,10 +84,11 @@ class Node:
 
     __slots__ = ("backward_fn", "inputs", "needs", "name", "_retained", "__weakref__")
 
-    def __init__(self, backward_fn, inputs, name):
+    def __init__(self, backward_fn, inputs, name, needs=None):
         self.backward_fn = backward_fn
         self.inputs = inputs
-        self.needs = tuple(t is not None and t.requires_grad for t in inputs)
+        self.needs = (tuple([t is not None and t.requires_grad for t in inputs]) if needs is None
+                      else needs)
         self.name = name
         self._retained = None  # weakref to the output tensor when retain_grad() was called
 
@@ -103,9 +104,11 @@ class Node:
 def _record(out_core, inputs, backward, name="Backward"):
     """Wraps an op's output and records its backward when any input requires grad."""
     out = Tensor._wrap(out_core)
-    if is_grad_enabled() and any(t is not None and t.requires_grad for t in inputs):
-        out.grad_fn = Node(backward, tuple(inputs), name)
-        out.requires_grad = True
+    if getattr(_state, "grad_enabled", True):  # is_grad_enabled(), inlined: once per op
+        needs = tuple([t is not None and t.requires_grad for t in inputs])
+        if True in needs:
+            out.grad_fn = Node(backward, tuple(inputs), name, needs)
+            out.requires_grad = True
     return out
 
 
@@ -157,14 +160,15 @@ def _run_backward(root: Tensor, grad_core, retain_graph: bool) -> None:
             raise RuntimeError(
                 f"backward: the graph through {node.name} was already freed; pass "
                 "retain_graph=True to the first backward()")
-        grads = node.backward_fn(g, node.needs)
-        if len(grads) != len(node.inputs):
+        inputs, needs = node.inputs, node.needs
+        grads = node.backward_fn(g, needs)
+        if len(grads) != len(inputs):
             raise RuntimeError(f"{node.name} returned {len(grads)} gradients for "
-                               f"{len(node.inputs)} inputs")
-        for t, need, gi in zip(node.inputs, node.needs, grads):
+                               f"{len(inputs)} inputs")
+        for t, need, gi in zip(inputs, needs, grads):
             if not need or gi is None:
                 continue
-            if gi.shape != t.shape:  # both tuples
+            if gi.shape != t._c.shape:  # both tuples
                 raise RuntimeError(f"{node.name} returned a gradient of shape {tuple(gi.shape)} "
                                    f"for an input of shape {tuple(t.shape)}")
             if t.grad_fn is None:
@@ -174,7 +178,7 @@ def _run_backward(root: Tensor, grad_core, retain_graph: bool) -> None:
                 pending[k] = gi if k not in pending else _accumulate(pending[k], gi)
         if not retain_graph:
             node.backward_fn = None
-            node.inputs = tuple(None if t is None else _Freed for t in node.inputs)
+            node.inputs = tuple([None if t is None else _Freed for t in inputs])
 
 
 class _FreedInput:

@@ -251,7 +251,7 @@ Tensor direct_backward_weight(const Tensor& dy, const Tensor& x, const Conv2dPar
   // at once), few enough that the packed rows stay in cache across its passes.
   const int64_t rows =
       std::max<int64_t>(1, std::min<int64_t>(p.OH, 2048 / std::max<int64_t>(p.OW, 1)));
-  const int64_t batch = rows < p.OH ? 1 : std::max<int64_t>(1, 2048 / std::max<int64_t>(L, 1));
+  const int64_t batch = rows < p.OH ? 1 : std::max<int64_t>(1, 4096 / std::max<int64_t>(L, 1));
   const float* dyp = dy.data<float>();
   const float* xp = x.data<float>();
   float* dwp = dw.data<float>();

@@ -66,8 +66,17 @@ def _key(value):
     if t is bool:
         return (bool, value)
     if t is tuple:
-        parts = tuple(_key(v) for v in value)
-        return _UNCACHED if any(p is _UNCACHED for p in parts) else (tuple, parts)
+        for v in value:  # plain ints, strings and None (the usual arguments): keys as they are
+            tv = type(v)
+            if not (tv is int or tv is str or v is None):
+                break
+        else:
+            return (tuple, value)
+        parts = tuple([_key(v) for v in value])
+        for p in parts:
+            if p is _UNCACHED:
+                return _UNCACHED
+        return (tuple, parts)
     return _UNCACHED
 
 

@@ -87,9 +87,10 @@ class Module:
                 out = hook(self, args)
                 if out is not None:
                     args = out if isinstance(out, tuple) else (out,)
-        # Remembered so model.save(path) can trace the model without an example input.
-        object.__setattr__(self, "_last_input_specs",
-                           tuple((a.shape, a.dtype) for a in args if isinstance(a, Tensor)))
+        # Remembered so model.save(path) can trace the model without an example input: each
+        # tensor argument's shape and dtype name.
+        self.__dict__["_last_input_specs"] = tuple(
+            [(a._c.shape, a._c.dtype) for a in args if isinstance(a, Tensor)])
         result = self.forward(*args, **kwargs)
         if self._forward_hooks:
             for hook in list(self._forward_hooks.values()):

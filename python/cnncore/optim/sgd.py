@@ -57,15 +57,25 @@ class SGD(Optimizer):
                 lr, dampening = float(group["lr"]), float(group["dampening"])
                 weight_decay = float(group["weight_decay"])
                 nesterov, maximize = bool(group["nesterov"]), bool(group["maximize"])
-                for p in self._params_with_grad(group):
+                for p in group["params"]:
+                    grad = p.grad
+                    if grad is None:
+                        continue
                     state = self.state[p]
                     buf = state.get("momentum_buffer")
                     first = buf is None
                     if momentum != 0 and first:
                         buf = _zeros_like_param(p)
-                    self._update_in_place(p, lambda c, buf=buf, first=first, p=p: _core.sgd_step(
-                        c, p.grad._c, None if momentum == 0 else buf._c, lr, momentum,
-                        dampening, weight_decay, nesterov, maximize, first))
+                    bc = None if momentum == 0 else buf._c
+                    c = p._c
+                    if c.is_contiguous():  # the usual case, without a closure per parameter
+                        _core.sgd_step(c, grad._c, bc, lr, momentum, dampening, weight_decay,
+                                       nesterov, maximize, first)
+                    else:
+                        self._update_in_place(p, lambda c, g=grad._c, bc=bc, first=first:
+                                              _core.sgd_step(c, g, bc, lr, momentum, dampening,
+                                                             weight_decay, nesterov, maximize,
+                                                             first))
                     if momentum != 0:
                         state["momentum_buffer"] = buf
         return loss
