@@ -215,6 +215,29 @@ def test_direct_multi_lane_blocks_match_torch(shape):
     _matches_torch(shape, 93)
 
 
+# The direct weight gradient with pixels as the lanes in blocks of output channels x taps: on
+# AVX-512 6 x 4 where that pads less than 4 x 5 (5, 6 and 9 channels: ragged channel blocks, the
+# ragged last tap block of 25 taps, 18, 27 and 50 taps), 4 x 5 otherwise (7 channels, 9 taps);
+# several images per call, and one (1000 pixels) per call.
+WEIGHT_ROWS_SHAPES = [
+    (9, 1, 32, 32, 6, (5, 5), 1, 0, 1, 1, "LeNet1: 6 channels, 25 taps"),
+    (5, 2, 12, 17, 5, (5, 5), 1, 2, 1, 1, "5 channels, 50 taps"),
+    (3, 2, 9, 11, 6, (3, 3), 1, 1, 1, 1, "6 channels, 18 taps"),
+    (4, 1, 13, 10, 7, (3, 3), 1, 0, 1, 1, "7 channels, 9 taps: 4 x 5 blocks"),
+    (3, 3, 10, 100, 9, (3, 3), 1, 1, 1, 1, "9 channels, 100-pixel rows"),
+]
+
+
+@pytest.mark.parametrize("shape", WEIGHT_ROWS_SHAPES, ids=[s[-1] for s in WEIGHT_ROWS_SHAPES])
+def test_direct_weight_gradient_blocks_match_reference(shape, isa):
+    x, w, b, opt, X, Wc, B, p, dy = _passes(shape, 77)
+    text = _core.conv2d_algorithm(p)
+    assert "backward-weight direct" in text, text
+    ref = _core.reference.conv2d_backward_weight(dy, X, list(w.shape), opt).numpy()
+    _rel(_core.conv2d_backward_weight(dy, X, list(w.shape), opt).numpy(), ref,
+         f"backward weight {shape[-1]} ({isa})")
+
+
 # The direct backward-input in blocks of one row across images, skipping the kernel rows that
 # read only dy's padding: every register block of output channels (dx channels 1, 2, 3, 6 and 8:
 # blocks of 1, 2, 3 and 6 and a ragged 6 + 2), image counts that leave the last block or the

@@ -31,15 +31,16 @@ int64_t rows_per_item(int64_t images, int64_t OH) {
   return std::max<int64_t>(1, (OH + slices - 1) / slices);
 }
 
-// Per-thread packed planes: 16 readable floats past the last plane (full-width loads of short
-// rows). Kept between calls: a fresh 600 KB buffer (the RGB first layers) costs a page fault
-// per 4 KB. dw_pack_plane writes every float the kernels store results from; what the tail held
-// before only reaches unstored lanes. Above kKeptBufferFloats (16 MB) a buffer of its own,
-// freed on return.
-float* plane_buffer(size_t floats, std::vector<float>& own) {
+// Per-thread scratch (packed planes; slot 1: the weight gradient's transposed dy), 16 readable
+// floats past the end (full-width loads of short rows). Kept between calls: a fresh 600 KB
+// buffer (the RGB first layers) costs a page fault per 4 KB, and zero-filling one per call
+// (LeNet2's weight gradient) a pass over it. dw_pack_plane writes every float the kernels store
+// results from; what the tail (or dy's padding channels) held before only reaches unstored
+// lanes. Above kKeptBufferFloats (16 MB) a buffer of its own, freed on return.
+float* plane_buffer(size_t floats, std::vector<float>& own, int slot = 0) {
   constexpr size_t kKeptBufferFloats = size_t{1} << 22;
-  thread_local std::vector<float> kept;
-  std::vector<float>& buf = floats + 16 <= kKeptBufferFloats ? kept : own;
+  thread_local std::vector<float> kept[2];
+  std::vector<float>& buf = floats + 16 <= kKeptBufferFloats ? kept[slot] : own;
   if (buf.size() < floats + 16) buf.resize(floats + 16, 0.0f);
   return buf.data();
 }
@@ -265,8 +266,10 @@ Tensor direct_backward_weight(const Tensor& dy, const Tensor& x, const Conv2dPar
   std::vector<float> extra(static_cast<size_t>((slots - 1) * wsize), 0.0f);
   parallel_region(slots, [&](int64_t tid, int64_t nt) {
     float* acc = tid == 0 ? dwp : extra.data() + (tid - 1) * wsize;
-    std::vector<float> buf(static_cast<size_t>(batch * Cg * bs + 16), 0.0f);
-    std::vector<float> dyt(static_cast<size_t>(by_channels ? batch * L * kpad : 0), 0.0f);
+    std::vector<float> own_buf, own_dyt;
+    float* const buf = plane_buffer(static_cast<size_t>(batch * Cg * bs), own_buf);
+    float* const dyt =
+        by_channels ? plane_buffer(static_cast<size_t>(batch * L * kpad), own_dyt, 1) : nullptr;
     const int64_t chunk = (p.N + nt - 1) / nt;
     const int64_t n_end = std::min(p.N, (tid + 1) * chunk);
     for (int64_t n0 = tid * chunk; n0 < n_end; n0 += batch) {
@@ -275,21 +278,21 @@ Tensor direct_backward_weight(const Tensor& dy, const Tensor& x, const Conv2dPar
         for (int64_t i = 0; i < nb; ++i)
           for (int64_t c = 0; c < Cg; ++c)
             CNNCORE_ISA_CALL(dw_pack_plane(xp + ((n0 + i) * p.C + grp * Cg + c) * HW, g,
-                                           buf.data() + (i * Cg + c) * bs));
+                                           buf + (i * Cg + c) * bs));
         if (by_channels) {
           for (int64_t i = 0; i < nb; ++i)
             for (int64_t k = 0; k < Kg; ++k) {
               const float* src = dyp + ((n0 + i) * p.K + grp * Kg + k) * L;
-              float* dst = dyt.data() + i * L * kpad + k;
+              float* dst = dyt + i * L * kpad + k;
               for (int64_t q = 0; q < L; ++q) dst[q * kpad] = src[q];
             }
           CNNCORE_ISA_CALL(direct_backward_weight_channels(
-              buf.data(), Cg, g, dyt.data(), Kg, acc + grp * Kg * Cg * p.R * p.S, nb));
+              buf, Cg, g, dyt, Kg, acc + grp * Kg * Cg * p.R * p.S, nb));
           continue;
         }
         for (int64_t oh0 = 0; oh0 < p.OH; oh0 += rows)
           CNNCORE_ISA_CALL(direct_backward_weight_rows(
-              buf.data(), Cg, g, dyp + (n0 * p.K + grp * Kg) * L, Kg,
+              buf, Cg, g, dyp + (n0 * p.K + grp * Kg) * L, Kg,
               acc + grp * Kg * Cg * p.R * p.S, oh0, std::min(p.OH, oh0 + rows), nb, p.K * L));
       }
     }
