@@ -1,5 +1,7 @@
 """conv2d: fast paths vs the reference twin on every ISA, vs PyTorch, gradients, bad inputs."""
 
+import itertools
+
 import numpy as np
 import pytest
 
@@ -92,6 +94,40 @@ def test_fast_matches_reference(shape, isa):
     _matches_reference(X, Wc, B, opt, dy, x.shape, w.shape, what)
     _rel(_core.conv2d_backward_bias(dy).numpy(), _core.reference.conv2d_backward_bias(dy).numpy(),
          f"backward bias {what}")
+
+
+@pytest.mark.parametrize("shape", SHAPES, ids=IDS)
+def test_conv2d_backward_all_masks_match_reference(shape, isa):
+    """conv2d_backward gives what the separate backward ops give, for every output mask, and
+    None where a gradient is not asked for (the bias summed inside the direct weight gradient)."""
+    x, w, b = _data(shape, 5)
+    *_, stride, padding, dilation, groups, what = shape
+    opt = _opts(stride, padding, dilation, groups)
+    X, Wc = _core.from_numpy(x), _core.from_numpy(w)
+    y = _core.conv2d_forward(X, Wc, None, opt)
+    dy = _core.from_numpy(np.random.default_rng(6).standard_normal(y.shape).astype(np.float32))
+    ref = (_core.reference.conv2d_backward_input(dy, Wc, list(x.shape), opt).numpy(),
+           _core.reference.conv2d_backward_weight(dy, X, list(w.shape), opt).numpy(),
+           _core.reference.conv2d_backward_bias(dy).numpy())
+    for mask in itertools.product((False, True), repeat=3):
+        got = _core.conv2d_backward(dy, X, Wc, opt, mask)
+        assert len(got) == 3
+        for want, g, r, name in zip(mask, got, ref, ("input", "weight", "bias")):
+            if not want:
+                assert g is None, f"{name} {what} {mask}"
+                continue
+            _rel(g.numpy(), r, f"conv2d_backward {name} {what} {mask} ({isa})")
+
+
+def test_conv2d_backward_checks_its_arguments():
+    x = _core.from_numpy(np.zeros((2, 3, 8, 8), np.float32))
+    w = _core.from_numpy(np.zeros((4, 3, 3, 3), np.float32))
+    opt = _opts(1, 0, 1, 1)
+    dy = _core.from_numpy(np.zeros((2, 4, 5, 5), np.float32))
+    with pytest.raises(ValueError, match="conv2d_backward: grad_output"):
+        _core.conv2d_backward(dy, x, w, opt, (True, True, True))
+    with pytest.raises(TypeError):
+        _core.conv2d_backward(dy, x, w, opt, (True, True))
 
 
 @pytest.mark.parametrize("algo", ["im2col+gemm", "direct", "gemm-1x1"])

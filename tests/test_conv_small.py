@@ -238,6 +238,28 @@ def test_direct_weight_gradient_blocks_match_reference(shape, isa):
          f"backward weight {shape[-1]} ({isa})")
 
 
+@pytest.mark.parametrize("threads", [1, 2, 3])
+@pytest.mark.parametrize("shape", CHANNEL_TILE_SHAPES[:3] + WEIGHT_ROWS_SHAPES[:3],
+                         ids=[s[-1] for s in CHANNEL_TILE_SHAPES[:3] + WEIGHT_ROWS_SHAPES[:3]])
+def test_bias_gradient_summed_in_the_direct_weight_pass(shape, threads, isa):
+    """conv2d_backward's bias gradient comes from the direct weight gradient's pass over dy
+    (per-thread partial sums, both lane layouts): it matches the reference bias gradient."""
+    before = cnncore.get_num_threads()
+    cnncore.set_num_threads(threads)
+    try:
+        x, w, b, opt, X, Wc, B, p, dy = _passes(shape, 79)
+        assert "backward-weight direct" in _core.conv2d_algorithm(p)
+        ref_db = _core.reference.conv2d_backward_bias(dy).numpy()
+        ref_dw = _core.reference.conv2d_backward_weight(dy, X, list(w.shape), opt).numpy()
+        for mask in ((False, True, True), (True, True, True)):
+            dx, dw, db = _core.conv2d_backward(dy, X, Wc, opt, mask)
+            what = f"{shape[-1]} {mask} ({isa}, {threads} threads)"
+            _rel(db.numpy(), ref_db, f"bias {what}")
+            _rel(dw.numpy(), ref_dw, f"weight {what}")
+    finally:
+        cnncore.set_num_threads(before)
+
+
 # The direct backward-input in blocks of one row across images, skipping the kernel rows that
 # read only dy's padding: every register block of output channels (dx channels 1, 2, 3, 6 and 8:
 # blocks of 1, 2, 3 and 6 and a ragged 6 + 2), image counts that leave the last block or the

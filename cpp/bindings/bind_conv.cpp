@@ -104,6 +104,21 @@ void bind_conv(py::module_& m, py::module_& ref) {
         "where a kernel computes both (depthwise)");
   m.def("conv2d_backward_bias", &conv2d_backward_bias, py::arg("grad_output"), nogil,
         "db (K) = dy summed over N, OH, OW");
+  m.def(
+      "conv2d_backward",
+      [](const Tensor& dy, const Tensor& x, const Tensor& w, const Conv2dOptions& opt,
+         const std::array<bool, 3>& output_mask) {
+        Conv2dGrads g = conv2d_backward(dy, x, w, opt, output_mask);
+        auto opt_t = [](Tensor& t) {
+          return t.defined() ? std::optional<Tensor>(std::move(t)) : std::nullopt;
+        };
+        return std::make_tuple(opt_t(g.input), opt_t(g.weight), opt_t(g.bias));
+      },
+      py::arg("grad_output"), py::arg("x"), py::arg("weight"), py::arg("options"),
+      py::arg("output_mask"), nogil,
+      "(dx, dw, db) where output_mask (three bools) asks for them, else None: "
+      "conv2d_backward_input, _weight and _bias in one call, dy read once where a kernel "
+      "computes several");
   m.def("conv_transpose2d_forward", &conv_transpose2d_forward, py::arg("x"), py::arg("weight"),
         py::arg("bias"), py::arg("options"), py::arg("output_padding_h"),
         py::arg("output_padding_w"), nogil,

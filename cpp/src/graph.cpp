@@ -777,11 +777,12 @@ std::vector<Tensor> Model::Impl::grad(const Node& n, const Saved& s, const std::
   switch (n.op) {
     case Op::Conv2d: {
       const Tensor& x = s.t[0];
-      // x is the saved input, so its shape is xs: both gradients at once (one pass, depthwise).
-      auto grads = conv2d_backward_input_weight(g, x, st(n.weight), n.conv);
-      accumulate_param(n.weight, grads.second);
-      if (n.bias >= 0) accumulate_param(n.bias, conv2d_backward_bias(g));
-      return {std::move(grads.first)};
+      // x is the saved input, so its shape is xs: every gradient in one call (dx and dw in
+      // one pass for depthwise layers, db summed with the direct weight gradient).
+      Conv2dGrads grads = conv2d_backward(g, x, st(n.weight), n.conv, {true, true, n.bias >= 0});
+      accumulate_param(n.weight, grads.weight);
+      if (n.bias >= 0) accumulate_param(n.bias, grads.bias);
+      return {std::move(grads.input)};
     }
     case Op::ConvTranspose2d: {
       const Tensor& x = s.t[0];

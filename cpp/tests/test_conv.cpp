@@ -1,6 +1,7 @@
 // conv2d / conv_transpose2d without Python: every fast path against the reference twin, on
 // ragged shapes, on every ISA this CPU runs, forward and all three backwards. Prints the failing
 // shape.
+#include <array>
 #include <cstdlib>
 #include <string>
 #include <vector>
@@ -55,6 +56,16 @@ void check_conv(const Case& c, const Conv2dOptions& o, const char* isa) {
   Tensor db = conv2d_backward_bias(dy);
   Tensor dbr = reference::conv2d_backward_bias(dy);
   CHECK(rel_err(db, dbr) < 1e-5, "backward_bias ", at);
+  // All three in one call, and each mask alone: undefined where not asked for.
+  for (int mask = 1; mask < 8; ++mask) {
+    const std::array<bool, 3> m{(mask & 1) != 0, (mask & 2) != 0, (mask & 4) != 0};
+    Conv2dGrads gr = conv2d_backward(dy, x, w, o, m);
+    CHECK(gr.input.defined() == m[0] && gr.weight.defined() == m[1] && gr.bias.defined() == m[2],
+          "conv2d_backward mask ", mask, " ", at);
+    if (m[0]) CHECK(rel_err(gr.input, dxr) < 1e-5, "conv2d_backward dx ", at);
+    if (m[1]) CHECK(rel_err(gr.weight, dwr) < 1e-5, "conv2d_backward dw ", at);
+    if (m[2]) CHECK(rel_err(gr.bias, dbr) < 1e-5, "conv2d_backward db ", at);
+  }
 }
 
 void check_transpose(const Case& c, const Conv2dOptions& o, int64_t oph, int64_t opw,

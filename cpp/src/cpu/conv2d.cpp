@@ -393,12 +393,14 @@ Tensor tap_gemm_backward_weight(const Tensor& dy, const Tensor& x, const Conv2dP
 }
 }  // namespace
 
-Tensor backward_weight(const Tensor& dy, const Tensor& x, const Conv2dParams& p) {
+namespace {
+// backward_weight, db filled only where the kernel sums it on the way.
+Tensor weight_grad(const Tensor& dy, const Tensor& x, const Conv2dParams& p, Tensor* db) {
   {
     Conv2dParams q;
     int64_t r0, s0;
     if (crop_taps(p, &q, &r0, &s0)) {  // the dropped taps' gradient is zero
-      const Tensor part = backward_weight(dy, x, q);
+      const Tensor part = weight_grad(dy, x, q, db);
       Tensor dw = Tensor::zeros(p.weight_shape());
       copy_tap_window(dw.data<float>(), part.data<float>(), p, q, r0, s0, false);
       return dw;
@@ -409,7 +411,7 @@ Tensor backward_weight(const Tensor& dy, const Tensor& x, const Conv2dParams& p)
   // The direct kernel's partial sums follow the thread count; deterministic mode takes the
   // fixed-slot im2col path below instead.
   if (algo == ConvAlgo::Direct && direct_backward_weight_fits(p) && !deterministic_algorithms())
-    return direct_backward_weight(dy, x, p);
+    return direct_backward_weight(dy, x, p, db);
   // Winograd shapes take im2col + GEMM here: the weight gradient has no Winograd kernel yet.
   // Deterministic mode keeps the fixed-slot path (its sums do not follow the GEMM's blocking).
   // Only at a few pixels per image: from 16 up, the per-image GEMMs split over the batch, each
@@ -472,9 +474,44 @@ Tensor backward_weight(const Tensor& dy, const Tensor& x, const Conv2dParams& p)
     });
   return dw;
 }
+}  // namespace
+
+Tensor backward_weight(const Tensor& dy, const Tensor& x, const Conv2dParams& p, Tensor* db) {
+  Tensor dw = weight_grad(dy, x, p, db);
+  if (db && !db->defined()) *db = backward_bias(dy);
+  return dw;
+}
+
+Tensor backward_bias(const Tensor& dy) {
+  const int64_t N = dy.size(0), K = dy.size(1), L = dy.size(2) * dy.size(3);
+  Tensor db = Tensor::empty({K});
+  const float* dyp = dy.data<float>();
+  float* dbp = db.data<float>();
+  parallel_for(0, K, std::max<int64_t>(1, (1 << 15) / std::max<int64_t>(N * L, 1)),
+               [&](int64_t b, int64_t e) {
+                 for (int64_t k = b; k < e; ++k) {
+                   // Float partial sums per row (vectorisable), rows added in double: the sum
+                   // over a large batch stays accurate.
+                   double total = 0.0;
+                   for (int64_t n = 0; n < N; ++n) {
+                     const float* row = dyp + (n * K + k) * L;
+                     float part[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+                     int64_t i = 0;
+                     for (; i + 8 <= L; i += 8)
+                       for (int j = 0; j < 8; ++j) part[j] += row[i + j];
+                     double s = 0.0;
+                     for (; i < L; ++i) s += row[i];
+                     for (int j = 0; j < 8; ++j) s += part[j];
+                     total += s;
+                   }
+                   dbp[k] = static_cast<float>(total);
+                 }
+               });
+  return db;
+}
 
 std::pair<Tensor, Tensor> backward_input_weight(const Tensor& dy, const Tensor& x, const Tensor& w,
-                                                const Conv2dParams& p) {
+                                                const Conv2dParams& p, Tensor* db) {
   // The fused depthwise pass sums dw per thread range; deterministic mode keeps the separate
   // kernels (dw by output channel, the same sums at any thread count).
   Conv2dParams q;
@@ -482,7 +519,7 @@ std::pair<Tensor, Tensor> backward_input_weight(const Tensor& dy, const Tensor& 
   if (select_conv_algo(p) == ConvAlgo::DepthwiseDirect && !crop_taps(p, &q, &r0, &s0) &&
       !deterministic_algorithms())
     return depthwise_backward_input_weight(dy, x, w, p);
-  return {backward_input(dy, w, p), backward_weight(dy, x, p)};
+  return {backward_input(dy, w, p), backward_weight(dy, x, p, db)};
 }
 
 }  // namespace conv_impl
@@ -588,31 +625,33 @@ Tensor conv2d_backward_bias(const Tensor& dy_in) {
   const char* op = "conv2d_backward_bias";
   Tensor dy = float_nchw(dy_in, op, "grad_output");
   check_dim(dy, 4, op, "grad_output");
-  const int64_t N = dy.size(0), K = dy.size(1), L = dy.size(2) * dy.size(3);
-  Tensor db = Tensor::empty({K});
-  const float* dyp = dy.data<float>();
-  float* dbp = db.data<float>();
-  parallel_for(0, K, std::max<int64_t>(1, (1 << 15) / std::max<int64_t>(N * L, 1)),
-               [&](int64_t b, int64_t e) {
-                 for (int64_t k = b; k < e; ++k) {
-                   // Float partial sums per row (vectorisable), rows added in double: the sum
-                   // over a large batch stays accurate.
-                   double total = 0.0;
-                   for (int64_t n = 0; n < N; ++n) {
-                     const float* row = dyp + (n * K + k) * L;
-                     float part[8] = {0, 0, 0, 0, 0, 0, 0, 0};
-                     int64_t i = 0;
-                     for (; i + 8 <= L; i += 8)
-                       for (int j = 0; j < 8; ++j) part[j] += row[i + j];
-                     double s = 0.0;
-                     for (; i < L; ++i) s += row[i];
-                     for (int j = 0; j < 8; ++j) s += part[j];
-                     total += s;
-                   }
-                   dbp[k] = static_cast<float>(total);
-                 }
-               });
-  return db;
+  return conv_impl::backward_bias(dy);
+}
+
+Conv2dGrads conv2d_backward(const Tensor& dy_in, const Tensor& x_in, const Tensor& w_in,
+                            const Conv2dOptions& opt, const std::array<bool, 3>& output_mask) {
+  const auto [need_dx, need_dw, need_db] = output_mask;
+  Conv2dGrads out;
+  if (cuda::any_cuda({&dy_in, &x_in, &w_in})) {
+    if (need_dx) out.input = cuda::conv2d_backward_input(dy_in, w_in, x_in.shape(), opt);
+    if (need_dw) out.weight = cuda::conv2d_backward_weight(dy_in, x_in, w_in.shape(), opt);
+    if (need_db) out.bias = cuda::conv2d_backward_bias(dy_in);
+    return out;
+  }
+  const char* op = "conv2d_backward";
+  Tensor dy = float_nchw(dy_in, op, "grad_output"), x = float_nchw(x_in, op, "input"),
+         w = float_nchw(w_in, op, "weight");
+  const Conv2dParams p = conv2d_params(x.shape(), w.shape(), opt, op);
+  check_shape(dy, p.output_shape(), op, "grad_output");
+  Tensor* db = need_db ? &out.bias : nullptr;
+  if (need_dx && need_dw) {
+    std::tie(out.input, out.weight) = conv_impl::backward_input_weight(dy, x, w, p, db);
+  } else {
+    if (need_dx) out.input = conv_impl::backward_input(dy, w, p);
+    if (need_dw) out.weight = conv_impl::backward_weight(dy, x, p, db);
+  }
+  if (need_db && !out.bias.defined()) out.bias = conv_impl::backward_bias(dy);
+  return out;
 }
 
 Tensor conv_transpose2d_forward(const Tensor& x_in, const Tensor& w_in,

@@ -26,10 +26,15 @@ Tensor forward(const Tensor& x, const Tensor& w, const float* bias, const Conv2d
 // dy (N,K,OH,OW), w -> dx (N,C,H,W), new.
 Tensor backward_input(const Tensor& dy, const Tensor& w, const Conv2dParams& p);
 // dy (N,K,OH,OW), x (N,C,H,W) -> dw (K,C/g,R,S), new, summed over N.
-Tensor backward_weight(const Tensor& dy, const Tensor& x, const Conv2dParams& p);
-// Both: {backward_input, backward_weight}, in one pass where a kernel does both (depthwise).
+// db: when not null, also the bias gradient (in the same pass over dy where the kernel can).
+Tensor backward_weight(const Tensor& dy, const Tensor& x, const Conv2dParams& p,
+                       Tensor* db = nullptr);
+// db (K) = dy summed over N and the pixels.
+Tensor backward_bias(const Tensor& dy);
+// Both: {backward_input, backward_weight}, in one pass where a kernel does both (depthwise);
+// db as backward_weight's (the fused depthwise pass leaves it undefined).
 std::pair<Tensor, Tensor> backward_input_weight(const Tensor& dy, const Tensor& x, const Tensor& w,
-                                                const Conv2dParams& p);
+                                                const Conv2dParams& p, Tensor* db = nullptr);
 
 // The depthwise path (select_conv_algo == DepthwiseDirect; valid for any groups, depthwise is
 // C/g == 1); same contracts as above.
@@ -56,7 +61,9 @@ bool direct_backward_weight_fits(const Conv2dParams& p);
 inline constexpr int64_t kDirectMaxChannels = 8;
 bool direct_many_channels_fits(const Conv2dParams& p);
 Tensor direct_backward_input(const Tensor& dy, const Tensor& w, const Conv2dParams& p);
-Tensor direct_backward_weight(const Tensor& dy, const Tensor& x, const Conv2dParams& p);
+// db: when not null, also the bias gradient (summed from dy in the same pass).
+Tensor direct_backward_weight(const Tensor& dy, const Tensor& x, const Conv2dParams& p,
+                              Tensor* db = nullptr);
 
 // The variants inside those paths, named by conv2d_algorithm; CNNCORE_CONV_ALGO set to the
 // older variant's name (direct-pixel-lanes, direct-forward-pixel-lanes, direct-rows,

@@ -57,21 +57,14 @@ def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
     xc, unbatched = _batched(x, op)
     wc = w._c
     y = _core.conv2d_forward(xc, wc, None if b is None else b._c, opt)
-    x_shape, w_shape = list(xc.shape), list(wc.shape)
 
     def backward(g, needs):
-        g4 = g.reshape(list(y.shape))
-        dx = dw = db = None
-        if needs[0] and needs[1]:
-            dx, dw = _core.conv2d_backward_input_weight(g4, xc, wc, opt)
-        elif needs[0]:
-            dx = _core.conv2d_backward_input(g4, wc, x_shape, opt)
-        elif needs[1]:
-            dw = _core.conv2d_backward_weight(g4, xc, w_shape, opt)
+        # All wanted gradients in one call (the bias summed in the weight gradient's pass over
+        # dy where that pass is direct).
+        dx, dw, db = _core.conv2d_backward(g.reshape(list(y.shape)) if unbatched else g, xc, wc,
+                                           opt, needs)
         if dx is not None and unbatched:
-            dx = dx.reshape(x_shape[1:])
-        if needs[2]:
-            db = _core.conv2d_backward_bias(g4)
+            dx = dx.reshape(list(xc.shape)[1:])
         return dx, dw, db
 
     out = y.reshape(list(y.shape)[1:]) if unbatched else y

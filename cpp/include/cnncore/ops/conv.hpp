@@ -8,6 +8,7 @@
 // both share Conv2dParams and the same kernels.
 #pragma once
 
+#include <array>
 #include <optional>
 #include <string>
 #include <utility>
@@ -131,6 +132,17 @@ CNNCORE_API std::pair<Tensor, Tensor> conv2d_backward_input_weight(const Tensor&
 // db = sum of dy over N, OH, OW.  dy (N,K,OH,OW) -> db (K), a new tensor. Also the bias
 // gradient of conv_transpose2d (dy (N,C_out,OH,OW) -> (C_out)).
 CNNCORE_API Tensor conv2d_backward_bias(const Tensor& dy);
+// The three gradients in one call, as torch's convolution_backward: {dx, dw, db} where
+// output_mask asks for them (an undefined Tensor where it does not), the same shapes, checks
+// and values (up to float rounding) as conv2d_backward_input / _weight / _bias. dy and x are
+// read once where a kernel computes several (depthwise dx and dw; db summed in the direct weight
+// gradient's pass over dy).
+struct Conv2dGrads {
+  Tensor input, weight, bias;
+};
+CNNCORE_API Conv2dGrads conv2d_backward(const Tensor& dy, const Tensor& x, const Tensor& w,
+                                        const Conv2dOptions& opt,
+                                        const std::array<bool, 3>& output_mask);
 
 // Transposed convolution. x (N,C_in,H,W), w (C_in,C_out/g,R,S), b (C_out) or none
 //   -> y (N,C_out,OH,OW), a new tensor, OH = conv_transpose_output_size(H, R, ...).
