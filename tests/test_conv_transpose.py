@@ -19,6 +19,10 @@ SHAPES = [
     (2, 8, 5, 3, 4, (1, 1), 1, 0, 0, 1, 1, "1x1"),
     (2, 4, 5, 6, 6, (3, 3), 1, (1, 0), (2, 1), (3, 2), 2, "output_padding >= stride"),
     (3, 3, 7, 5, 5, (4, 4), 2, 3, 0, 1, 1, "padding > kernel/2"),
+    # output_padding below the dilation at stride 1: output rows no input pixel reaches (a 1x1
+    # kernel once left them unwritten)
+    (1, 1, 1, 1, 1, (1, 1), 1, 0, (1, 0), (2, 1), 1, "1x1, dilation 2, output_padding 1"),
+    (3, 8, 5, 3, 4, (1, 1), 1, 0, (1, 2), (2, 3), 1, "1x1 dilated, output_padding (1, 2)"),
 ]
 IDS = [s[-1] for s in SHAPES]
 

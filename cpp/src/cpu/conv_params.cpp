@@ -160,8 +160,11 @@ const char* conv_algo_name(ConvAlgo a) {
 }
 
 namespace {
+// The output must also cover the input pixel for pixel: conv_transpose2d's params cut OH / OW to
+// its input's size, and with output_padding (allowed up to the dilation, so also at stride 1)
+// the conv input has rows no output reads, which the product alone would leave unwritten.
 bool gemm_1x1_fits(const Conv2dParams& p) {
-  return p.is_1x1() && !p.is_strided() && !p.is_padded();
+  return p.is_1x1() && !p.is_strided() && !p.is_padded() && p.OH == p.H && p.OW == p.W;
 }
 // Few input channels per group: im2col's columns are then mostly copying (C = 3 gives 27 rows
 // for a 3x3) and the GEMM's depth too short to pay for its packing; the register-blocked direct
