@@ -103,6 +103,11 @@ AVG_CASES = [
     ((1, 3, 9, 13), 2, 2, 0, False, True, 3),
     ((2, 4, 9, 36), (3, 2), (3, 2), 0, False, True, 0),
     ((1, 3, 9, 13), 2, 2, 0, True, True, 0),
+    # windows tiling whole rows: the planes run as one tall plane split by rows over the
+    # threads, here mid-plane (561 planes of 5 output rows, 2 threads), and the general path's
+    # overlapping columns
+    ((33, 17, 10, 10), 2, 2, 0, False, True, 0),
+    ((3, 5, 8, 11), (2, 3), (2, 1), 0, False, True, 0),
 ]
 
 

@@ -203,6 +203,28 @@ Pool2dOptions avg_options(const Pool2dOptions& opt) {
 }
 }  // namespace
 
+namespace {
+// Windows that tile whole rows (no padding, stride rows == kernel rows, H == OH * KH) make
+// the N*C planes one tall plane of N*C*OH output rows: row ranges split over the threads, one
+// kernel call per range, not per plane (LeNet's 10x10 planes are 5 output rows each).
+bool rows_tile(const Pool2dParams& p) {
+  return p.PH == 0 && p.PW == 0 && p.KH == p.SH && p.H == p.OH * p.KH;
+}
+
+// fn(q, first output row) over ranges of the tall plane, q describing rows of it.
+template <class F>
+void for_row_ranges(const Pool2dParams& p, const F& fn) {
+  const int64_t rows = p.planes() * p.OH;
+  parallel_for(0, rows, std::max<int64_t>(1, kGrainWork / std::max<int64_t>(p.OW * p.KH * p.KW, 1)),
+               [&](int64_t b, int64_t e) {
+                 Pool2dParams q = p;
+                 q.OH = e - b;
+                 q.H = q.OH * p.KH;
+                 fn(q, b);
+               });
+}
+}  // namespace
+
 Tensor avg_pool2d_forward(const Tensor& x_in, const Pool2dOptions& opt) {
   if (cuda::any_cuda({&x_in}))
     return cuda::avg_pool2d_forward(x_in, opt);
@@ -212,6 +234,12 @@ Tensor avg_pool2d_forward(const Tensor& x_in, const Pool2dOptions& opt) {
   Tensor y = Tensor::empty(p.output_shape());
   const float* xp = x.data<float>();
   float* yp = y.data<float>();
+  if (rows_tile(p)) {
+    for_row_ranges(p, [&](const Pool2dParams& q, int64_t r0) {
+      CNNCORE_ISA_CALL(avg_pool2d_plane(xp + r0 * p.KH * p.W, yp + r0 * p.OW, q));
+    });
+    return y;
+  }
   const int64_t ip_plane = p.H * p.W, op_plane = p.OH * p.OW;
   parallel_for(0, p.planes(), plane_grain(op_plane * p.KH * p.KW), [&](int64_t b, int64_t e) {
     for (int64_t pl = b; pl < e; ++pl)
@@ -231,6 +259,12 @@ Tensor avg_pool2d_backward(const Tensor& dy_in, const Shape& x_shape, const Pool
   Tensor dx = Tensor::empty(x_shape);  // each plane overwritten by the kernel, in cache
   const float* gp = dy.data<float>();
   float* dp = dx.data<float>();
+  if (rows_tile(p)) {
+    for_row_ranges(p, [&](const Pool2dParams& q, int64_t r0) {
+      CNNCORE_ISA_CALL(avg_pool2d_backward_plane(gp + r0 * p.OW, dp + r0 * p.KH * p.W, q));
+    });
+    return dx;
+  }
   const int64_t ip_plane = p.H * p.W, op_plane = p.OH * p.OW;
   parallel_for(0, p.planes(), plane_grain(op_plane * p.KH * p.KW), [&](int64_t b, int64_t e) {
     for (int64_t pl = b; pl < e; ++pl)
