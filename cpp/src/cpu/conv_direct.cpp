@@ -311,11 +311,8 @@ Tensor direct_backward_weight(const Tensor& dy, const Tensor& x, const Conv2dPar
           }
         if (by_channels) {
           for (int64_t i = 0; i < nb; ++i)
-            for (int64_t k = 0; k < Kg; ++k) {
-              const float* src = dyp + ((n0 + i) * p.K + grp * Kg + k) * L;
-              float* dst = dyt + i * L * kpad + k;
-              for (int64_t q = 0; q < L; ++q) dst[q * kpad] = src[q];
-            }
+            CNNCORE_ISA_CALL(direct_transpose_planes(dyp + ((n0 + i) * p.K + grp * Kg) * L, Kg,
+                                                     L, L, dyt + i * L * kpad, kpad));
           CNNCORE_ISA_CALL(direct_backward_weight_channels(
               buf, Cg, g, dyt, Kg, acc + grp * Kg * Cg * p.R * p.S, nb));
           continue;

@@ -41,6 +41,11 @@ CNNCORE_DECLARE_ISA_KERNELS(
     void direct_backward_weight_rows(const float* buf, int64_t cin, const DwGeom& g,
                                      const float* dy, int64_t kout, float* dw, int64_t oh0,
                                      int64_t oh1, int64_t images, int64_t dy_stride);
+    // dst[q * kpad + k] = src[k * ld + q] for k < kout and q < L: kout planes of L floats to
+    // pixel-major rows of kpad (a multiple of 16, >= kout) channel lanes; lanes past kout get
+    // zeros or are left as they were.
+    void direct_transpose_planes(const float* src, int64_t kout, int64_t L, int64_t ld,
+                                 float* dst, int64_t kpad);
     // Whether direct_backward_weight_channels takes this geometry (column stride and dilation
     // 1, at most 7 kernel columns, output channels filling the lanes better than pixels).
     bool direct_weight_channels_fit(const DwGeom& g, int64_t kout);
