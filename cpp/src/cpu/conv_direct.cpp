@@ -228,10 +228,10 @@ Tensor direct_forward(const Tensor& x, const Tensor& w, const float* bias, const
   Tensor y = Tensor::empty(p.output_shape());
   const int64_t G = p.groups, Cg = p.C / G, Kg = p.K / G, RS = p.R * p.S, taps = Cg * RS;
   const float* wp = w.data<float>();
-  const PackedWeights pk =
-      pack_weights(G, Kg, Cg * RS, block_channels(Kg, p.OW, p.OH), [&](int64_t grp, int64_t k, int64_t t) {
-        return wp[(grp * Kg + k) * taps + t];
-      });
+  const PackedWeights pk = pack_weights(G, Kg, Cg * RS, block_channels(Kg, p.OW, p.OH),
+                                        [&](int64_t grp, int64_t k, int64_t t) {
+                                          return wp[(grp * Kg + k) * taps + t];
+                                        });
   run_forward(x.data<float>(), p.N, G, Cg, Kg, DwGeom::from(p), pk.w.data(), pk.stride, bias,
               y.data<float>());
   return y;
