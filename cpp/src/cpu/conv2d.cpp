@@ -482,6 +482,17 @@ Tensor backward_weight(const Tensor& dy, const Tensor& x, const Conv2dParams& p,
   return dw;
 }
 
+double sum_floats(const float* v, int64_t n) {
+  float part[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8)
+    for (int j = 0; j < 8; ++j) part[j] += v[i + j];
+  double s = 0.0;
+  for (; i < n; ++i) s += v[i];
+  for (int j = 0; j < 8; ++j) s += part[j];
+  return s;
+}
+
 Tensor backward_bias(const Tensor& dy) {
   const int64_t N = dy.size(0), K = dy.size(1), L = dy.size(2) * dy.size(3);
   Tensor db = Tensor::empty({K});
@@ -493,17 +504,7 @@ Tensor backward_bias(const Tensor& dy) {
                    // Float partial sums per row (vectorisable), rows added in double: the sum
                    // over a large batch stays accurate.
                    double total = 0.0;
-                   for (int64_t n = 0; n < N; ++n) {
-                     const float* row = dyp + (n * K + k) * L;
-                     float part[8] = {0, 0, 0, 0, 0, 0, 0, 0};
-                     int64_t i = 0;
-                     for (; i + 8 <= L; i += 8)
-                       for (int j = 0; j < 8; ++j) part[j] += row[i + j];
-                     double s = 0.0;
-                     for (; i < L; ++i) s += row[i];
-                     for (int j = 0; j < 8; ++j) s += part[j];
-                     total += s;
-                   }
+                   for (int64_t n = 0; n < N; ++n) total += sum_floats(dyp + (n * K + k) * L, L);
                    dbp[k] = static_cast<float>(total);
                  }
                });

@@ -31,6 +31,9 @@ Tensor backward_weight(const Tensor& dy, const Tensor& x, const Conv2dParams& p,
                        Tensor* db = nullptr);
 // db (K) = dy summed over N and the pixels.
 Tensor backward_bias(const Tensor& dy);
+// The sum of n floats: float partial sums (vectorisable), added in double. backward_bias and the
+// direct weight gradient's fused bias sum both use it.
+double sum_floats(const float* v, int64_t n);
 // Both: {backward_input, backward_weight}, in one pass where a kernel does both (depthwise);
 // db as backward_weight's (the fused depthwise pass leaves it undefined).
 std::pair<Tensor, Tensor> backward_input_weight(const Tensor& dy, const Tensor& x, const Tensor& w,

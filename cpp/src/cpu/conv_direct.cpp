@@ -83,18 +83,6 @@ int64_t image_rows_block(int64_t kout, int64_t ow) {
 
 int64_t image_rows_images(int64_t kout) { CNNCORE_ISA_DISPATCH(direct_image_rows_images(kout)); }
 
-// The sum of n floats: 16 float partial sums (vectorisable), added in double.
-double sum_floats(const float* v, int64_t n) {
-  float part[16] = {};
-  int64_t i = 0;
-  for (; i + 16 <= n; i += 16)
-    for (int j = 0; j < 16; ++j) part[j] += v[i + j];
-  double total = 0.0;
-  for (; i < n; ++i) total += v[i];
-  for (int j = 0; j < 16; ++j) total += part[j];
-  return total;
-}
-
 // The share of (output row, kernel row) pairs that read only padding rows of the input planes.
 double padding_row_share(const DwGeom& g) {
   int64_t dead = 0;
