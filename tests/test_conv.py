@@ -277,7 +277,7 @@ def test_algorithm_choice():
 @pytest.mark.parametrize("x_shape,w_shape,stride,padding,passes", [
     ([64, 1, 32, 32], [6, 1, 5, 5], 1, 0, ("direct", "direct")),
     ([64, 6, 14, 14], [16, 6, 5, 5], 1, 0,
-     ("direct (rows across images, padding rows skipped)", "direct")),
+     ("direct (images as lanes, only taps inside dy)", "direct")),
     ([8, 3, 224, 224], [64, 3, 3, 3], 1, 1, ("im2col+gemm", "im2col+gemm")),
     ([8, 3, 224, 224], [64, 3, 7, 7], 2, 3, ("im2col+gemm", "im2col+gemm")),
     ([2, 3, 20, 20], [8, 3, 3, 3], 2, 1, ("im2col+gemm", "direct")),

@@ -279,7 +279,9 @@ ROWS_IDS = [s[-1] for s in ROWS_SHAPES]
 
 @pytest.mark.parametrize("threads", [1, 2, 3])
 @pytest.mark.parametrize("shape", ROWS_SHAPES, ids=ROWS_IDS)
-def test_direct_backward_input_by_rows_matches_reference(shape, threads, isa):
+def test_direct_backward_input_by_rows_matches_reference(shape, threads, isa, monkeypatch):
+    # most of these shapes take images as the lanes now; this keeps the rows
+    monkeypatch.setenv("CNNCORE_CONV_ALGO", "direct-image-rows")
     before = cnncore.get_num_threads()
     cnncore.set_num_threads(threads)
     try:
@@ -297,23 +299,72 @@ def test_direct_backward_input_by_rows_matches_reference(shape, threads, isa):
 
 
 @pytest.mark.parametrize("shape", ROWS_SHAPES[:3], ids=ROWS_IDS[:3])
-def test_direct_backward_input_by_rows_matches_torch(shape):
+def test_direct_backward_input_by_rows_matches_torch(shape, monkeypatch):
+    monkeypatch.setenv("CNNCORE_CONV_ALGO", "direct-image-rows")
     _matches_torch(shape, 73)
 
 
-@pytest.mark.parametrize("variant, shapes, marker", [
-    ("depthwise-phase-split", DW_S2_SHAPES, "even/odd columns"),
-    ("direct-pixel-lanes", CHANNEL_TILE_SHAPES, "channels as lanes"),
-    ("direct-forward-pixel-lanes", MULTI_LANE_SHAPES, "channel vectors x row pixels"),
-    ("direct-rows", ROWS_SHAPES, "rows across images"),
+# Backward-input with images as the lanes: every output-channel block width the kernel takes
+# (1-8 channels per block, groups), ragged image blocks (17, 28, 40 images), row padding,
+# dilation, even kernels, rows of 5-14 pixels (whole tiles and single-column tails).
+LANES_SHAPES = [
+    (32, 6, 14, 14, 16, (5, 5), 1, 0, 1, 1, "LeNet2: 6 channels"),
+    (17, 1, 9, 11, 4, (5, 5), 1, 0, 1, 1, "1 channel, 17 images"),
+    (28, 2, 8, 6, 5, (3, 3), 1, 0, 1, 1, "2 channels, 28 images"),
+    (16, 3, 10, 7, 6, (5, 3), 1, (1, 0), 1, 1, "3 channels, row padding 1"),
+    (24, 4, 9, 9, 4, (3, 3), 1, 0, 2, 1, "4 channels dilated"),
+    (16, 5, 7, 12, 8, (4, 4), 1, 0, 1, 1, "5 channels, even kernel"),
+    (18, 7, 6, 6, 3, (3, 3), 1, 0, 1, 1, "7 channels"),
+    (16, 8, 8, 10, 4, (3, 3), 1, 0, 1, 1, "8 channels"),
+    (40, 8, 6, 5, 6, (3, 3), 1, 0, 1, 2, "groups 2 of 4, 40 images"),
+    (16, 6, 9, 8, 12, (5, 5), 1, (3, 1), 1, 3, "groups 3, padding 3 and 1"),
+]
+LANES_IDS = [s[-1] for s in LANES_SHAPES]
+
+
+@pytest.mark.parametrize("threads", [1, 2, 3])
+@pytest.mark.parametrize("shape", LANES_SHAPES, ids=LANES_IDS)
+def test_direct_backward_input_by_lanes_matches_reference(shape, threads, isa):
+    before = cnncore.get_num_threads()
+    cnncore.set_num_threads(threads)
+    try:
+        x, w, b, opt, X, Wc, B, p, dy = _passes(shape, 91)
+        text = _core.conv2d_algorithm(p)
+        by_lanes = "images as lanes" in text
+        # every shape takes it but one (the 17 images on 1 thread with AVX-512 keep rows)
+        assert by_lanes or (threads == 1 and shape[0] == 17), text
+        _matches_reference(X, Wc, B, opt, dy, x.shape, w.shape,
+                           f"{shape[-1]} ({isa}, {threads} threads, by lanes: {by_lanes})")
+    finally:
+        cnncore.set_num_threads(before)
+
+
+@pytest.mark.parametrize("shape", LANES_SHAPES[:4], ids=LANES_IDS[:4])
+def test_direct_backward_input_by_lanes_matches_torch(shape):
+    _matches_torch(shape, 93)
+
+
+@pytest.mark.parametrize("variant, shapes, marker, base", [
+    ("depthwise-phase-split", DW_S2_SHAPES, "even/odd columns", None),
+    ("direct-pixel-lanes", CHANNEL_TILE_SHAPES, "channels as lanes", None),
+    ("direct-forward-pixel-lanes", MULTI_LANE_SHAPES, "channel vectors x row pixels", None),
+    # rows across images against single-image rows, images as lanes set aside
+    ("direct-rows", ROWS_SHAPES, "rows across images", "direct-image-rows"),
+    ("direct-image-rows", LANES_SHAPES, "images as lanes", None),
+    ("direct-rows", LANES_SHAPES, "images as lanes", None),
 ])
-def test_older_variants_stay_forcible_and_correct(variant, shapes, marker, isa, monkeypatch):
+def test_older_variants_stay_forcible_and_correct(variant, shapes, marker, base, isa,
+                                                  monkeypatch):
     """CNNCORE_CONV_ALGO names the older variant of a pass: conv2d_algorithm stops naming the
-    new one, and the older one still matches the reference."""
+    new one, and the older one still matches the reference (base: the setting the new one is
+    named under, when a newer variant still would take these shapes)."""
     named = 0
     for shape in shapes:
         x, w, b, opt, X, Wc, B, p, dy = _passes(shape, 81)
-        monkeypatch.delenv("CNNCORE_CONV_ALGO", raising=False)
+        if base is None:
+            monkeypatch.delenv("CNNCORE_CONV_ALGO", raising=False)
+        else:
+            monkeypatch.setenv("CNNCORE_CONV_ALGO", base)
         named += marker in _core.conv2d_algorithm(p)
         monkeypatch.setenv("CNNCORE_CONV_ALGO", variant)
         assert marker not in _core.conv2d_algorithm(p)

@@ -75,6 +75,10 @@ Tensor direct_backward_weight(const Tensor& dy, const Tensor& x, const Conv2dPar
 // padding skipped (LeNet2: dy padded by 4 rows each side of 10); direct-rows forces the
 // single-image blocks.
 bool direct_backward_input_by_rows(const Conv2dParams& p);
+// Direct backward-input with images as the vector lanes and only the taps that read inside dy
+// (LeNet2 at batch 32); direct-image-rows forces the rows-across-images blocks (direct-rows
+// both older ones).
+bool direct_backward_input_by_lanes(const Conv2dParams& p);
 // Direct weight gradient with output channels as the lanes (LeNet2: 16 channels, 10-pixel rows).
 bool direct_weight_by_channels(const Conv2dParams& p);
 // Output channels per register block of the direct forward (32 or more: channels as the lanes,

@@ -31,7 +31,8 @@ int64_t rows_per_item(int64_t images, int64_t OH) {
   return std::max<int64_t>(1, (OH + slices - 1) / slices);
 }
 
-// Per-thread scratch (packed planes; slot 1: the weight gradient's transposed dy), 16 readable
+// Per-thread scratch (packed planes; slot 1: the weight gradient's transposed dy; slot 2: the
+// images-as-lanes planes, shared by the threads of one call), 16 readable
 // floats past the end (full-width loads of short rows). Kept between calls: a fresh 600 KB
 // buffer (the RGB first layers) costs a page fault per 4 KB, and zero-filling one per call
 // (LeNet2's weight gradient) a pass over it. dw_pack_plane writes every float the kernels store
@@ -39,7 +40,7 @@ int64_t rows_per_item(int64_t images, int64_t OH) {
 // lanes. Above kKeptBufferFloats (16 MB) a buffer of its own, freed on return.
 float* plane_buffer(size_t floats, std::vector<float>& own, int slot = 0) {
   constexpr size_t kKeptBufferFloats = size_t{1} << 22;
-  thread_local std::vector<float> kept[2];
+  thread_local std::vector<float> kept[3];
   std::vector<float>& buf = floats + 16 <= kKeptBufferFloats ? kept[slot] : own;
   if (buf.size() < floats + 16) buf.resize(floats + 16, 0.0f);
   return buf.data();
@@ -126,6 +127,56 @@ void run_forward_images(const float* in, int64_t N, int64_t groups, int64_t cin,
   });
 }
 
+int64_t lanes_width() { CNNCORE_ISA_DISPATCH(direct_lanes_width()); }
+int64_t lanes_block_channels(int64_t kout) {
+  CNNCORE_ISA_DISPATCH(direct_lanes_block_channels(kout));
+}
+
+// run_forward with images as the lanes (direct_forward_lanes): blocks of V images transposed
+// into one buffer, the output rows computed, the result transposed back, each step split over
+// the threads. Weights packed with lanes_block_channels(kout) channels per block.
+void run_forward_lanes(const float* in, int64_t N, int64_t groups, int64_t cin, int64_t kout,
+                       const DwGeom& g, const float* wpk, int64_t wstride, const float* bias,
+                       float* out) {
+  const int64_t V = lanes_width(), blocks = (N + V - 1) / V, HW = g.H * g.W, L = g.OH * g.OW;
+  const int64_t in_size = cin * HW * V, out_size = kout * L * V, units = blocks * groups;
+  std::vector<float> own;
+  float* const ibuf = plane_buffer(static_cast<size_t>(units * (in_size + out_size)), own, 2);
+  float* const obuf = ibuf + units * in_size;
+  const int64_t grain_in = std::max<int64_t>(1, 8192 / std::max<int64_t>(HW * V, 1));
+  parallel_for(0, units * cin, grain_in, [&](int64_t b, int64_t e) {
+    for (int64_t wi = b; wi < e; ++wi) {
+      const int64_t u = wi / cin, c = wi % cin, blk = u / groups, grp = u % groups;
+      const int64_t n0 = blk * V, nb = std::min(V, N - n0);
+      CNNCORE_ISA_CALL(direct_to_lanes(in + ((n0 * groups + grp) * cin + c) * HW, nb,
+                                       groups * cin * HW, HW, ibuf + u * in_size + c * HW * V));
+    }
+  });
+  const int64_t kb = lanes_block_channels(kout), items = (kout + kb - 1) / kb * g.OH;
+  const double flops = 2.0 * double(g.OW * V) * double(kb * cin * g.R * g.S);
+  parallel_for(0, units * items, std::max<int64_t>(1, int64_t(double(1 << 18) / flops)),
+               [&](int64_t b, int64_t e) {
+                 while (b < e) {
+                   const int64_t u = b / items, i0 = b % items;
+                   const int64_t i1 = std::min(items, i0 + (e - b)), grp = u % groups;
+                   CNNCORE_ISA_CALL(direct_forward_lanes(
+                       ibuf + u * in_size, cin, g, wpk + grp * wstride, kout,
+                       bias ? bias + grp * kout : nullptr, obuf + u * out_size, i0, i1));
+                   b += i1 - i0;
+                 }
+               });
+  const int64_t grain_out = std::max<int64_t>(1, 8192 / std::max<int64_t>(L * V, 1));
+  parallel_for(0, units * kout, grain_out, [&](int64_t b, int64_t e) {
+    for (int64_t wi = b; wi < e; ++wi) {
+      const int64_t u = wi / kout, k = wi % kout, blk = u / groups, grp = u % groups;
+      const int64_t n0 = blk * V, nb = std::min(V, N - n0);
+      CNNCORE_ISA_CALL(direct_from_lanes(obuf + u * out_size + k * L * V, nb, L,
+                                         out + ((n0 * groups + grp) * kout + k) * L,
+                                         groups * kout * L));
+    }
+  });
+}
+
 // Weights as direct_forward_rows reads them for output planes of oh x ow: per group `stride`
 // floats, [kout / kb][taps][kb] with zeros past kout; weight(group, output channel, tap) gives
 // each value.
@@ -208,6 +259,44 @@ bool direct_weight_by_channels(const Conv2dParams& p) {
          !conv_variant_forced("direct-pixel-lanes");
 }
 
+// Images as the lanes: dy and dx transposed through one buffer (per block of V images at most
+// 1 MB), FMAs only where a tap reads inside dy, every lane a real image. Cost model in vector
+// FMAs per image: the pixel-vector layout's rows of W padded to whole vectors for every kernel
+// row (every tap, or the rows that read inside the plane by rows), against the real taps over
+// the share of lanes the batch fills plus 0.75 per float transposed (3 on the 4-lane baseline
+// path); taken where it comes to at most 0.9 of that. Measured (Zen 4, AVX-512, 1 thread, batch 32): LeNet2's backward-input
+// 0.18 against 0.30 ms; LeNet1's (1 output channel, 28 of 32 lanes real) 0.34 against 0.27,
+// which the model keeps on pixel vectors.
+bool direct_backward_input_by_lanes(const Conv2dParams& p) {
+  if (p.is_strided() || conv_variant_forced("direct-rows") ||
+      conv_variant_forced("direct-image-rows"))
+    return false;
+  const int64_t V = lanes_width(), blocks = (p.N + V - 1) / V;
+  const int64_t Cg = p.C / p.groups, Kg = p.K / p.groups;
+  const int64_t transposed = Kg * p.OH * p.OW + Cg * p.H * p.W;
+  if (transposed * V * int64_t(sizeof(float)) > (int64_t{1} << 20)) return false;
+  const DwGeom g = DwGeom::make(p.OH, p.OW, p.H, p.W, p.R, p.S, 1, 1, p.dil_h, p.dil_w,
+                                p.dil_h * (p.R - 1) - p.pad_t, p.dil_w * (p.S - 1) - p.pad_l);
+  // Kernel rows (columns) that read inside dy, summed over the output rows (columns).
+  auto inside = [](int64_t out, int64_t taps, int64_t d, int64_t pad, int64_t size) {
+    int64_t n = 0;
+    for (int64_t o = 0; o < out; ++o)
+      for (int64_t t = 0; t < taps; ++t) n += uint64_t(o + t * d - pad) < uint64_t(size);
+    return n;
+  };
+  const double rows_in = double(inside(g.OH, g.R, g.dh, g.pt, g.H));
+  const double cols_in = double(inside(g.OW, g.S, g.dw, g.pl, g.W));
+  const double pairs = double(Cg * Kg);
+  const double pixel_rows = direct_backward_input_by_rows(p) ? rows_in : double(g.OH * g.R);
+  const double pixel_cost = pixel_rows * double((g.OW + V - 1) / V * g.S) * pairs;
+  const double lane_use = double(p.N) / double(blocks * V);
+  // The baseline path (4 lanes) transposes through memory, a few times slower per float.
+  const double per_float = V >= 8 ? 0.75 : 3.0;
+  const double lanes_cost = rows_in * cols_in * pairs / (double(V) * lane_use) +
+                            per_float * double(transposed);
+  return lanes_cost <= 0.9 * pixel_cost;
+}
+
 int64_t direct_forward_block_channels(const Conv2dParams& p) {
   return block_channels(p.K / p.groups, p.OW, p.OH);
 }
@@ -236,6 +325,12 @@ Tensor direct_backward_input(const Tensor& dy, const Tensor& w, const Conv2dPara
   auto flipped = [&](int64_t grp, int64_t c, int64_t t) {
     return wp[((grp * Kg + t / RS) * Cg + c) * RS + (RS - 1 - t % RS)];
   };
+  if (direct_backward_input_by_lanes(p)) {
+    const PackedWeights pk = pack_weights(G, Cg, taps, lanes_block_channels(Cg), flipped);
+    run_forward_lanes(dy.data<float>(), p.N, G, Kg, Cg, g, pk.w.data(), pk.stride, nullptr,
+                      dx.data<float>());
+    return dx;
+  }
   if (direct_backward_input_by_rows(p)) {
     const PackedWeights pk = pack_weights(G, Cg, taps, image_rows_block(Cg, p.W), flipped);
     run_forward_images(dy.data<float>(), p.N, G, Kg, Cg, g, pk.w.data(), pk.stride,

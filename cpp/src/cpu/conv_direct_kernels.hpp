@@ -54,6 +54,22 @@ CNNCORE_DECLARE_ISA_KERNELS(
     // (zeros past kout); packed planes as above, cin * g.buf_size() floats per image.
     void direct_backward_weight_channels(const float* buf, int64_t cin, const DwGeom& g,
                                          const float* dyt, int64_t kout, float* dw,
-                                         int64_t images);)
+                                         int64_t images);
+    // Images as the lanes: V = direct_lanes_width() images per block, planes transposed to
+    // [channel][row][column][V] (direct_to_lanes), output channels in blocks of
+    // direct_lanes_block_channels(kout) (weights packed as for direct_forward_rows with that
+    // many channels per block).
+    int64_t direct_lanes_width();
+    int64_t direct_lanes_block_channels(int64_t kout);
+    // Items [item0, item1) of the block's output, item = channel block * g.OH + output row:
+    // out [kout][OH][OW][V] = bias + the conv of in [cin][H][W][V] (unpadded; each pixel sums
+    // only the taps that read inside the plane). Overwritten; bias: kout floats or null.
+    void direct_forward_lanes(const float* in, int64_t cin, const DwGeom& g, const float* wpk,
+                              int64_t kout, const float* bias, float* out, int64_t item0,
+                              int64_t item1);
+    // dst[q * V + i] = src[i * ld + q] for q < L, i < nb (nb <= V images; lanes past nb get 0).
+    void direct_to_lanes(const float* src, int64_t nb, int64_t ld, int64_t L, float* dst);
+    // The inverse for the first nb lanes: dst[i * ld + q] = src[q * V + i].
+    void direct_from_lanes(const float* src, int64_t nb, int64_t L, float* dst, int64_t ld);)
 
 }  // namespace cnncore

@@ -225,7 +225,9 @@ std::string conv2d_algorithm(const Conv2dParams& p) {
                  : std::string()) +
             "; backward-input " +
             (conv_impl::direct_backward_input_fits(p)
-                 ? (conv_impl::direct_backward_input_by_rows(p)
+                 ? (conv_impl::direct_backward_input_by_lanes(p)
+                        ? "direct (images as lanes, only taps inside dy)"
+                    : conv_impl::direct_backward_input_by_rows(p)
                         ? "direct (rows across images, padding rows skipped)"
                         : "direct")
                  : "im2col+gemm") +
