@@ -331,8 +331,9 @@ def test_direct_backward_input_by_lanes_matches_reference(shape, threads, isa):
         x, w, b, opt, X, Wc, B, p, dy = _passes(shape, 91)
         text = _core.conv2d_algorithm(p)
         by_lanes = "images as lanes" in text
-        # every shape takes it but one (the 17 images on 1 thread with AVX-512 keep rows)
-        assert by_lanes or (threads == 1 and shape[0] == 17), text
+        # every shape takes it but one (the 17 images on 1 thread with AVX-512 keep rows); the
+        # 4-lane baseline path, whose transposes cost more, takes it for half of them
+        assert by_lanes or isa == "baseline" or (threads == 1 and shape[0] == 17), text
         _matches_reference(X, Wc, B, opt, dy, x.shape, w.shape,
                            f"{shape[-1]} ({isa}, {threads} threads, by lanes: {by_lanes})")
     finally:
