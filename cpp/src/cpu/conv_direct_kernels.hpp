@@ -42,8 +42,8 @@ CNNCORE_DECLARE_ISA_KERNELS(
                                      const float* dy, int64_t kout, float* dw, int64_t oh0,
                                      int64_t oh1, int64_t images, int64_t dy_stride);
     // dst[q * kpad + k] = src[k * ld + q] for k < kout and q < L: kout planes of L floats to
-    // pixel-major rows of kpad (a multiple of 16, >= kout) channel lanes; lanes past kout get
-    // zeros or are left as they were.
+    // pixel-major rows of kpad (a multiple of 16, >= kout) channel lanes; lanes past kout (up
+    // to the next multiple of the vector width) get zeros.
     void direct_transpose_planes(const float* src, int64_t kout, int64_t L, int64_t ld,
                                  float* dst, int64_t kpad);
     // Whether direct_backward_weight_channels takes this geometry (column stride and dilation
