@@ -69,8 +69,8 @@ Tensor direct_backward_weight(const Tensor& dy, const Tensor& x, const Conv2dPar
                               Tensor* db = nullptr);
 
 // The variants inside those paths, named by conv2d_algorithm; CNNCORE_CONV_ALGO set to the
-// older variant's name (direct-pixel-lanes, direct-forward-pixel-lanes, direct-rows,
-// depthwise-phase-split) forces that one instead.
+// older variant's name (direct-pixel-lanes, direct-forward-pixel-lanes, direct-image-rows,
+// direct-rows, depthwise-phase-split) forces that one instead.
 // Direct backward-input as blocks of one row across images, kernel rows that read only
 // padding skipped (LeNet2: dy padded by 4 rows each side of 10); direct-rows forces the
 // single-image blocks.

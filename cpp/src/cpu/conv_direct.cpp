@@ -264,9 +264,9 @@ bool direct_weight_by_channels(const Conv2dParams& p) {
 // FMAs per image: the pixel-vector layout's rows of W padded to whole vectors for every kernel
 // row (every tap, or the rows that read inside the plane by rows), against the real taps over
 // the share of lanes the batch fills plus 0.75 per float transposed (3 on the 4-lane baseline
-// path); taken where it comes to at most 0.9 of that. Measured (Zen 4, AVX-512, 1 thread, batch 32): LeNet2's backward-input
-// 0.18 against 0.30 ms; LeNet1's (1 output channel, 28 of 32 lanes real) 0.34 against 0.27,
-// which the model keeps on pixel vectors.
+// path); taken where it comes to at most 0.9 of that. Measured (Zen 4, AVX-512, 1 thread,
+// batch 32): LeNet2's backward-input 0.18-0.20 against 0.30-0.31 ms; LeNet1's (1 output
+// channel, 28 of 32 lanes real) 0.34 against 0.27, which the model keeps on pixel vectors.
 bool direct_backward_input_by_lanes(const Conv2dParams& p) {
   if (p.is_strided() || conv_variant_forced("direct-rows") ||
       conv_variant_forced("direct-image-rows"))
