@@ -2,6 +2,8 @@
 in registers) and the direct kernels for few input channels, against the reference twin on every
 ISA path, against PyTorch, and the new weight gradients by finite differences."""
 
+import contextlib
+
 import numpy as np
 import pytest
 
@@ -24,6 +26,17 @@ DW_S2_SHAPES = [
     (1, 6, 4, 4, 6, (3, 3), 2, 1, 1, 6, "tiny plane"),
 ]
 DW_S2_IDS = [s[-1] for s in DW_S2_SHAPES]
+
+
+@contextlib.contextmanager
+def _num_threads(n):
+    """cnncore's thread count set to n inside the block, restored after it."""
+    before = cnncore.get_num_threads()
+    cnncore.set_num_threads(n)
+    try:
+        yield
+    finally:
+        cnncore.set_num_threads(before)
 
 
 def _passes(shape, seed):
@@ -244,9 +257,7 @@ def test_direct_weight_gradient_blocks_match_reference(shape, isa):
 def test_bias_gradient_summed_in_the_direct_weight_pass(shape, threads, isa):
     """conv2d_backward's bias gradient comes from the direct weight gradient's pass over dy
     (per-thread partial sums, both lane layouts): it matches the reference bias gradient."""
-    before = cnncore.get_num_threads()
-    cnncore.set_num_threads(threads)
-    try:
+    with _num_threads(threads):
         x, w, b, opt, X, Wc, B, p, dy = _passes(shape, 79)
         assert "backward-weight direct" in _core.conv2d_algorithm(p)
         ref_db = _core.reference.conv2d_backward_bias(dy).numpy()
@@ -256,8 +267,6 @@ def test_bias_gradient_summed_in_the_direct_weight_pass(shape, threads, isa):
             what = f"{shape[-1]} {mask} ({isa}, {threads} threads)"
             _rel(db.numpy(), ref_db, f"bias {what}")
             _rel(dw.numpy(), ref_dw, f"weight {what}")
-    finally:
-        cnncore.set_num_threads(before)
 
 
 # The direct backward-input in blocks of one row across images, skipping the kernel rows that
@@ -282,9 +291,7 @@ ROWS_IDS = [s[-1] for s in ROWS_SHAPES]
 def test_direct_backward_input_by_rows_matches_reference(shape, threads, isa, monkeypatch):
     # most of these shapes take images as the lanes now; this keeps the rows
     monkeypatch.setenv("CNNCORE_CONV_ALGO", "direct-image-rows")
-    before = cnncore.get_num_threads()
-    cnncore.set_num_threads(threads)
-    try:
+    with _num_threads(threads):
         x, w, b, opt, X, Wc, B, p, dy = _passes(shape, 71)
         text = _core.conv2d_algorithm(p)
         assert text.startswith("direct"), text
@@ -294,8 +301,6 @@ def test_direct_backward_input_by_rows_matches_reference(shape, threads, isa, mo
         assert by_rows or threads > 1 or isa != "avx512", text
         _matches_reference(X, Wc, B, opt, dy, x.shape, w.shape,
                            f"{shape[-1]} ({isa}, {threads} threads, by rows: {by_rows})")
-    finally:
-        cnncore.set_num_threads(before)
 
 
 @pytest.mark.parametrize("shape", ROWS_SHAPES[:3], ids=ROWS_IDS[:3])
@@ -325,9 +330,7 @@ LANES_IDS = [s[-1] for s in LANES_SHAPES]
 @pytest.mark.parametrize("threads", [1, 2, 3])
 @pytest.mark.parametrize("shape", LANES_SHAPES, ids=LANES_IDS)
 def test_direct_backward_input_by_lanes_matches_reference(shape, threads, isa):
-    before = cnncore.get_num_threads()
-    cnncore.set_num_threads(threads)
-    try:
+    with _num_threads(threads):
         x, w, b, opt, X, Wc, B, p, dy = _passes(shape, 91)
         text = _core.conv2d_algorithm(p)
         by_lanes = "images as lanes" in text
@@ -336,8 +339,6 @@ def test_direct_backward_input_by_lanes_matches_reference(shape, threads, isa):
         assert by_lanes or isa == "baseline" or (threads == 1 and shape[0] == 17), text
         _matches_reference(X, Wc, B, opt, dy, x.shape, w.shape,
                            f"{shape[-1]} ({isa}, {threads} threads, by lanes: {by_lanes})")
-    finally:
-        cnncore.set_num_threads(before)
 
 
 @pytest.mark.parametrize("shape", LANES_SHAPES[:4], ids=LANES_IDS[:4])
@@ -391,14 +392,10 @@ DW_FUSED = [
 def test_depthwise_fused_backward_matches_separate_and_reference(shape, threads, isa):
     x, w, b, opt, X, Wc, B, p, dy = _passes(shape, 61)
     assert _core.conv2d_algorithm(p).startswith("depthwise-direct")
-    before = cnncore.get_num_threads()
-    cnncore.set_num_threads(threads)
-    try:
+    with _num_threads(threads):
         dx, dw = _core.conv2d_backward_input_weight(dy, X, Wc, opt)
         dx1 = _core.conv2d_backward_input(dy, Wc, list(x.shape), opt).numpy()
         dw1 = _core.conv2d_backward_weight(dy, X, list(w.shape), opt).numpy()
-    finally:
-        cnncore.set_num_threads(before)
     # The input gradient runs the same kernels on the same planes: equal to the bit.
     np.testing.assert_array_equal(dx.numpy(), dx1)
     _rel(dw.numpy(), dw1, f"fused dw vs separate {shape[-1]}")
@@ -414,12 +411,8 @@ def test_depthwise_fused_backward_deterministic_mode_takes_separate_kernels():
     try:
         dws = []
         for threads in (1, 2):
-            before = cnncore.get_num_threads()
-            cnncore.set_num_threads(threads)
-            try:
+            with _num_threads(threads):
                 dws.append(_core.conv2d_backward_input_weight(dy, X, Wc, opt)[1].numpy())
-            finally:
-                cnncore.set_num_threads(before)
     finally:
         cnncore.use_deterministic_algorithms(False)
     np.testing.assert_array_equal(dws[0], dws[1])

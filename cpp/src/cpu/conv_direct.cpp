@@ -85,14 +85,19 @@ int64_t image_rows_block(int64_t kout, int64_t ow) {
 int64_t image_rows_images(int64_t kout) { CNNCORE_ISA_DISPATCH(direct_image_rows_images(kout)); }
 
 // The share of (output row, kernel row) pairs that read only padding rows of the input planes.
+// (output position, tap) pairs over `out` positions x `taps` taps (stride, dilation d, padding
+// pad) that read inside a plane dimension of `size`.
+int64_t taps_inside(int64_t out, int64_t taps, int64_t stride, int64_t d, int64_t pad,
+                    int64_t size) {
+  int64_t n = 0;
+  for (int64_t o = 0; o < out; ++o)
+    for (int64_t t = 0; t < taps; ++t) n += uint64_t(o * stride + t * d - pad) < uint64_t(size);
+  return n;
+}
+
 double padding_row_share(const DwGeom& g) {
-  int64_t dead = 0;
-  for (int64_t oh = 0; oh < g.OH; ++oh)
-    for (int64_t r = 0; r < g.R; ++r) {
-      const int64_t i = oh * g.sh + r * g.dh - g.pt;
-      dead += i < 0 || i >= g.H;
-    }
-  return double(dead) / double(g.OH * g.R);
+  const int64_t pairs = g.OH * g.R;
+  return double(pairs - taps_inside(g.OH, g.R, g.sh, g.dh, g.pt, g.H)) / double(pairs);
 }
 
 // run_forward without bias as blocks of one output row across several images
@@ -278,14 +283,8 @@ bool direct_backward_input_by_lanes(const Conv2dParams& p) {
   const DwGeom g = DwGeom::make(p.OH, p.OW, p.H, p.W, p.R, p.S, 1, 1, p.dil_h, p.dil_w,
                                 p.dil_h * (p.R - 1) - p.pad_t, p.dil_w * (p.S - 1) - p.pad_l);
   // Kernel rows (columns) that read inside dy, summed over the output rows (columns).
-  auto inside = [](int64_t out, int64_t taps, int64_t d, int64_t pad, int64_t size) {
-    int64_t n = 0;
-    for (int64_t o = 0; o < out; ++o)
-      for (int64_t t = 0; t < taps; ++t) n += uint64_t(o + t * d - pad) < uint64_t(size);
-    return n;
-  };
-  const double rows_in = double(inside(g.OH, g.R, g.dh, g.pt, g.H));
-  const double cols_in = double(inside(g.OW, g.S, g.dw, g.pl, g.W));
+  const double rows_in = double(taps_inside(g.OH, g.R, 1, g.dh, g.pt, g.H));
+  const double cols_in = double(taps_inside(g.OW, g.S, 1, g.dw, g.pl, g.W));
   const double pairs = double(Cg * Kg);
   const double pixel_rows = direct_backward_input_by_rows(p) ? rows_in : double(g.OH * g.R);
   const double pixel_cost = pixel_rows * double((g.OW + V - 1) / V * g.S) * pairs;
