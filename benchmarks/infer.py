@@ -8,6 +8,9 @@ PyTorch runs in NCHW and channels_last (the faster counts). onnxruntime (pip ins
 onnxruntime onnx) runs the same network exported to ONNX: by cnncore.onnx.export where cnncore
 has it, else by torch.onnx.export; it is skipped with a note when missing. Prints images/s, the
 ratio cnncore / each, the largest relative difference of the logits, and the conv paths taken.
+cnncore runs twice: eager (the Python modules, as trained) and `opt`, the model from
+cnncore.optimize_for_inference (BatchNorm folded into the convs, add and ReLU in their
+epilogue, the graph run in C++); the ratios against onnxruntime are opt's.
 """
 
 from __future__ import annotations
@@ -75,8 +78,9 @@ def main(argv=None):
     if torch is None:
         sys.exit("infer.py compares with PyTorch: pip install torch==2.13.0")
     print(bench.machine_line(args.threads, torch, size=args.size))
-    hdr = (f"{'model':10s} {'batch':>5s} {'cnncore':>9s} {'torch':>9s} {'(fmt)':6s} {'ratio':>6s}"
-           f" {'onnxrt':>9s} {'ratio':>6s} {'maxdiff':>8s}  (images/s)")
+    hdr = (f"{'model':10s} {'batch':>5s} {'cnncore':>9s} {'opt':>9s} {'torch':>9s} {'(fmt)':6s}"
+           f" {'ratio':>6s} {'opt':>6s} {'onnxrt':>9s} {'opt':>6s} {'maxdiff':>8s}  (images/s;"
+           f" ratios cnncore / torch, opt / torch, opt / onnxruntime)")
     print(hdr)
     print("-" * len(hdr))
     rows = []
@@ -105,6 +109,11 @@ def main(argv=None):
                 with cnncore.no_grad():
                     return ours(X)
 
+            fast = cnncore.optimize_for_inference(ours, X)
+
+            def opt_fn():
+                return fast(X)
+
             def torch_nchw():
                 with torch.no_grad():
                     return tmodel(tx)
@@ -113,23 +122,30 @@ def main(argv=None):
                 with torch.no_grad():
                     return tmodel_cl(tx_cl)
 
-            cases = {"cnncore": ours_fn, "torch-nchw": torch_nchw, "torch-cl": torch_cl}
+            cases = {"cnncore": ours_fn, "opt": opt_fn, "torch-nchw": torch_nchw,
+                     "torch-cl": torch_cl}
             if ort_run is not None:
                 cases["onnxruntime"] = lambda: ort_run(x)
             ref = torch_nchw().numpy()
             out = ours_fn().numpy()
-            maxdiff = float(np.abs(out - ref).max() / max(np.abs(ref).max(), 1e-6))
+            scale = max(np.abs(ref).max(), 1e-6)
+            maxdiff = float(max(np.abs(out - ref).max(), np.abs(opt_fn().numpy() - ref).max())
+                            / scale)
             times = bench.interleaved(cases, args.repeats)
             med = {k: statistics.median(v) for k, v in times.items()}
             best = min(("torch-nchw", "torch-cl"), key=med.get)
             row = dict(model=name, batch=b, cnncore=b / med["cnncore"], torch=b / med[best],
                        torch_format=best[6:], ratio_torch=med[best] / med["cnncore"],
-                       max_rel_diff=maxdiff, spread_pct=bench.spread_pct(times["cnncore"]))
-            line = (f"{name:10s} {b:5d} {row['cnncore']:9.1f} {row['torch']:9.1f} "
-                    f"{best[6:]:6s} {row['ratio_torch']:6.2f}")
+                       opt=b / med["opt"], ratio_torch_opt=med[best] / med["opt"],
+                       max_rel_diff=maxdiff, spread_pct=bench.spread_pct(times["cnncore"]),
+                       spread_pct_opt=bench.spread_pct(times["opt"]))
+            line = (f"{name:10s} {b:5d} {row['cnncore']:9.1f} {row['opt']:9.1f} "
+                    f"{row['torch']:9.1f} {best[6:]:6s} {row['ratio_torch']:6.2f} "
+                    f"{row['ratio_torch_opt']:6.2f}")
             if "onnxruntime" in med:
                 row.update(onnxruntime=b / med["onnxruntime"], onnx_export=how,
-                           ratio_onnxruntime=med["onnxruntime"] / med["cnncore"])
+                           ratio_onnxruntime=med["onnxruntime"] / med["opt"],
+                           ratio_onnxruntime_eager=med["onnxruntime"] / med["cnncore"])
                 line += f" {row['onnxruntime']:9.1f} {row['ratio_onnxruntime']:6.2f}"
             else:
                 line += f" {'-':>9s} {'-':>6s}"

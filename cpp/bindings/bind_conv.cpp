@@ -1,3 +1,6 @@
+#include <cmath>
+#include <limits>
+
 #include "common.hpp"
 #include "cpu/reference/conv.hpp"
 
@@ -91,8 +94,25 @@ void bind_conv(py::module_& m, py::module_& ref) {
   m.def("conv2d_algorithm", &conv2d_algorithm, py::arg("params"),
         "'<algorithm>: <why>' for the path conv2d takes on these params");
 
-  m.def("conv2d_forward", &conv2d_forward, py::arg("x"), py::arg("weight"), py::arg("bias"),
-        py::arg("options"), nogil, "y (N,K,OH,OW) = conv2d(x (N,C,H,W), w (K,C/g,R,S)) + b (K)");
+  m.def("conv2d_forward",
+        [](const Tensor& x, const Tensor& w, const std::optional<Tensor>& b,
+           const Conv2dOptions& opt, const std::optional<Tensor>& residual, double min_value,
+           double max_value) {
+          if (!residual && std::isinf(min_value) && min_value < 0 && std::isinf(max_value) &&
+              max_value > 0)
+            return conv2d_forward(x, w, b, opt);
+          Conv2dEpilogue e;
+          e.residual = residual;
+          e.min_value = min_value;
+          e.max_value = max_value;
+          return conv2d_forward(x, w, b, opt, e);
+        },
+        py::arg("x"), py::arg("weight"), py::arg("bias"), py::arg("options"),
+        py::arg("residual") = py::none(),
+        py::arg("min_value") = -std::numeric_limits<double>::infinity(),
+        py::arg("max_value") = std::numeric_limits<double>::infinity(), nogil,
+        "y (N,K,OH,OW) = conv2d(x (N,C,H,W), w (K,C/g,R,S)) + b (K); with residual and/or "
+        "bounds, min(max_value, max(min_value, y + residual)) in the same call (inference)");
   m.def("conv2d_backward_input", &conv2d_backward_input, py::arg("grad_output"), py::arg("weight"),
         py::arg("input_shape"), py::arg("options"), nogil, "dx (N,C,H,W) from dy (N,K,OH,OW)");
   m.def("conv2d_backward_weight", &conv2d_backward_weight, py::arg("grad_output"), py::arg("x"),

@@ -27,6 +27,8 @@ void bind_graph(py::module_& m) {
       .def("input_shapes", &Model::input_shapes)
       .def("summary", &Model::summary)
       .def("save", &Model::save, py::arg("path"), nogil, "writes a .cnn file");
+  m.def("optimize_for_inference", &optimize_for_inference, py::arg("model"), nogil,
+        "a frozen copy with BatchNorm folded into the convs and add/ReLU in their epilogue");
   m.def("load_model", &load_model, py::arg("path"), nogil, "reads a .cnn file into a Model");
   m.def("load_model_from_bytes", [](py::bytes data, const std::string& what) {
     const std::string buf = data;  // a copy, so the GIL can be released while parsing

@@ -106,6 +106,14 @@ struct Node {
   double scalar = 0, bin_alpha = 1;
   std::vector<int64_t> dims;
   bool keepdim = false;
+
+  // A Conv2d that optimize_for_inference merged with the nodes that read only its output: a
+  // BatchNorm in eval mode folded into folded_w / folded_b (undefined: no bias), then an add of
+  // inputs[1] and a ReLU / hardtanh, all in conv2d_forward's epilogue. Its outputs are the last
+  // merged node's.
+  bool fused = false;
+  Tensor folded_w, folded_b;
+  enum class Clamp { None, Relu, Hardtanh } clamp = Clamp::None;
 };
 
 // What a node's forward kept for its backward.
@@ -231,6 +239,8 @@ struct Model::Impl {
   std::vector<Shape> example_shapes;  // per value; empty when unknown
   std::vector<Node> nodes;
   std::vector<int> last_use;  // per value: the last node that reads it (-1: none)
+
+  bool frozen = false;  // made by optimize_for_inference: eval only, nodes fused
 
   std::vector<std::pair<std::string, Tensor>> state;  // state_dict order
   std::vector<bool> trainable;
@@ -632,7 +642,26 @@ std::vector<Tensor> Model::Impl::run(const Node& n, const std::vector<Tensor>& i
   switch (n.op) {
     case Op::Conv2d: {
       keep({x});
-      return {conv2d_forward(x, st(n.weight), opt_st(n.bias), n.conv)};
+      if (!n.fused) return {conv2d_forward(x, st(n.weight), opt_st(n.bias), n.conv)};
+      const std::optional<Tensor> b =
+          n.folded_b.defined() ? std::optional<Tensor>(n.folded_b) : std::nullopt;
+      Conv2dEpilogue e;
+      if (n.clamp == Node::Clamp::Relu) e.min_value = 0.0;
+      if (n.clamp == Node::Clamp::Hardtanh) e.min_value = n.lo, e.max_value = n.hi;
+      if (in.size() > 1) {
+        const Shape out = conv2d_params(x.shape(), n.folded_w.shape(), n.conv, "conv2d")
+                              .output_shape();
+        const Tensor& r = in[1];
+        if (r.shape() != out || r.dtype() != DType::Float32 || r.is_cuda() != x.is_cuda()) {
+          // An add that broadcasts or promotes, as traced: the separate ops, in the same order.
+          Tensor y = binary(BinaryOp::Add, conv2d_forward(x, n.folded_w, b, n.conv), r);
+          if (n.clamp == Node::Clamp::Relu) return {relu_forward(y)};
+          if (n.clamp == Node::Clamp::Hardtanh) return {hardtanh_forward(y, n.lo, n.hi)};
+          return {y};
+        }
+        e.residual = r;
+      }
+      return {conv2d_forward(x, n.folded_w, b, n.conv, e)};
     }
     case Op::ConvTranspose2d: {
       keep({x});
@@ -1060,6 +1089,9 @@ void Model::backward(const std::vector<Tensor>& grad_outputs) {
 void Model::backward(const Tensor& grad_output) { backward(std::vector<Tensor>{grad_output}); }
 
 void Model::train(bool mode) {
+  CNNCORE_CHECK_VALUE(!(mode && impl_->frozen), "Model::train: this model was made by "
+                      "optimize_for_inference (BatchNorm folded into the convolutions) and runs "
+                      "inference only: train the original model");
   impl_->training = mode;
   if (!mode) {
     impl_->saved.clear();
@@ -1133,6 +1165,8 @@ std::string Model::summary() const {
 
 void Model::save(const std::string& path) const {
   const Impl& m = checked(impl_, "save");
+  CNNCORE_CHECK_VALUE(!m.frozen, "Model::save: this model was made by optimize_for_inference "
+                      "(its folded weights are not the state_dict's): save the original model");
   Value order = Value::make_array();
   for (const auto& kv : m.state) order.array.push_back(Value::from_string(kv.first));
   std::vector<std::pair<std::string, std::string>> meta = {
@@ -1212,6 +1246,129 @@ void init_uniform(Tensor& t, int64_t fan_in) {
 }
 
 }  // namespace
+
+namespace {
+
+// w' = w * s and b' = (b - mean) * s + beta per output channel, s = gamma / sqrt(var + eps):
+// eval-mode BatchNorm after a conv, computed in double.
+void fold_batch_norm(Model::Impl& m, Node& conv, const Node& bn) {
+  Tensor w = conv.fused ? conv.folded_w : m.st(conv.weight).clone();
+  const int64_t K = w.size(0), per = w.numel() / std::max<int64_t>(K, 1);
+  auto values = [&](int idx, double dflt) {
+    std::vector<double> v(size_t(K), dflt);
+    if (idx >= 0) {
+      Tensor t = m.st(idx).contiguous();
+      for (int64_t k = 0; k < K; ++k) v[size_t(k)] = t.data<float>()[k];
+    }
+    return v;
+  };
+  const std::vector<double> mean = values(bn.running_mean, 0.0),
+                            var = values(bn.running_var, 1.0), gamma = values(bn.weight, 1.0),
+                            beta = values(bn.bias, 0.0);
+  std::vector<double> bias(size_t(K), 0.0);
+  if (conv.fused ? conv.folded_b.defined() : conv.bias >= 0) {
+    Tensor b = conv.fused ? conv.folded_b : m.st(conv.bias).contiguous();
+    for (int64_t k = 0; k < K; ++k) bias[size_t(k)] = b.data<float>()[k];
+  }
+  Tensor nb = Tensor::empty({K});
+  float* wp = w.data<float>();
+  for (int64_t k = 0; k < K; ++k) {
+    const double sk = gamma[size_t(k)] / std::sqrt(var[size_t(k)] + bn.eps);
+    for (int64_t i = 0; i < per; ++i) wp[k * per + i] = static_cast<float>(wp[k * per + i] * sk);
+    nb.data<float>()[k] =
+        static_cast<float>((bias[size_t(k)] - mean[size_t(k)]) * sk + beta[size_t(k)]);
+  }
+  conv.folded_w = w;
+  conv.folded_b = nb;
+}
+
+// Merges each Conv2d with the chain of nodes that alone read its output: BatchNorm2d (with
+// running statistics) -> add (of a tensor, alpha 1) -> relu / ReLU6 / hardtanh, each optional.
+void fuse_for_inference(Model::Impl& m) {
+  const size_t nv = m.value_names.size();
+  std::vector<int> readers(nv, 0), reader(nv, -1);
+  for (size_t k = 0; k < m.nodes.size(); ++k)
+    for (int v : m.nodes[k].inputs) ++readers[size_t(v)], reader[size_t(v)] = int(k);
+  for (int v : m.outputs) readers[size_t(v)] += 2;  // a graph output stays a value
+  std::vector<bool> gone(m.nodes.size(), false), merged(m.nodes.size(), false);
+  // The one node that reads value v, when nothing else reads it and no chain took it (-1).
+  auto sole = [&](int v) {
+    const int k = readers[size_t(v)] == 1 ? reader[size_t(v)] : -1;
+    return k >= 0 && !merged[size_t(k)] ? k : -1;
+  };
+  for (size_t i = 0; i < m.nodes.size(); ++i) {
+    Node conv = m.nodes[i];
+    // (A merged node sits where its chain ended: it is not merged again.)
+    if (conv.op != Op::Conv2d || conv.fused || conv.inputs.size() != 1 ||
+        conv.outputs.size() != 1)
+      continue;
+    std::vector<int> chain;
+    int v = conv.outputs[0];
+    std::string name = conv.op_name;
+    int j = sole(v);
+    if (j >= 0) {
+      const Node& bn = m.nodes[size_t(j)];
+      if (bn.op == Op::BatchNorm && bn.op_name == "BatchNorm2d" && bn.running_mean >= 0 &&
+          m.st(bn.running_mean).size(0) == m.st(conv.weight).size(0)) {
+        fold_batch_norm(m, conv, bn);
+        conv.fused = true;
+        chain.push_back(j), v = bn.outputs[0], name += "+" + bn.op_name, j = sole(v);
+      }
+    }
+    if (j >= 0) {
+      const Node& add = m.nodes[size_t(j)];
+      if (add.op == Op::Binary && add.binop == BinaryOp::Add && !add.has_scalar &&
+          add.bin_alpha == 1.0 && add.inputs.size() == 2) {
+        conv.inputs.push_back(add.inputs[0] == v ? add.inputs[1] : add.inputs[0]);
+        chain.push_back(j), v = add.outputs[0], name += "+" + add.op_name, j = sole(v);
+      }
+    }
+    if (j >= 0) {
+      const Node& act = m.nodes[size_t(j)];
+      if (act.op == Op::Relu || act.op == Op::Hardtanh) {
+        conv.clamp = act.op == Op::Relu ? Node::Clamp::Relu : Node::Clamp::Hardtanh;
+        conv.lo = act.lo, conv.hi = act.hi;
+        chain.push_back(j), name += "+" + act.op_name;
+      }
+    }
+    if (chain.empty()) continue;
+    if (!conv.fused) {
+      conv.folded_w = m.st(conv.weight);
+      conv.folded_b = conv.bias >= 0 ? m.st(conv.bias) : Tensor();
+      conv.fused = true;
+    }
+    // The merged node runs where the chain's last node ran: every input exists by then.
+    const Node& last = m.nodes[size_t(chain.back())];
+    conv.outputs = last.outputs;
+    conv.op_name = name;
+    gone[i] = true;
+    for (int c : chain) gone[size_t(c)] = c != chain.back(), merged[size_t(c)] = true;
+    m.nodes[size_t(chain.back())] = conv;
+  }
+  std::vector<Node> kept;
+  for (size_t k = 0; k < m.nodes.size(); ++k)
+    if (!gone[k]) kept.push_back(std::move(m.nodes[k]));
+  m.nodes = std::move(kept);
+  m.last_use.assign(nv, -1);
+  for (size_t k = 0; k < m.nodes.size(); ++k)
+    for (int v : m.nodes[k].inputs) m.last_use[size_t(v)] = static_cast<int>(k);
+  for (int v : m.outputs) m.last_use[size_t(v)] = static_cast<int>(m.nodes.size());
+}
+
+}  // namespace
+
+Model optimize_for_inference(const Model& model) {
+  const Model::Impl& src = checked(model.impl_, "optimize_for_inference");
+  auto impl = std::make_shared<Model::Impl>(src);
+  for (auto& kv : impl->state) kv.second = kv.second.clone();  // a snapshot, as torch.jit.freeze
+  impl->grads.assign(impl->state.size(), Tensor());
+  impl->training = false;
+  impl->saved.clear();
+  impl->taped = false;
+  impl->frozen = true;
+  fuse_for_inference(*impl);
+  return Model(impl);
+}
 
 Model Model::sequential(const std::vector<Layer>& layer_list, const Shape& input_shape) {
   CNNCORE_CHECK_VALUE(!layer_list.empty(), "Model::sequential: give at least one layer");

@@ -3,6 +3,7 @@
 #include <cstdio>
 #include <fstream>
 #include <iterator>
+#include <string>
 #include <vector>
 
 #include "check.hpp"
@@ -51,6 +52,19 @@ int main() {
   Model back = load_model(path);
   CHECK(max_abs_diff(back.forward(x), before) == 0.0, "reloaded model differs");
   CHECK(back.state_dict().size() == m.state_dict().size());
+
+  // optimize_for_inference: conv+BatchNorm+ReLU become one node, the output stays the same
+  // (the trained running statistics make the folding non-trivial), and the copy is frozen.
+  Model fast = optimize_for_inference(m);
+  CHECK(fast.summary().find("Conv2d+BatchNorm2d+ReLU") != std::string::npos, "summary:\n", fast.summary());
+  CHECK(max_abs_diff(fast.forward(x), before) < 1e-4, "optimized model differs by ",
+        max_abs_diff(fast.forward(x), before));
+  CHECK_THROWS(ValueError, fast.train());
+  CHECK_THROWS(ValueError, fast.save(path));
+  const Tensor fast_out = fast.forward(x);
+  m.parameter("0.weight").data<float>()[0] += 1.0f;  // the copy is a snapshot
+  CHECK(max_abs_diff(fast.forward(x), fast_out) == 0.0, "the optimized copy shares weights");
+  m.parameter("0.weight").data<float>()[0] -= 1.0f;
 
   // Damaged bytes: every truncation is an error, never a crash.
   std::ifstream in(path, std::ios::binary);

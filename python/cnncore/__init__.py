@@ -22,7 +22,7 @@ from . import cuda  # noqa: F401,E402  (the CUDA backend's runtime; in every bui
 from . import backends  # noqa: F401,E402
 from .backends import get_float32_matmul_precision, set_float32_matmul_precision  # noqa: F401,E402
 # ---- end cuda-c ----
-from .graph import load_model  # noqa: F401,E402
+from .graph import load_model, optimize_for_inference  # noqa: F401,E402
 from .summary import conv_output_shape, summary  # noqa: F401
 
 __version__ = _core.version()

@@ -50,7 +50,7 @@ from . import nn
 from .tensor import Tensor
 
 __all__ = ["Graph", "Node", "TraceError", "trace", "FUNCTIONS", "FORMAT_VERSION", "save_model",
-           "load_model", "GraphModule"]
+           "load_model", "GraphModule", "optimize_for_inference", "InferenceModule"]
 
 FORMAT_VERSION = 1
 
@@ -384,7 +384,6 @@ def save_model(model, path, *example_inputs) -> Graph:
     atomically. example_inputs: as for trace; by default zeros shaped like the last input the
     model was called with (batch size 1). Returns the graph. C++ reads it with
     cnncore::load_model, Python with cnncore.load_model."""
-    import numpy as np
     from . import io
     from .tensor import zeros
     if not isinstance(model, nn.Module):
@@ -397,6 +396,16 @@ def save_model(model, path, *example_inputs) -> Graph:
                              "or pass an example input: model.save(path, cnncore.zeros(1, 3, "
                              "32, 32))")
         example_inputs = tuple(zeros(1, *shape[1:], dtype=dtype) for shape, dtype in seen)
+    g, data = _model_bytes(model, example_inputs)
+    with io.atomic_write(path) as f:
+        f.write(data)
+    return g
+
+
+def _model_bytes(model, example_inputs):
+    """-> (the traced Graph, the .cnn file's bytes)."""
+    import numpy as np
+    from . import io
     g = trace(model, *example_inputs)
     st = io._safetensors_numpy()
     sd = model.state_dict()
@@ -405,10 +414,78 @@ def save_model(model, path, *example_inputs) -> Graph:
             io._ORDER_KEY: json.dumps(list(arrays))}
     # The tensor bytes do not depend on the metadata: serialise once to checksum them.
     meta[_CRC_KEY] = _data_crc32(st.save(arrays, metadata=meta))
-    data = st.save(arrays, metadata=meta)
-    with io.atomic_write(path) as f:
-        f.write(data)
-    return g
+    return g, st.save(arrays, metadata=meta)
+
+
+def optimize_for_inference(model, *example_inputs) -> InferenceModule:
+    """A frozen copy of model for inference, run by the C++ graph engine (torch.jit's
+    ``optimize_for_inference(torch.jit.trace(model, example_inputs))``):
+
+        fast = cnncore.optimize_for_inference(model.eval(), cnncore.zeros(1, 3, 224, 224))
+        logits = fast(x)
+
+    The model is traced once at example_inputs (as `trace`; control flow is fixed at them,
+    other batch sizes run). Each BatchNorm2d with running statistics after a Conv2d is folded
+    into the conv's weight and bias, and an add that follows (a residual) and a ReLU / ReLU6 /
+    hardtanh run in the conv's epilogue, where nothing else reads the values in between; every
+    node runs in C++ without Python in between. The weights are a snapshot: changes to model
+    after this call do not reach the copy (call it again). Outputs agree with model.eval()'s
+    within float rounding; they carry no autograd history, and the copy cannot train()."""
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"optimize_for_inference: model must be a cnncore.nn.Module, but got "
+                        f"{type(model).__name__}")
+    if not example_inputs:
+        raise ValueError("optimize_for_inference: pass an example input to trace the model "
+                         "with, e.g. cnncore.zeros(1, 3, 224, 224)")
+    for k, x in enumerate(example_inputs):
+        if not isinstance(x, Tensor):
+            raise TypeError(f"optimize_for_inference: example_inputs[{k}] must be a "
+                            f"cnncore.Tensor, but got {type(x).__name__}")
+    from . import _core
+    g, data = _model_bytes(model, example_inputs)
+    engine = _core.load_model_from_bytes(data, type(model).__name__)
+    engine.eval()
+    return InferenceModule(_core.optimize_for_inference(engine), g)
+
+
+class InferenceModule(nn.Module):
+    """What `optimize_for_inference` returns: calls the C++ engine's forward with the graph's
+    inputs (cnncore.Tensor), returns a Tensor (a tuple for several outputs). `summary()` lists
+    the nodes as they run, merged ones as ``Conv2d+BatchNorm2d+add+ReLU``."""
+
+    def __init__(self, engine, graph: Graph):
+        super().__init__()
+        object.__setattr__(self, "_engine", engine)
+        object.__setattr__(self, "graph", graph)
+        object.__setattr__(self, "training", False)
+
+    def train(self, mode: bool = True):
+        if not isinstance(mode, bool):
+            raise ValueError("train: mode must be a bool")
+        if mode:
+            raise ValueError("InferenceModule.train: a model from optimize_for_inference runs "
+                             "inference only (BatchNorm is folded into the convolutions): train "
+                             "the original model and call optimize_for_inference again")
+        return self
+
+    def save(self, path, *example_inputs):
+        raise ValueError("InferenceModule.save: a model from optimize_for_inference holds "
+                         "folded weights, not a state_dict: save the original model")
+
+    def summary(self) -> str:
+        return self._engine.summary()
+
+    def forward(self, *inputs):
+        g = self.graph
+        if len(inputs) != len(g.inputs):
+            raise ValueError(f"InferenceModule: the graph takes {len(g.inputs)} input(s) "
+                             f"({', '.join(g.inputs)}), but got {len(inputs)}")
+        for name, x in zip(g.inputs, inputs):
+            if not isinstance(x, Tensor):
+                raise TypeError(f"InferenceModule: input '{name}' must be a cnncore.Tensor, but "
+                                f"got {type(x).__name__}")
+        outs = [Tensor._wrap(o) for o in self._engine.forward([x._c for x in inputs])]
+        return outs[0] if len(outs) == 1 else tuple(outs)
 
 
 class GraphModule(nn.Module):

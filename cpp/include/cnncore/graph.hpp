@@ -95,12 +95,22 @@ class CNNCORE_API Model {
   explicit Model(std::shared_ptr<Impl> impl);
   std::shared_ptr<Impl> impl_;
   friend CNNCORE_API Model load_model(const std::string& path);
+  friend CNNCORE_API Model optimize_for_inference(const Model& model);
   friend CNNCORE_API Model load_model_from_memory(const void* data, size_t size,
                                                   const std::string& what);
 };
 
 // Reads a .cnn file (see above).
 CNNCORE_API Model load_model(const std::string& path);
+
+// A copy of model for inference only (torch.jit.optimize_for_inference): the parameters are a
+// snapshot (later changes to model do not reach it), each BatchNorm2d in eval mode after a
+// Conv2d is folded into the conv's weight and bias, and a following add (residual) and ReLU /
+// ReLU6 / hardtanh run in the conv's epilogue (conv2d_forward with Conv2dEpilogue), so they
+// cost no pass of their own. Only nodes whose output nothing else reads are merged; outputs
+// match the original's eval-mode forward within float rounding. train(true), backward and save
+// refuse it (ValueError); summary() names the merged nodes ("Conv2d+BatchNorm2d+add+ReLU").
+CNNCORE_API Model optimize_for_inference(const Model& model);
 // The same from bytes in memory; what names them in error messages.
 CNNCORE_API Model load_model_from_memory(const void* data, size_t size,
                                          const std::string& what = "model");

@@ -16,6 +16,8 @@ CNNCORE_DECLARE_ISA_KERNELS(
     void hardtanh_forward(const float* x, float* y, int64_t n, float lo, float hi);
     void hardtanh_backward(const float* dy, const float* x, float* dx, int64_t n, float lo,
                            float hi);
+    // y = min(hi, max(lo, y + r)) in place (r may be null: y alone); a conv's fused epilogue.
+    void add_clamp(float* y, const float* r, int64_t n, float lo, float hi);
     void sigmoid_forward(const float* x, float* y, int64_t n);
     void sigmoid_backward(const float* dy, const float* y, float* dx, int64_t n);
     void tanh_forward(const float* x, float* y, int64_t n);

@@ -6,12 +6,16 @@
 #include "cpu/conv2d.hpp"
 
 #include <algorithm>
+#include <cmath>
 #include <cstdlib>
 #include <cstring>
 #include <string>
 #include <vector>
 
+#include "cnncore/ops/activation.hpp"
 #include "cnncore/ops/linalg.hpp"
+#include "cnncore/ops/tensor_ops.hpp"
+#include "cpu/activation_kernels.hpp"
 #include "cpu/gemm.hpp"
 #include "cpu/im2col.hpp"
 #include "cpu/winograd.hpp"
@@ -581,6 +585,41 @@ Tensor conv2d_forward(const Tensor& x_in, const Tensor& w_in, const std::optiona
   const Conv2dParams p = conv2d_params(x.shape(), w.shape(), opt, op);
   Tensor bias = bias_of(b, p.K, op);
   return conv_impl::forward(x, w, bias.defined() ? bias.data<float>() : nullptr, p);
+}
+
+Tensor conv2d_forward(const Tensor& x, const Tensor& w, const std::optional<Tensor>& b,
+                      const Conv2dOptions& opt, const Conv2dEpilogue& epilogue) {
+  const char* op = "conv2d";
+  const double lo = epilogue.min_value, hi = epilogue.max_value;
+  CNNCORE_CHECK_VALUE(!std::isnan(lo) && !std::isnan(hi) && lo <= hi, op,
+                      ": the epilogue's min_value must be <= max_value (neither NaN), but got ",
+                      lo, " and ", hi);
+  const bool has_res = epilogue.residual && epilogue.residual->defined();
+  if (has_res) {
+    check_dtype(*epilogue.residual, DType::Float32, op, "residual");
+    CNNCORE_CHECK_VALUE(epilogue.residual->is_cuda() == x.is_cuda(), op,
+                        ": residual must be on the input's device (", x.is_cuda() ? "cuda" : "cpu",
+                        "), but is on ", epilogue.residual->is_cuda() ? "cuda" : "cpu");
+    // Before the conv runs: a wrong residual costs nothing.
+    const Conv2dParams p = conv2d_params(x.shape(), w.shape(), opt, op);
+    check_shape(*epilogue.residual, p.output_shape(), op, "residual");
+  }
+  const bool clamps = lo > -std::numeric_limits<double>::infinity() ||
+                      hi < std::numeric_limits<double>::infinity();
+  Tensor y = conv2d_forward(x, w, b, opt);
+  if (!has_res && !clamps) return y;
+  if (y.is_cuda()) {  // composed of the device's ops (one kernel each)
+    if (has_res) y = binary(BinaryOp::Add, y, *epilogue.residual);
+    return clamps ? hardtanh_forward(y, lo, hi) : y;
+  }
+  Tensor r = has_res ? as_nchw(*epilogue.residual) : Tensor();
+  float* yp = y.data<float>();
+  const float* rp = has_res ? r.data<float>() : nullptr;
+  const float flo = static_cast<float>(lo), fhi = static_cast<float>(hi);
+  parallel_for(0, y.numel(), int64_t{1} << 15, [&](int64_t i0, int64_t i1) {
+    CNNCORE_ISA_CALL(add_clamp(yp + i0, rp ? rp + i0 : nullptr, i1 - i0, flo, fhi));
+  });
+  return y;
 }
 
 Tensor conv2d_backward_input(const Tensor& dy_in, const Tensor& w_in, const Shape& x_shape,

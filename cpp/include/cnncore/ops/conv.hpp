@@ -9,6 +9,7 @@
 #pragma once
 
 #include <array>
+#include <limits>
 #include <optional>
 #include <string>
 #include <utility>
@@ -115,6 +116,21 @@ CNNCORE_API Conv2dParams conv_transpose2d_params(const Shape& input, const Shape
 // y = conv2d(x, w) + b.  x (N,C,H,W), w (K,C/g,R,S), b (K) or none -> y (N,K,OH,OW), a new tensor.
 CNNCORE_API Tensor conv2d_forward(const Tensor& x, const Tensor& w, const std::optional<Tensor>& b,
                                   const Conv2dOptions& opt);
+// What conv2d_forward can apply to its output in the same call, for inference (a folded
+// BatchNorm goes into w and b; this is what follows it):
+//   y = min(max_value, max(min_value, conv2d(x, w) + b + residual))
+// residual: the output's shape (N,K,OH,OW) exactly, float32, or none; the bounds clamp as
+// hardtanh does (NaN comes through): ReLU is {0, +inf}, ReLU6 {0, 6}, none {-inf, +inf}.
+struct Conv2dEpilogue {
+  std::optional<Tensor> residual;
+  double min_value = -std::numeric_limits<double>::infinity();
+  double max_value = std::numeric_limits<double>::infinity();
+};
+// y = the epilogue of conv2d(x, w) + b: one call, no intermediate tensors. ValueError for a
+// residual of another shape or device, NaN bounds or min_value > max_value; TypeError for a
+// residual that is not float32.
+CNNCORE_API Tensor conv2d_forward(const Tensor& x, const Tensor& w, const std::optional<Tensor>& b,
+                                  const Conv2dOptions& opt, const Conv2dEpilogue& epilogue);
 // dx from dy.  dy (N,K,OH,OW), w (K,C/g,R,S) -> dx (N,C,H,W), a new tensor (overwritten).
 // x_shape is the forward input's shape (the output size alone cannot tell H and W).
 CNNCORE_API Tensor conv2d_backward_input(const Tensor& dy, const Tensor& w, const Shape& x_shape,
