@@ -20,7 +20,23 @@ EPILOGUE_SHAPES = [
     (2, 12, 10, 12, 3, 1, 1, 12),
     (2, 6, 11, 10, 3, 2, 0, 2),
     (1, 5, 7, 7, 2, 1, 1, 1),
+    (1, 64, 6, 20, 3, 1, 1, 1),  # three depth blocks of the GEMM, ragged micro-tiles
+    (2, 8, 1, 5, 1, 1, 0, 1),  # one output pixel: the GEMM's vector path
+    (3, 4, 2, 1, 1, 1, 0, 1),  # one output channel
+    (1, 32, 16, 48, 3, 1, 1, 1),
+    (2, 24, 13, 20, 3, 1, 1, 1),  # Winograd with partial rows and channel vectors
 ]
+# The algorithms EPILOGUE_SHAPES reach on every ISA (test_epilogue_shapes_cover_the_paths).
+EPILOGUE_PATHS = {"gemm-1x1", "im2col+gemm", "direct", "depthwise-direct", "winograd"}
+
+
+def test_epilogue_shapes_cover_the_paths(isa):
+    taken = set()
+    for n, c, h, k, r, s, p, g in EPILOGUE_SHAPES:
+        why = cnncore.explain_conv(cnncore.randn(n, c, h, h), cnncore.randn(k, c // g, r, r),
+                                   stride=s, padding=p, groups=g)
+        taken.add(why.split(":")[0])
+    assert taken == EPILOGUE_PATHS, taken
 
 
 def _options(stride, padding, groups):

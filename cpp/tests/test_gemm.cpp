@@ -51,27 +51,41 @@ void check_case(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, 
 }
 
 // sgemm_bias_rows against the reference product plus the bias on each row (C starts as NaN: it
-// must not be read).
-void check_bias_rows(bool ta, bool tb, int64_t M, int64_t N, int64_t K, const char* isa) {
+// must not be read). post: sgemm_epilogue with a residual (its own row stride) and a clamp too.
+void check_bias_rows(bool ta, bool tb, int64_t M, int64_t N, int64_t K, const char* isa,
+                     bool post = false) {
   const int64_t lda = (ta ? M : K) + 1, ldb = (tb ? K : N) + 2, ldc = N + 3;
   const std::vector<float> A = random_vec((ta ? K : M) * lda, 21 + M);
   const std::vector<float> B = random_vec((tb ? N : K) * ldb, 22 + N);
   const std::vector<float> bias = random_vec(M, 23 + K);
   std::vector<float> C(M * ldc, std::numeric_limits<float>::quiet_NaN()), R(M * ldc, 0.0f);
-  sgemm_bias_rows(ta, tb, M, N, K, A.data(), lda, B.data(), ldb, bias.data(), C.data(), ldc);
+  const int64_t ldr = N + 5;
+  const std::vector<float> res = random_vec(M * ldr, 24 + K);
+  const float lo = -0.3f, hi = 0.4f;
+  if (post) {
+    GemmEpilogue e;
+    e.bias = bias.data();
+    e.residual = res.data(), e.ldr = ldr;
+    e.clamp = true, e.lo = lo, e.hi = hi;
+    sgemm_epilogue(ta, tb, M, N, K, A.data(), lda, B.data(), ldb, e, C.data(), ldc);
+  } else {
+    sgemm_bias_rows(ta, tb, M, N, K, A.data(), lda, B.data(), ldb, bias.data(), C.data(), ldc);
+  }
   if (K > 0)
     reference::sgemm(ta, tb, M, N, K, 1.0f, A.data(), lda, B.data(), ldb, 0.0f, R.data(), ldc);
   double worst = 0.0;
   bool pad_intact = true;
   for (int64_t i = 0; i < M; ++i) {
     for (int64_t j = 0; j < N; ++j) {
-      const double d = std::fabs(double(C[i * ldc + j]) - (R[i * ldc + j] + bias[i]));
+      double want = R[i * ldc + j] + bias[i];
+      if (post) want = std::fmin(hi, std::fmax(lo, want + res[i * ldr + j]));
+      const double d = std::fabs(double(C[i * ldc + j]) - want);
       worst = std::isnan(d) ? 1e30 : std::fmax(worst, d);
     }
     for (int64_t j = N; j < ldc; ++j) pad_intact = pad_intact && std::isnan(C[i * ldc + j]);
   }
   const double tol = 1e-5 * std::sqrt(double(K) + 1) * 4 + 1e-6;
-  CHECK(worst <= tol, "bias rows isa=", isa, " ta=", ta, " tb=", tb, " M=", M, " N=", N, " K=", K,
+  CHECK(worst <= tol, "bias rows isa=", isa, " post=", post, " ta=", ta, " tb=", tb, " M=", M, " N=", N, " K=", K,
         ": max error ", worst, " > ", tol);
   CHECK(pad_intact, "bias rows M=", M, " N=", N, ": wrote into the row padding");
 }
@@ -140,8 +154,14 @@ int main() {
           check_bias_rows(ta, tb, 29, 49, 70, name);
           check_bias_rows(ta, tb, 1, 33, 17, name);
           check_bias_rows(ta, tb, 17, 1, 9, name);
+          check_bias_rows(ta, tb, 64, 3100, 300, name, true);
+          check_bias_rows(ta, tb, 29, 49, 70, name, true);
+          check_bias_rows(ta, tb, 1, 33, 17, name, true);
+          check_bias_rows(ta, tb, 17, 1, 9, name, true);
         }
       check_bias_rows(false, false, 5, 7, 0, name);
+      check_bias_rows(false, false, 5, 7, 0, name, true);
+      check_bias_rows(false, false, 31, 45, 500, name, true);  // three depth blocks
     }
   }
   set_isa(available_isas().back());

@@ -242,18 +242,42 @@ Tensor crop_weight(const Tensor& w, const Conv2dParams& p, const Conv2dParams& q
 
 }  // namespace
 
-Tensor forward(const Tensor& x, const Tensor& w, const float* bias, const Conv2dParams& p) {
+namespace {
+void apply_post(Tensor& y, const ConvPost* post) {
+  if (!post || (!post->residual && !post->clamp)) return;
+  float* yp = y.data<float>();
+  const float lo = post->clamp ? post->lo : -std::numeric_limits<float>::infinity();
+  const float hi = post->clamp ? post->hi : std::numeric_limits<float>::infinity();
+  parallel_for(0, y.numel(), int64_t{1} << 15, [&](int64_t i0, int64_t i1) {
+    CNNCORE_ISA_CALL(
+        add_clamp(yp + i0, post->residual ? post->residual + i0 : nullptr, i1 - i0, lo, hi));
+  });
+}
+}  // namespace
+
+Tensor forward(const Tensor& x, const Tensor& w, const float* bias, const Conv2dParams& p,
+               const ConvPost* post) {
   {
     Conv2dParams q;
     int64_t r0, s0;
-    if (crop_taps(p, &q, &r0, &s0)) return forward(x, crop_weight(w, p, q, r0, s0), bias, q);
+    if (crop_taps(p, &q, &r0, &s0))
+      return forward(x, crop_weight(w, p, q, r0, s0), bias, q, post);
   }
   const ConvAlgo algo = select_conv_algo(p);
-  if (algo == ConvAlgo::DepthwiseDirect) return depthwise_forward(x, w, bias, p);
-  if (algo == ConvAlgo::Direct) return direct_forward(x, w, bias, p);
-  if (algo == ConvAlgo::Winograd) return winograd_forward(x, w, bias, p);
-  if (batch_columns(p)) return batched_forward(x, w, bias, p);
-  Tensor y = Tensor::empty(p.output_shape());
+  Tensor y;
+  if (algo == ConvAlgo::DepthwiseDirect)
+    y = depthwise_forward(x, w, bias, p);
+  else if (algo == ConvAlgo::Direct)
+    y = direct_forward(x, w, bias, p);
+  else if (algo == ConvAlgo::Winograd)
+    return winograd_forward(x, w, bias, p, post);
+  else if (batch_columns(p))
+    y = batched_forward(x, w, bias, p);
+  if (y.defined()) {
+    apply_post(y, post);
+    return y;
+  }
+  y = Tensor::empty(p.output_shape());
   const int64_t G = p.groups, Cg = p.C / G, Kg = p.K / G;
   const int64_t HW = p.H * p.W, L = p.OH * p.OW, RSC = Cg * p.R * p.S;
   const bool use_col = algo != ConvAlgo::Gemm1x1;
@@ -265,11 +289,18 @@ Tensor forward(const Tensor& x, const Tensor& w, const float* bias, const Conv2d
     for (int64_t g = 0; g < G; ++g) {
       const float* xg = xp + (n * p.C + g * Cg) * HW;
       float* yg = yp + (n * p.K + g * Kg) * L;
-      // The bias goes in with GEMM's epilogue: the output is written once and never read.
+      // The bias, residual and clamp go in with GEMM's epilogue: the output is written once
+      // and never read.
       auto product = [&](int64_t T, const float* b, float* c) {
-        if (bias)
-          sgemm_bias_rows(false, false, Kg, T, RSC, wp + g * Kg * RSC, RSC, b, T, bias + g * Kg,
-                          c, L);
+        GemmEpilogue e;
+        e.bias = bias ? bias + g * Kg : nullptr;
+        if (post) {
+          e.residual = post->residual ? post->residual + (c - yp) : nullptr;
+          e.ldr = L;
+          e.clamp = post->clamp, e.lo = post->lo, e.hi = post->hi;
+        }
+        if (e.bias || e.any_after())
+          sgemm_epilogue(false, false, Kg, T, RSC, wp + g * Kg * RSC, RSC, b, T, e, c, L);
         else
           sgemm(false, false, Kg, T, RSC, 1.0f, wp + g * Kg * RSC, RSC, b, T, 0.0f, c, L);
       };
@@ -594,6 +625,8 @@ Tensor conv2d_forward(const Tensor& x, const Tensor& w, const std::optional<Tens
   CNNCORE_CHECK_VALUE(!std::isnan(lo) && !std::isnan(hi) && lo <= hi, op,
                       ": the epilogue's min_value must be <= max_value (neither NaN), but got ",
                       lo, " and ", hi);
+  check_defined(x, op, "input");
+  check_defined(w, op, "weight");
   const bool has_res = epilogue.residual && epilogue.residual->defined();
   if (has_res) {
     check_dtype(*epilogue.residual, DType::Float32, op, "residual");
@@ -606,20 +639,25 @@ Tensor conv2d_forward(const Tensor& x, const Tensor& w, const std::optional<Tens
   }
   const bool clamps = lo > -std::numeric_limits<double>::infinity() ||
                       hi < std::numeric_limits<double>::infinity();
-  Tensor y = conv2d_forward(x, w, b, opt);
-  if (!has_res && !clamps) return y;
-  if (y.is_cuda()) {  // composed of the device's ops (one kernel each)
+  if (!has_res && !clamps) return conv2d_forward(x, w, b, opt);
+  if (cuda::any_cuda({&x, &w, cuda::opt_ptr(b)})) {  // composed of the device's ops
+    Tensor y = conv2d_forward(x, w, b, opt);
     if (has_res) y = binary(BinaryOp::Add, y, *epilogue.residual);
-    return clamps ? hardtanh_forward(y, lo, hi) : y;
+    if (!clamps) return y;
+    if (lo == 0.0 && std::isinf(hi)) return relu_forward(y);
+    // hardtanh takes finite bounds: an open side becomes the float range's end.
+    const double big = std::numeric_limits<float>::max();
+    return hardtanh_forward(y, std::max(lo, -big), std::min(hi, big));
   }
+  Tensor xc = float_nchw(x, op, "input"), wc = float_nchw(w, op, "weight");
+  const Conv2dParams p = conv2d_params(xc.shape(), wc.shape(), opt, op);
+  Tensor bias = bias_of(b, p.K, op);
   Tensor r = has_res ? as_nchw(*epilogue.residual) : Tensor();
-  float* yp = y.data<float>();
-  const float* rp = has_res ? r.data<float>() : nullptr;
-  const float flo = static_cast<float>(lo), fhi = static_cast<float>(hi);
-  parallel_for(0, y.numel(), int64_t{1} << 15, [&](int64_t i0, int64_t i1) {
-    CNNCORE_ISA_CALL(add_clamp(yp + i0, rp ? rp + i0 : nullptr, i1 - i0, flo, fhi));
-  });
-  return y;
+  ConvPost post;
+  post.residual = has_res ? r.data<float>() : nullptr;
+  post.clamp = clamps;
+  post.lo = static_cast<float>(lo), post.hi = static_cast<float>(hi);
+  return conv_impl::forward(xc, wc, bias.defined() ? bias.data<float>() : nullptr, p, &post);
 }
 
 Tensor conv2d_backward_input(const Tensor& dy_in, const Tensor& w_in, const Shape& x_shape,

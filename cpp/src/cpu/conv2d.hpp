@@ -6,6 +6,7 @@
 #include <utility>
 
 #include "cnncore/ops/conv.hpp"
+#include "cpu/conv_post.hpp"
 
 namespace cnncore::conv_impl {
 
@@ -21,8 +22,11 @@ bool batch_columns(const Conv2dParams& p);
 // (never while CNNCORE_CONV_ALGO forces an algorithm).
 bool crop_taps(const Conv2dParams& p, Conv2dParams* cropped, int64_t* r0, int64_t* s0);
 
-// x (N,C,H,W), w (K,C/g,R,S) contiguous NCHW, bias K floats or null -> y (N,K,OH,OW), new.
-Tensor forward(const Tensor& x, const Tensor& w, const float* bias, const Conv2dParams& p);
+// x (N,C,H,W), w (K,C/g,R,S) contiguous NCHW, bias K floats or null -> y (N,K,OH,OW), new;
+// then post (or null; cpu/conv_post.hpp): in the store of the GEMM and Winograd paths, one
+// pass over y on the others.
+Tensor forward(const Tensor& x, const Tensor& w, const float* bias, const Conv2dParams& p,
+               const ConvPost* post = nullptr);
 // dy (N,K,OH,OW), w -> dx (N,C,H,W), new.
 Tensor backward_input(const Tensor& dy, const Tensor& w, const Conv2dParams& p);
 // dy (N,K,OH,OW), x (N,C,H,W) -> dw (K,C/g,R,S), new, summed over N.

@@ -61,18 +61,36 @@ void sgemm_checked(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, 
 }
 }  // namespace
 
-void sgemm_bias_rows(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, const float* A,
-                     int64_t lda, const float* B, int64_t ldb, const float* bias, float* C,
-                     int64_t ldc) {
+void sgemm_epilogue(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, const float* A,
+                    int64_t lda, const float* B, int64_t ldb, const GemmEpilogue& epi, float* C,
+                    int64_t ldc) {
   check_args(trans_a, trans_b, M, N, K, A, lda, B, ldb, C, ldc);
   if (M == 0 || N == 0) return;
-  CNNCORE_CHECK_VALUE(bias != nullptr, "sgemm_bias_rows: bias must not be null");
+  if (epi.residual) check_ld(epi.ldr, N, "ldr", "the residual is M x N");
   if (K == 0) {
-    for (int64_t i = 0; i < M; ++i) std::fill(C + i * ldc, C + i * ldc + N, bias[i]);
+    for (int64_t i = 0; i < M; ++i) {
+      float* c = C + i * ldc;
+      for (int64_t j = 0; j < N; ++j) {
+        float v = epi.bias ? epi.bias[i] : 0.0f;
+        if (epi.residual) v += epi.residual[i * epi.ldr + j];
+        // hardtanh's min(hi, max(lo, v)) of the vector path: NaN comes through.
+        if (epi.clamp) v = epi.hi < v ? epi.hi : (epi.lo > v ? epi.lo : v);
+        c[j] = v;
+      }
+    }
     return;
   }
   CNNCORE_ISA_CALL(
-      sgemm_driver(trans_a, trans_b, M, N, K, 1.0f, A, lda, B, ldb, 0.0f, C, ldc, bias));
+      sgemm_driver(trans_a, trans_b, M, N, K, 1.0f, A, lda, B, ldb, 0.0f, C, ldc, &epi));
+}
+
+void sgemm_bias_rows(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, const float* A,
+                     int64_t lda, const float* B, int64_t ldb, const float* bias, float* C,
+                     int64_t ldc) {
+  CNNCORE_CHECK_VALUE(bias != nullptr, "sgemm_bias_rows: bias must not be null");
+  GemmEpilogue epi;
+  epi.bias = bias;
+  sgemm_epilogue(trans_a, trans_b, M, N, K, A, lda, B, ldb, epi, C, ldc);
 }
 
 void sgemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha, const float* A,

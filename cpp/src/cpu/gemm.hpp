@@ -58,12 +58,23 @@ inline constexpr int64_t kGemmMinFlopsPerThread = int64_t{1} << 17;
 // Batched products smaller than this run one per thread rather than each across all threads.
 inline constexpr int64_t kGemmBatchParallelFlops = int64_t{1} << 20;
 
+// What the micro-kernel's store adds to a product (a convolution's epilogue), so C is written
+// once: C = min(hi, max(lo, alpha * op(A) @ op(B) + bias[i] + beta * C + residual)).
+struct GemmEpilogue {
+  const float* bias = nullptr;      // M values (row i), or none
+  const float* residual = nullptr;  // M x N, row stride ldr, or none
+  int64_t ldr = 0;
+  bool clamp = false;  // then min(hi, max(lo, v)), hardtanh's order (NaN comes through)
+  float lo = 0.0f, hi = 0.0f;
+  bool any_after() const { return residual || clamp; }
+};
+
 CNNCORE_DECLARE_ISA_KERNELS(
-    // Same contract as cnncore::sgemm (arguments already validated, M, N, K > 0, alpha != 0).
-    // bias_rows (nullable, M values): C = alpha * op(A) @ op(B) + bias_rows[i] + beta * C.
+    // Same contract as cnncore::sgemm (arguments already validated, M, N, K > 0, alpha != 0),
+    // with the epilogue epi (nullable) applied in the store.
     void sgemm_driver(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha,
                       const float* A, int64_t lda, const float* B, int64_t ldb, float beta,
-                      float* C, int64_t ldc, const float* bias_rows);
+                      float* C, int64_t ldc, const GemmEpilogue* epi);
     GemmBlocking gemm_blocking();)
 
 // `batch` independent products C_i = alpha * op(A_i) @ op(B_i) + beta * C_i with A_i = A + i *
@@ -82,6 +93,10 @@ void sgemm_strided_batched(bool trans_a, bool trans_b, int64_t M, int64_t N, int
 void sgemm_bias_rows(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, const float* A,
                      int64_t lda, const float* B, int64_t ldb, const float* bias, float* C,
                      int64_t ldc);
+// C (M x N, ldc) = the epilogue of op(A) @ op(B) (GemmEpilogue), in the same pass.
+void sgemm_epilogue(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, const float* A,
+                    int64_t lda, const float* B, int64_t ldb, const GemmEpilogue& epi, float* C,
+                    int64_t ldc);
 
 // Blocking of the path active_isa() selects (for tests and benchmarks).
 GemmBlocking active_gemm_blocking();

@@ -38,11 +38,11 @@ bool winograd_preferred(const Conv2dParams& p, std::string* why) {
 }
 
 Tensor winograd_forward(const Tensor& x, const Tensor& w, const float* bias,
-                        const Conv2dParams& p) {
+                        const Conv2dParams& p, const ConvPost* post) {
   Tensor y = Tensor::empty(p.output_shape());
   const WinoGeom g{p.N, p.C, p.K, p.H, p.W, p.OH, p.OW, p.pad_t, p.pad_l};
   CNNCORE_ISA_CALL(winograd_conv(g, x.data<float>(), w.data<float>(), false, bias,
-                                 y.data<float>()));
+                                 y.data<float>(), post));
   return y;
 }
 
@@ -52,7 +52,7 @@ Tensor winograd_backward_input(const Tensor& dy, const Tensor& w, const Conv2dPa
   // reversed and padding 2 - pad (negative = a crop).
   const WinoGeom g{p.N, p.K, p.C, p.OH, p.OW, p.H, p.W, 2 - p.pad_t, 2 - p.pad_l};
   CNNCORE_ISA_CALL(winograd_conv(g, dy.data<float>(), w.data<float>(), true, nullptr,
-                                 dx.data<float>()));
+                                 dx.data<float>(), nullptr));
   return dx;
 }
 

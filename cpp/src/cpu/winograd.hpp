@@ -6,6 +6,7 @@
 #include <string>
 
 #include "cnncore/ops/conv.hpp"
+#include "cpu/conv_post.hpp"
 
 namespace cnncore::conv_impl {
 
@@ -15,9 +16,10 @@ bool winograd_fits(const Conv2dParams& p);
 // the reason either way, for conv2d_algorithm().
 bool winograd_preferred(const Conv2dParams& p, std::string* why);
 
-// x (N,C,H,W), w (K,C,3,3), bias K floats or null -> y (N,K,OH,OW), new.
+// x (N,C,H,W), w (K,C,3,3), bias K floats or null -> y (N,K,OH,OW), new; post (or null): the
+// epilogue, applied as the output transform stores y.
 Tensor winograd_forward(const Tensor& x, const Tensor& w, const float* bias,
-                        const Conv2dParams& p);
+                        const Conv2dParams& p, const ConvPost* post = nullptr);
 // dy (N,K,OH,OW), w (K,C,3,3) -> dx (N,C,H,W), new.
 Tensor winograd_backward_input(const Tensor& dy, const Tensor& w, const Conv2dParams& p);
 

@@ -17,6 +17,7 @@
 
 #include <cstdint>
 
+#include "cpu/conv_post.hpp"
 #include "cpu/dispatch.hpp"
 
 namespace cnncore {
@@ -34,8 +35,9 @@ CNNCORE_DECLARE_ISA_KERNELS(
     // y (N, K, OH, OW), overwritten, = the conv of x (N, C, H, W) with weights w plus bias (K
     // floats, or null). flip_transpose = false: w is (K, C, 3, 3), a forward conv. true: w is
     // (C, K, 3, 3) read as w'[k][c][r][s] = w[c][k][2-r][2-s], the conv that computes a
-    // backward-input (there K and C are the forward conv's C and K). Threads inside.
+    // backward-input (there K and C are the forward conv's C and K). Threads inside. post (or
+    // null): the forward's epilogue, applied as the output transform stores y.
     void winograd_conv(const WinoGeom& g, const float* x, const float* w, bool flip_transpose,
-                       const float* bias, float* y);)
+                       const float* bias, float* y, const ConvPost* post);)
 
 }  // namespace cnncore

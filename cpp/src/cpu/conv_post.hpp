@@ -1,0 +1,14 @@
+// conv2d_forward's epilogue after the bias, as the conv kernels see it (cnncore::Conv2dEpilogue
+// resolved): y = min(hi, max(lo, y + residual)), residual in y's (N, K, OH, OW) layout or null,
+// the clamp (hardtanh's order: NaN comes through) only when `clamp`.
+#pragma once
+
+namespace cnncore {
+
+struct ConvPost {
+  const float* residual = nullptr;
+  bool clamp = false;
+  float lo = 0.0f, hi = 0.0f;
+};
+
+}  // namespace cnncore
