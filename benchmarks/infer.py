@@ -1,8 +1,8 @@
-"""Inference: ResNet-50 (and ResNet-18) in eval mode, cnncore vs PyTorch vs onnxruntime, one
+"""Inference: ResNet-50 (and ResNet-18, MobileNetV2) in eval mode, cnncore vs PyTorch vs onnxruntime, one
 process, interleaved, same thread count, same weights.
 
     PYTHONPATH=python python3 benchmarks/infer.py [--threads 2] [--batches 1 8] [--repeats 5]
-        [--models resnet50,resnet18] [--size 224] [--json out.json]
+        [--models resnet50,resnet18,mobilenet_v2] [--size 224] [--json out.json]
 
 PyTorch runs in NCHW and channels_last (the faster counts). onnxruntime (pip install
 onnxruntime onnx) runs the same network exported to ONNX: by cnncore.onnx.export where cnncore

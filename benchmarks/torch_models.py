@@ -1,4 +1,4 @@
-"""torchvision-shaped ResNets built from torch.nn (torchvision does not import beside the torch
+"""torchvision-shaped ResNets and MobileNetV2 built from torch.nn (torchvision does not import beside the torch
 build used here), with the module tree and state_dict keys of cnncore.models.resnet*, so one
 side's weights load into the other and both run the same network."""
 
@@ -78,6 +78,47 @@ def resnet18(torch, num_classes: int = 1000):
 
 def resnet50(torch, num_classes: int = 1000):
     return resnet(torch, (3, 4, 6, 3), True, num_classes)
+
+
+def mobilenet_v2(torch, num_classes: int = 1000):
+    """torchvision's MobileNetV2 (width 1.0) with cnncore.models.mobilenet_v2's keys."""
+    tnn = torch.nn
+
+    def conv_bn(i, o, k=3, s=1, g=1, act=True):
+        layers = [tnn.Conv2d(i, o, k, s, (k - 1) // 2, groups=g, bias=False), tnn.BatchNorm2d(o)]
+        return tnn.Sequential(*(layers + [tnn.ReLU6(inplace=True)] if act else layers))
+
+    class InvertedResidual(tnn.Module):
+        def __init__(self, i, o, s, t):
+            super().__init__()
+            h = i * t
+            self.use_res_connect = s == 1 and i == o
+            layers = [conv_bn(i, h, 1)] if t != 1 else []
+            layers += [conv_bn(h, h, 3, s, h), tnn.Conv2d(h, o, 1, bias=False),
+                       tnn.BatchNorm2d(o)]
+            self.conv = tnn.Sequential(*layers)
+
+        def forward(self, x):
+            return x + self.conv(x) if self.use_res_connect else self.conv(x)
+
+    class MobileNetV2(tnn.Module):
+        def __init__(self):
+            super().__init__()
+            c, feats = 32, [conv_bn(3, 32, 3, 2)]
+            for t, o, n, s in [[1, 16, 1, 1], [6, 24, 2, 2], [6, 32, 3, 2], [6, 64, 4, 2],
+                               [6, 96, 3, 1], [6, 160, 3, 2], [6, 320, 1, 1]]:
+                for k in range(n):
+                    feats.append(InvertedResidual(c, o, s if k == 0 else 1, t))
+                    c = o
+            feats.append(conv_bn(c, 1280, 1))
+            self.features = tnn.Sequential(*feats)
+            self.classifier = tnn.Sequential(tnn.Dropout(0.2), tnn.Linear(1280, num_classes))
+
+        def forward(self, x):
+            x = tnn.functional.adaptive_avg_pool2d(self.features(x), (1, 1))
+            return self.classifier(torch.flatten(x, 1))
+
+    return MobileNetV2()
 
 
 def copy_weights(torch_model, cnncore_model) -> None:
