@@ -12,7 +12,7 @@ from cnncore import _core, models, nn
 from cnncore import functional as F
 
 # (N, C, H, K, kernel, stride, padding, groups): the 1x1 GEMM, Winograd, direct, depthwise,
-# im2col and grouped paths, ragged sizes.
+# im2col (per image and the batch's columns at once) and grouped paths, ragged sizes.
 EPILOGUE_SHAPES = [
     (2, 16, 9, 24, 1, 1, 0, 1),
     (1, 32, 12, 32, 3, 1, 1, 1),
@@ -21,8 +21,11 @@ EPILOGUE_SHAPES = [
     (2, 6, 11, 10, 3, 2, 0, 2),
     (1, 5, 7, 7, 2, 1, 1, 1),
     (1, 64, 6, 20, 3, 1, 1, 1),  # three depth blocks of the GEMM, ragged micro-tiles
-    (2, 8, 1, 5, 1, 1, 0, 1),  # one output pixel: the GEMM's vector path
-    (3, 4, 2, 1, 1, 1, 0, 1),  # one output channel
+    (1, 8, 1, 5, 1, 1, 0, 1),  # one output pixel: the GEMM's vector path
+    (1, 4, 2, 1, 1, 1, 0, 1),  # one output channel
+    (3, 4, 2, 1, 1, 1, 0, 1),  # small maps: the batch's columns in one GEMM, then a pass
+    (8, 64, 4, 64, 3, 1, 1, 1),
+    (2, 8, 11, 16, 3, 2, 1, 8),  # depthwise, stride 2, channel multiplier 2
     (1, 32, 16, 48, 3, 1, 1, 1),
     (2, 24, 13, 20, 3, 1, 1, 1),  # Winograd with partial rows and channel vectors
 ]

@@ -264,20 +264,15 @@ Tensor forward(const Tensor& x, const Tensor& w, const float* bias, const Conv2d
       return forward(x, crop_weight(w, p, q, r0, s0), bias, q, post);
   }
   const ConvAlgo algo = select_conv_algo(p);
-  Tensor y;
-  if (algo == ConvAlgo::DepthwiseDirect)
-    y = depthwise_forward(x, w, bias, p);
-  else if (algo == ConvAlgo::Direct)
-    y = direct_forward(x, w, bias, p);
-  else if (algo == ConvAlgo::Winograd)
-    return winograd_forward(x, w, bias, p, post);
-  else if (batch_columns(p))
-    y = batched_forward(x, w, bias, p);
-  if (y.defined()) {
+  if (algo == ConvAlgo::DepthwiseDirect) return depthwise_forward(x, w, bias, p, post);
+  if (algo == ConvAlgo::Winograd) return winograd_forward(x, w, bias, p, post);
+  if (algo == ConvAlgo::Direct || batch_columns(p)) {
+    Tensor y = algo == ConvAlgo::Direct ? direct_forward(x, w, bias, p)
+                                        : batched_forward(x, w, bias, p);
     apply_post(y, post);
     return y;
   }
-  y = Tensor::empty(p.output_shape());
+  Tensor y = Tensor::empty(p.output_shape());
   const int64_t G = p.groups, Cg = p.C / G, Kg = p.K / G;
   const int64_t HW = p.H * p.W, L = p.OH * p.OW, RSC = Cg * p.R * p.S;
   const bool use_col = algo != ConvAlgo::Gemm1x1;

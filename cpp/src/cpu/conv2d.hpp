@@ -44,9 +44,9 @@ std::pair<Tensor, Tensor> backward_input_weight(const Tensor& dy, const Tensor& 
                                                 const Conv2dParams& p, Tensor* db = nullptr);
 
 // The depthwise path (select_conv_algo == DepthwiseDirect; valid for any groups, depthwise is
-// C/g == 1); same contracts as above.
+// C/g == 1); same contracts as above (post applied to each output plane as it is finished).
 Tensor depthwise_forward(const Tensor& x, const Tensor& w, const float* bias,
-                         const Conv2dParams& p);
+                         const Conv2dParams& p, const ConvPost* post = nullptr);
 Tensor depthwise_backward_input(const Tensor& dy, const Tensor& w, const Conv2dParams& p);
 Tensor depthwise_backward_weight(const Tensor& dy, const Tensor& x, const Conv2dParams& p);
 // Both gradients in one pass over the planes: each (image, channel)'s dy planes and input plane
