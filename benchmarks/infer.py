@@ -1,5 +1,6 @@
-"""Inference: ResNet-50 (and ResNet-18, MobileNetV2) in eval mode, cnncore vs PyTorch vs onnxruntime, one
-process, interleaved, same thread count, same weights.
+"""Inference in eval mode: cnncore vs PyTorch vs onnxruntime (ResNet-50, ResNet-18, MobileNetV2).
+
+One process, interleaved, same thread count, same weights.
 
     PYTHONPATH=python python3 benchmarks/infer.py [--threads 2] [--batches 1 8] [--repeats 5]
         [--models resnet50,resnet18,mobilenet_v2] [--size 224] [--json out.json]

@@ -1,6 +1,7 @@
-"""torchvision-shaped ResNets and MobileNetV2 built from torch.nn (torchvision does not import beside the torch
-build used here), with the module tree and state_dict keys of cnncore.models.resnet*, so one
-side's weights load into the other and both run the same network."""
+"""torchvision-shaped ResNets and MobileNetV2 built from torch.nn (torchvision does not import
+beside the torch build used here), with the module tree and state_dict keys of
+cnncore.models.resnet* and mobilenet_v2, so one side's weights load into the other and both run
+the same network."""
 
 from __future__ import annotations
 

@@ -653,7 +653,7 @@ std::vector<Tensor> Model::Impl::run(const Node& n, const std::vector<Tensor>& i
                               .output_shape();
         const Tensor& r = in[1];
         if (r.shape() != out || r.dtype() != DType::Float32 || r.is_cuda() != x.is_cuda()) {
-          // An add that broadcasts or promotes, as traced: the separate ops, in the same order.
+          // An add that broadcasts or promotes: the separate ops (the sum commutes exactly).
           Tensor y = binary(BinaryOp::Add, conv2d_forward(x, n.folded_w, b, n.conv), r);
           if (n.clamp == Node::Clamp::Relu) return {relu_forward(y)};
           if (n.clamp == Node::Clamp::Hardtanh) return {hardtanh_forward(y, n.lo, n.hi)};

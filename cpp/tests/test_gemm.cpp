@@ -85,8 +85,8 @@ void check_bias_rows(bool ta, bool tb, int64_t M, int64_t N, int64_t K, const ch
     for (int64_t j = N; j < ldc; ++j) pad_intact = pad_intact && std::isnan(C[i * ldc + j]);
   }
   const double tol = 1e-5 * std::sqrt(double(K) + 1) * 4 + 1e-6;
-  CHECK(worst <= tol, "bias rows isa=", isa, " post=", post, " ta=", ta, " tb=", tb, " M=", M, " N=", N, " K=", K,
-        ": max error ", worst, " > ", tol);
+  CHECK(worst <= tol, "bias rows isa=", isa, " post=", post, " ta=", ta, " tb=", tb, " M=", M,
+        " N=", N, " K=", K, ": max error ", worst, " > ", tol);
   CHECK(pad_intact, "bias rows M=", M, " N=", N, ": wrote into the row padding");
 }
 

@@ -56,7 +56,8 @@ int main() {
   // optimize_for_inference: conv+BatchNorm+ReLU become one node, the output stays the same
   // (the trained running statistics make the folding non-trivial), and the copy is frozen.
   Model fast = optimize_for_inference(m);
-  CHECK(fast.summary().find("Conv2d+BatchNorm2d+ReLU") != std::string::npos, "summary:\n", fast.summary());
+  CHECK(fast.summary().find("Conv2d+BatchNorm2d+ReLU") != std::string::npos, "summary:\n",
+        fast.summary());
   CHECK(max_abs_diff(fast.forward(x), before) < 1e-4, "optimized model differs by ",
         max_abs_diff(fast.forward(x), before));
   CHECK_THROWS(ValueError, fast.train());
