@@ -28,6 +28,8 @@ EPILOGUE_SHAPES = [
     (2, 8, 11, 16, 3, 2, 1, 8),  # depthwise, stride 2, channel multiplier 2
     (1, 32, 16, 48, 3, 1, 1, 1),
     (2, 24, 13, 20, 3, 1, 1, 1),  # Winograd with partial rows and channel vectors
+    (1, 3, 40, 16, 7, 2, 3, 1),  # a stem: direct, the rows of one image split over threads
+    (4, 64, 28, 96, 3, 2, 1, 1),  # direct, strided, output channels as the lanes (AVX-512)
 ]
 # The algorithms EPILOGUE_SHAPES reach on every ISA (test_epilogue_shapes_cover_the_paths).
 EPILOGUE_PATHS = {"gemm-1x1", "im2col+gemm", "direct", "depthwise-direct", "winograd"}

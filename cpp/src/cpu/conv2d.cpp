@@ -266,9 +266,9 @@ Tensor forward(const Tensor& x, const Tensor& w, const float* bias, const Conv2d
   const ConvAlgo algo = select_conv_algo(p);
   if (algo == ConvAlgo::DepthwiseDirect) return depthwise_forward(x, w, bias, p, post);
   if (algo == ConvAlgo::Winograd) return winograd_forward(x, w, bias, p, post);
-  if (algo == ConvAlgo::Direct || batch_columns(p)) {
-    Tensor y = algo == ConvAlgo::Direct ? direct_forward(x, w, bias, p)
-                                        : batched_forward(x, w, bias, p);
+  if (algo == ConvAlgo::Direct) return direct_forward(x, w, bias, p, post);
+  if (batch_columns(p)) {
+    Tensor y = batched_forward(x, w, bias, p);
     apply_post(y, post);
     return y;
   }

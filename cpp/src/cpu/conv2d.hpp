@@ -59,7 +59,8 @@ std::pair<Tensor, Tensor> depthwise_backward_input_weight(const Tensor& dy, cons
 // dy's packed planes of a group within kDirectCacheBytes, backward-weight on planes of at most
 // 1024 output pixels); elsewhere the im2col ones run.
 inline constexpr int64_t kDirectCacheBytes = int64_t{256} << 10;
-Tensor direct_forward(const Tensor& x, const Tensor& w, const float* bias, const Conv2dParams& p);
+Tensor direct_forward(const Tensor& x, const Tensor& w, const float* bias, const Conv2dParams& p,
+                      const ConvPost* post = nullptr);
 bool direct_backward_input_fits(const Conv2dParams& p);
 bool direct_backward_weight_fits(const Conv2dParams& p);
 // Many input channels, strided (ResNet's 3x3/2 downsampling): the direct forward with output

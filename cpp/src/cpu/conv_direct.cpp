@@ -3,8 +3,10 @@
 // output rows. Backward-input at stride 1 is the same forward on dy with the kernel flipped and
 // transposed; the weight gradient has its own blocked kernel.
 #include <algorithm>
+#include <limits>
 #include <vector>
 
+#include "cpu/activation_kernels.hpp"
 #include "cpu/conv2d.hpp"
 #include "cpu/conv_direct_kernels.hpp"
 #include "parallel.hpp"
@@ -50,7 +52,10 @@ float* plane_buffer(size_t floats, std::vector<float>& own, int slot = 0) {
 // packed per group (wpk + grp * wstride, see direct_forward_rows).
 void run_forward(const float* in, int64_t N, int64_t groups, int64_t cin, int64_t kout,
                  const DwGeom& g, const float* wpk, int64_t wstride, const float* bias,
-                 float* out) {
+                 float* out, const ConvPost* post = nullptr) {
+  const bool after = post && (post->residual || post->clamp);
+  const float lo = post && post->clamp ? post->lo : -std::numeric_limits<float>::infinity();
+  const float hi = post && post->clamp ? post->hi : std::numeric_limits<float>::infinity();
   const int64_t bs = g.buf_size(), HW = g.H * g.W, L = g.OH * g.OW;
   const int64_t rows = rows_per_item(N * groups, g.OH), slices = (g.OH + rows - 1) / rows;
   const int64_t work = N * groups * slices;
@@ -70,10 +75,17 @@ void run_forward(const float* in, int64_t N, int64_t groups, int64_t cin, int64_
                      packed = ng;
                    }
                    const int64_t oh0 = sl * rows, oh1 = std::min(g.OH, oh0 + rows);
-                   CNNCORE_ISA_CALL(direct_forward_rows(
-                       buf, cin, g, wpk + grp * wstride, kout,
-                       bias ? bias + grp * kout : nullptr,
-                       out + (n * groups * kout + grp * kout) * L, oh0, oh1));
+                   float* const y = out + (n * groups * kout + grp * kout) * L;
+                   CNNCORE_ISA_CALL(direct_forward_rows(buf, cin, g, wpk + grp * wstride, kout,
+                                                        bias ? bias + grp * kout : nullptr, y,
+                                                        oh0, oh1));
+                   // The epilogue on the rows just written, while they are in cache.
+                   for (int64_t k = 0; after && k < kout; ++k) {
+                     const int64_t at = (y - out) + k * L + oh0 * g.OW;
+                     CNNCORE_ISA_CALL(add_clamp(out + at,
+                                                post->residual ? post->residual + at : nullptr,
+                                                (oh1 - oh0) * g.OW, lo, hi));
+                   }
                  }
                });
 }
@@ -300,7 +312,8 @@ int64_t direct_forward_block_channels(const Conv2dParams& p) {
   return block_channels(p.K / p.groups, p.OW, p.OH);
 }
 
-Tensor direct_forward(const Tensor& x, const Tensor& w, const float* bias, const Conv2dParams& p) {
+Tensor direct_forward(const Tensor& x, const Tensor& w, const float* bias, const Conv2dParams& p,
+                      const ConvPost* post) {
   Tensor y = Tensor::empty(p.output_shape());
   const int64_t G = p.groups, Cg = p.C / G, Kg = p.K / G, RS = p.R * p.S, taps = Cg * RS;
   const float* wp = w.data<float>();
@@ -309,7 +322,7 @@ Tensor direct_forward(const Tensor& x, const Tensor& w, const float* bias, const
                                           return wp[(grp * Kg + k) * taps + t];
                                         });
   run_forward(x.data<float>(), p.N, G, Cg, Kg, DwGeom::from(p), pk.w.data(), pk.stride, bias,
-              y.data<float>());
+              y.data<float>(), post);
   return y;
 }
 
