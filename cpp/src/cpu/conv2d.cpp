@@ -244,10 +244,9 @@ Tensor crop_weight(const Tensor& w, const Conv2dParams& p, const Conv2dParams& q
 
 namespace {
 void apply_post(Tensor& y, const ConvPost* post) {
-  if (!post || (!post->residual && !post->clamp)) return;
+  if (!has_post(post)) return;
   float* yp = y.data<float>();
-  const float lo = post->clamp ? post->lo : -std::numeric_limits<float>::infinity();
-  const float hi = post->clamp ? post->hi : std::numeric_limits<float>::infinity();
+  const float lo = post->low(), hi = post->high();
   parallel_for(0, y.numel(), int64_t{1} << 15, [&](int64_t i0, int64_t i1) {
     CNNCORE_ISA_CALL(
         add_clamp(yp + i0, post->residual ? post->residual + i0 : nullptr, i1 - i0, lo, hi));

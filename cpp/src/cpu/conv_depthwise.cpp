@@ -5,7 +5,6 @@
 #include <algorithm>
 #include <cstdlib>
 #include <cstring>
-#include <limits>
 #include <utility>
 #include <vector>
 
@@ -92,9 +91,7 @@ void pack_input_plane(const float* x, const DwGeom& g, bool s2, float* buf) {
 
 Tensor depthwise_forward(const Tensor& x, const Tensor& w, const float* bias,
                          const Conv2dParams& p, const ConvPost* post) {
-  const bool after = post && (post->residual || post->clamp);
-  const float lo = post && post->clamp ? post->lo : -std::numeric_limits<float>::infinity();
-  const float hi = post && post->clamp ? post->hi : std::numeric_limits<float>::infinity();
+  const bool after = has_post(post);
   Tensor y = Tensor::empty(p.output_shape());
   const DwGeom g = DwGeom::from(p);
   const int64_t Cg = p.C / p.groups, Kg = p.K / p.groups, L = p.OH * p.OW, RS = p.R * p.S;
@@ -137,7 +134,7 @@ Tensor depthwise_forward(const Tensor& x, const Tensor& w, const float* bias,
       // The epilogue on the finished plane while it is still in L1.
       if (after)
         CNNCORE_ISA_CALL(add_clamp(yp + nk * L, post->residual ? post->residual + nk * L : nullptr,
-                                   L, lo, hi));
+                                   L, post->low(), post->high()));
     }
   });
   return y;

@@ -3,7 +3,6 @@
 // output rows. Backward-input at stride 1 is the same forward on dy with the kernel flipped and
 // transposed; the weight gradient has its own blocked kernel.
 #include <algorithm>
-#include <limits>
 #include <vector>
 
 #include "cpu/activation_kernels.hpp"
@@ -53,9 +52,7 @@ float* plane_buffer(size_t floats, std::vector<float>& own, int slot = 0) {
 void run_forward(const float* in, int64_t N, int64_t groups, int64_t cin, int64_t kout,
                  const DwGeom& g, const float* wpk, int64_t wstride, const float* bias,
                  float* out, const ConvPost* post = nullptr) {
-  const bool after = post && (post->residual || post->clamp);
-  const float lo = post && post->clamp ? post->lo : -std::numeric_limits<float>::infinity();
-  const float hi = post && post->clamp ? post->hi : std::numeric_limits<float>::infinity();
+  const bool after = has_post(post);
   const int64_t bs = g.buf_size(), HW = g.H * g.W, L = g.OH * g.OW;
   const int64_t rows = rows_per_item(N * groups, g.OH), slices = (g.OH + rows - 1) / rows;
   const int64_t work = N * groups * slices;
@@ -84,7 +81,8 @@ void run_forward(const float* in, int64_t N, int64_t groups, int64_t cin, int64_
                      const int64_t at = (y - out) + k * L + oh0 * g.OW;
                      CNNCORE_ISA_CALL(add_clamp(out + at,
                                                 post->residual ? post->residual + at : nullptr,
-                                                (oh1 - oh0) * g.OW, lo, hi));
+                                                (oh1 - oh0) * g.OW, post->low(),
+                                                post->high()));
                    }
                  }
                });

@@ -3,12 +3,21 @@
 // the clamp (hardtanh's order: NaN comes through) only when `clamp`.
 #pragma once
 
+#include <limits>
+
 namespace cnncore {
 
 struct ConvPost {
   const float* residual = nullptr;
   bool clamp = false;
   float lo = 0.0f, hi = 0.0f;
+
+  // Bounds for add_clamp (open without the clamp).
+  float low() const { return clamp ? lo : -std::numeric_limits<float>::infinity(); }
+  float high() const { return clamp ? hi : std::numeric_limits<float>::infinity(); }
 };
+
+// Whether post (nullable) changes y at all.
+inline bool has_post(const ConvPost* post) { return post && (post->residual || post->clamp); }
 
 }  // namespace cnncore
