@@ -263,6 +263,7 @@ struct Model::Impl {
   }
 
   void build(const std::string& where);
+  void compute_last_use();
   void parse_node(const Value& v, size_t index);
   void resolve_params(Node& n, const Value& v);
   std::vector<Tensor> run(const Node& n, const std::vector<Tensor>& in, Saved* saved);
@@ -329,11 +330,15 @@ void Model::Impl::build(const std::string& where) {
                         ": graph output ", json::dump(o), " is not a value of the graph");
     outputs.push_back(value_index[o.string]);
   }
+  compute_last_use();
+  grads.assign(state.size(), Tensor());
+}
+
+void Model::Impl::compute_last_use() {
   last_use.assign(value_names.size(), -1);
   for (size_t k = 0; k < nodes.size(); ++k)
     for (int v : nodes[k].inputs) last_use[static_cast<size_t>(v)] = static_cast<int>(k);
   for (int v : outputs) last_use[static_cast<size_t>(v)] = static_cast<int>(nodes.size());
-  grads.assign(state.size(), Tensor());
 }
 
 void Model::Impl::parse_node(const Value& v, size_t index) {
@@ -1250,9 +1255,10 @@ void init_uniform(Tensor& t, int64_t fan_in) {
 namespace {
 
 // w' = w * s and b' = (b - mean) * s + beta per output channel, s = gamma / sqrt(var + eps):
-// eval-mode BatchNorm after a conv, computed in double.
+// eval-mode BatchNorm after a conv (the chain's first node, so conv has its own weights),
+// computed in double.
 void fold_batch_norm(Model::Impl& m, Node& conv, const Node& bn) {
-  Tensor w = conv.fused ? conv.folded_w : m.st(conv.weight).clone();
+  Tensor w = m.st(conv.weight).clone();
   const int64_t K = w.size(0), per = w.numel() / std::max<int64_t>(K, 1);
   auto values = [&](int idx, double dflt) {
     std::vector<double> v(size_t(K), dflt);
@@ -1266,8 +1272,8 @@ void fold_batch_norm(Model::Impl& m, Node& conv, const Node& bn) {
                             var = values(bn.running_var, 1.0), gamma = values(bn.weight, 1.0),
                             beta = values(bn.bias, 0.0);
   std::vector<double> bias(size_t(K), 0.0);
-  if (conv.fused ? conv.folded_b.defined() : conv.bias >= 0) {
-    Tensor b = conv.fused ? conv.folded_b : m.st(conv.bias).contiguous();
+  if (conv.bias >= 0) {
+    Tensor b = m.st(conv.bias).contiguous();
     for (int64_t k = 0; k < K; ++k) bias[size_t(k)] = b.data<float>()[k];
   }
   Tensor nb = Tensor::empty({K});
@@ -1349,10 +1355,7 @@ void fuse_for_inference(Model::Impl& m) {
   for (size_t k = 0; k < m.nodes.size(); ++k)
     if (!gone[k]) kept.push_back(std::move(m.nodes[k]));
   m.nodes = std::move(kept);
-  m.last_use.assign(nv, -1);
-  for (size_t k = 0; k < m.nodes.size(); ++k)
-    for (int v : m.nodes[k].inputs) m.last_use[size_t(v)] = static_cast<int>(k);
-  for (int v : m.outputs) m.last_use[size_t(v)] = static_cast<int>(m.nodes.size());
+  m.compute_last_use();
 }
 
 }  // namespace
