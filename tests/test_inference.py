@@ -136,6 +136,12 @@ def test_optimize_for_inference_zoo(name, size):
         assert "+add+ReLU" in summary
     _check_same(model, fast, x)
     _check_same(model, fast, cnncore.randn(3, 3, size, size))  # another batch size
+    # Each weight is held once: the merged convs' tensors (and their BatchNorms') left the
+    # state, which keeps only what unmerged nodes read (the classifier), in state_dict order.
+    kept = [k for k, _ in fast._engine.state_dict()]
+    head = "fc" if name.startswith("resnet") else "classifier.1"
+    assert kept == [f"{head}.weight", f"{head}.bias"], kept
+    assert fast._engine.parameter_names() == kept
 
 
 class Patterns(nn.Module):

@@ -1338,9 +1338,9 @@ void fuse_for_inference(Model::Impl& m) {
       }
     }
     if (chain.empty()) continue;
-    if (!conv.fused) {
-      conv.folded_w = m.st(conv.weight);
-      conv.folded_b = conv.bias >= 0 ? m.st(conv.bias) : Tensor();
+    if (!conv.fused) {  // copies: the source model's tensors are only read
+      conv.folded_w = m.st(conv.weight).clone();
+      conv.folded_b = conv.bias >= 0 ? m.st(conv.bias).clone() : Tensor();
       conv.fused = true;
     }
     // The merged node runs where the chain's last node ran: every input exists by then.
@@ -1358,18 +1358,51 @@ void fuse_for_inference(Model::Impl& m) {
   m.compute_last_use();
 }
 
+// Keeps, as a snapshot (copies), only the tensors the remaining unmerged nodes read. A merged
+// conv runs on its own folded_w / folded_b, so its weight, bias and its BatchNorm's tensors
+// leave the state (as torch.jit.freeze makes them constants of the graph): the frozen model
+// holds each weight once, and its state_dict lists what it still reads by name.
+void keep_state_in_use(Model::Impl& m) {
+  std::vector<bool> used(m.state.size(), false);
+  for (Node& n : m.nodes) {
+    if (n.fused) {
+      n.params.clear();
+      n.weight = n.bias = n.running_mean = n.running_var = n.batches = -1;
+    }
+    for (const auto& kv : n.params) used[size_t(kv.second)] = true;
+  }
+  std::vector<int> index(m.state.size(), -1);  // old -> new, in the source's state_dict order
+  std::vector<std::pair<std::string, Tensor>> state;
+  std::vector<bool> trainable;
+  for (size_t k = 0; k < m.state.size(); ++k) {
+    if (!used[k]) continue;
+    index[k] = static_cast<int>(state.size());
+    state.emplace_back(m.state[k].first, m.state[k].second.clone());
+    trainable.push_back(m.trainable[k]);
+  }
+  auto to = [&](int& idx) {
+    if (idx >= 0) idx = index[size_t(idx)];
+  };
+  for (Node& n : m.nodes) {
+    for (auto& kv : n.params) to(kv.second);
+    to(n.weight), to(n.bias), to(n.running_mean), to(n.running_var), to(n.batches);
+  }
+  m.state = std::move(state);
+  m.trainable = std::move(trainable);
+  m.grads.assign(m.state.size(), Tensor());
+}
+
 }  // namespace
 
 Model optimize_for_inference(const Model& model) {
   const Model::Impl& src = checked(model.impl_, "optimize_for_inference");
-  auto impl = std::make_shared<Model::Impl>(src);
-  for (auto& kv : impl->state) kv.second = kv.second.clone();  // a snapshot, as torch.jit.freeze
-  impl->grads.assign(impl->state.size(), Tensor());
+  auto impl = std::make_shared<Model::Impl>(src);  // shares src's tensors until the end
   impl->training = false;
   impl->saved.clear();
   impl->taped = false;
   impl->frozen = true;
   fuse_for_inference(*impl);
+  keep_state_in_use(*impl);  // a snapshot, as torch.jit.freeze
   return Model(impl);
 }
 

@@ -60,6 +60,13 @@ int main() {
         fast.summary());
   CHECK(max_abs_diff(fast.forward(x), before) < 1e-4, "optimized model differs by ",
         max_abs_diff(fast.forward(x), before));
+  // The merged conv's weights are its own: only the Linear's tensors stay in the state.
+  CHECK(fast.state_dict().size() == 2 && fast.state_dict()[0].first == "5.weight" &&
+            fast.state_dict()[1].first == "5.bias",
+        "frozen state_dict has ", fast.state_dict().size(), " tensors");
+  CHECK(fast.num_parameters() == 36 * 3 + 3, "got ", fast.num_parameters());
+  CHECK(max_abs_diff(fast.parameter("5.weight"), m.parameter("5.weight")) == 0.0);
+  CHECK_THROWS(IndexError, fast.parameter("0.weight"));
   CHECK_THROWS(ValueError, fast.train());
   CHECK_THROWS(ValueError, fast.save(path));
   const Tensor fast_out = fast.forward(x);

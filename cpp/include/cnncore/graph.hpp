@@ -110,6 +110,8 @@ CNNCORE_API Model load_model(const std::string& path);
 // cost no pass of their own. Only nodes whose output nothing else reads are merged; outputs
 // match the original's eval-mode forward within float rounding. train(true), backward and save
 // refuse it (ValueError); summary() names the merged nodes ("Conv2d+BatchNorm2d+add+ReLU").
+// As in torch.jit.freeze, a merged conv's folded weight and bias are the graph's own, so each
+// weight is held once: state_dict() and parameter() know only the unmerged nodes' tensors.
 CNNCORE_API Model optimize_for_inference(const Model& model);
 // The same from bytes in memory; what names them in error messages.
 CNNCORE_API Model load_model_from_memory(const void* data, size_t size,
